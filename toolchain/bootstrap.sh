@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Installs everything the controller needs, pinned and repeatable, on a fresh Debian 12 machine (as root):
+#   1. Debian packages (toolchain/apt-packages.txt)
+#   2. npm dependencies (npm ci, from package-lock.json)
+#   3. a Python venv with pinned ansible and ansible-lint (toolchain/requirements.txt)
+#   4. Apache Kafka jars resolved from Maven Central (toolchain/kafka/pom.xml) with a SHA256SUMS file
+#   5. k6 built from source with `go install` at the pinned version
+# Each step is keyed by a hash of its inputs and skipped when that key is already installed, so a re-run on a
+# ready machine takes about a second. Built artefacts live in a machine cache shared by every clone
+# ($OMS_CACHE, default /var/cache/omslab) and are linked into .toolchain/ of this clone.
+#
+# Usage: bash toolchain/bootstrap.sh [--quiet]
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${OMS_CACHE:-/var/cache/omslab}
+tooldir="$repo/.toolchain"
+quiet=0
+for arg in "$@"; do
+  case "$arg" in
+    --quiet) quiet=1 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bootstrap: unknown argument '$arg' (expected: --quiet)" >&2; exit 2 ;;
+  esac
+done
+
+say() { [ "$quiet" = 1 ] || echo "bootstrap: $*"; }
+step() { echo "bootstrap: $*" >&2; }
+key_of() { cat "$@" "$repo/toolchain/versions.env" | sha256sum | cut -c1-16; }
+# run a slow step quietly, but show its log if it fails
+logged() {
+  local log; log=$(mktemp)
+  if ! "$@" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2; rm -f "$log"
+    echo "bootstrap: failed: $*" >&2; return 1
+  fi
+  rm -f "$log"
+}
+
+if [ "$(id -u)" != 0 ]; then
+  echo "bootstrap: must run as root (the lab creates network namespaces and boots containers)" >&2
+  exit 1
+fi
+if ! grep -qs 'bookworm' /etc/os-release; then
+  echo "bootstrap: warning: written for Debian 12 (bookworm); this machine is: $(. /etc/os-release; echo "$PRETTY_NAME")" >&2
+fi
+
+# shellcheck source=versions.env
+. "$repo/toolchain/versions.env"
+mkdir -p "$cache/toolchain" "$tooldir"
+
+# 1. Debian packages
+mapfile -t apt_pkgs < <(grep -vE '^\s*(#|$)' "$repo/toolchain/apt-packages.txt")
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing Debian packages: ${missing[*]}"
+  logged apt-get update
+  # a policy-rc.d keeps apt from starting packaged daemons (apt-cacher-ng): the lab runs its own instance
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive logged apt-get install -y --no-install-recommends "${missing[@]}"
+  [ "$own_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
+else
+  say "Debian packages present"
+fi
+
+# 2. npm dependencies
+npm_key=$(cat "$repo/package-lock.json" | sha256sum | cut -c1-16)
+if [ "$(cat "$repo/node_modules/.oms-stamp" 2>/dev/null)" != "$npm_key" ]; then
+  step "installing npm dependencies (npm ci)"
+  (cd "$repo" && logged npm ci --no-audit --no-fund)
+  echo "$npm_key" > "$repo/node_modules/.oms-stamp"
+else
+  say "npm dependencies present"
+fi
+
+# 3. Ansible venv
+venv="$cache/toolchain/ansible-$(key_of "$repo/toolchain/requirements.txt")"
+if [ ! -f "$venv/.complete" ]; then
+  step "creating Python venv from toolchain/requirements.txt (ansible, ansible-lint)"
+  rm -rf "$venv"
+  logged python3 -m venv "$venv"
+  logged "$venv/bin/pip" install --disable-pip-version-check -r "$repo/toolchain/requirements.txt"
+  touch "$venv/.complete"
+else
+  say "ansible venv present"
+fi
+ln -sfn "$venv" "$tooldir/venv"
+
+# 4. Kafka jars
+kafka="$cache/toolchain/kafka-$KAFKA_VERSION-$(key_of "$repo/toolchain/kafka/pom.xml")"
+if [ ! -f "$kafka/.complete" ]; then
+  step "resolving Apache Kafka $KAFKA_VERSION jars from Maven Central"
+  rm -rf "$kafka"
+  logged mvn -B -q -f "$repo/toolchain/kafka/pom.xml" dependency:copy-dependencies \
+    -Dkafka.version="$KAFKA_VERSION" -Dscala.binary.version="$SCALA_BINARY_VERSION" \
+    -DincludeScope=runtime -DoutputDirectory="$kafka/libs"
+  (cd "$kafka/libs" && sha256sum -- *.jar > ../SHA256SUMS)
+  touch "$kafka/.complete"
+else
+  say "kafka jars present"
+fi
+ln -sfn "$kafka" "$tooldir/kafka"
+
+# 5. k6
+k6dir="$cache/toolchain/k6-$K6_VERSION"
+if [ ! -x "$k6dir/k6" ]; then
+  step "building k6 $K6_VERSION from source (go install; a few minutes the first time)"
+  if ! command -v go >/dev/null; then
+    echo "bootstrap: Go >= 1.21 is needed to build k6 (Debian 12's golang-go is too old; use the Go toolchain the machine ships)" >&2
+    exit 1
+  fi
+  mkdir -p "$k6dir"
+  GOBIN="$k6dir" GOFLAGS=-trimpath logged go install "go.k6.io/k6@$K6_VERSION"
+else
+  say "k6 present"
+fi
+ln -sfn "$k6dir" "$tooldir/k6"
+
+say "toolchain ready: ansible $("$tooldir/venv/bin/ansible" --version | head -1 | sed 's/.*core //;s/]//'), kafka $KAFKA_VERSION, k6 $K6_VERSION"
