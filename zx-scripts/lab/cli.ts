@@ -1,0 +1,154 @@
+// npm run lab -- <command>: the single-machine lab of the OMS kit.
+import { spawnSync } from 'node:child_process';
+import { relative } from 'node:path';
+import { InventoryError, loadInventory, type Inventory } from '../lib/inventory.ts';
+import { findNspawn, hostInit } from './hosts.ts';
+import { defaultInventory, down, labSettings, repoRoot, runPlaybook, sshArgs, status, up, type LabStatus } from './lab.ts';
+
+const USAGE = `usage: npm run lab -- <command> [options]
+
+commands:
+  up [--no-provision]     build the lab from the inventory, boot every host, run ansible/site.yml
+  down                    stop every host and remove every namespace, bridge, mount and process of the lab
+  status [--json]         what runs, its systemd state and memory
+  exec HOST -- CMD...     run a command inside a host (no SSH needed)
+  ssh HOST [SSH ARGS]     open SSH to a host over the management network, as Ansible does
+
+options:
+  --inventory DIR         the lab inventory (default: inventories/lab)`;
+
+class UsageError extends Error {}
+
+const log = (line: string): void => { console.log(`lab: ${line}`); };
+
+async function main(argv: string[]): Promise<number> {
+  const sep = argv.indexOf('--');
+  const own = sep === -1 ? argv : argv.slice(0, sep);
+  const rest = sep === -1 ? [] : argv.slice(sep + 1);
+  let inventoryDir = defaultInventory;
+  const words: string[] = [];
+  const flags = new Set<string>();
+  for (let i = 0; i < own.length; i++) {
+    const arg = own[i] ?? '';
+    if (arg === '--inventory') {
+      const value = own[++i];
+      if (!value) throw new UsageError('--inventory needs a folder');
+      inventoryDir = value;
+    } else if (arg === '-h' || arg === '--help' || arg === 'help') {
+      console.log(USAGE);
+      return 0;
+    } else if (arg.startsWith('--')) {
+      flags.add(arg);
+    } else {
+      words.push(arg);
+    }
+  }
+  const [command, ...args] = words;
+  const allow = (...known: string[]): void => {
+    const unknown = [...flags].filter((f) => !known.includes(f));
+    if (unknown.length > 0) throw new UsageError(`${command ?? ''}: unknown option ${unknown.join(', ')}`);
+  };
+  const noArgs = (): void => {
+    if (args.length > 0) throw new UsageError(`${command ?? ''}: unexpected argument ${args.join(' ')}`);
+  };
+
+  switch (command) {
+    case 'up': {
+      allow('--no-provision');
+      noArgs();
+      const result = await up(inventoryDir, log);
+      if (!result.reused) {
+        log(`lab ready in ${result.seconds.total} s (image ${result.seconds.image} s${result.imageBuilt ? ', built' : ', cached'}, ` +
+          `networks ${result.seconds.network} s, hosts ${result.seconds.boot} s)`);
+      }
+      if (!flags.has('--no-provision')) {
+        log('provisioning: ansible-playbook ansible/site.yml');
+        const code = await runPlaybook(inventoryDir, 'ansible/site.yml');
+        if (code !== 0) {
+          log(`site.yml failed (exit ${code}); the hosts stay up for inspection (npm run lab -- status / ssh HOST)`);
+          return code;
+        }
+      }
+      printStatus(await status(inventoryDir), loadInventory(inventoryDir));
+      return 0;
+    }
+    case 'down': {
+      allow();
+      noArgs();
+      await down(log);
+      log('lab is down; nothing of it is left on this machine');
+      return 0;
+    }
+    case 'status': {
+      allow('--json');
+      noArgs();
+      const result = await status(inventoryDir);
+      if (flags.has('--json')) console.log(JSON.stringify(result, null, 2));
+      else printStatus(result, loadInventory(inventoryDir));
+      return result.up ? 0 : 3;
+    }
+    case 'exec': {
+      allow();
+      const [host] = args;
+      if (!host || args.length > 1 || rest.length === 0) throw new UsageError('exec HOST -- CMD...');
+      const init = initOf(inventoryDir, host);
+      return spawnSync('nsenter', ['--target', String(init), '--all', '--', ...rest], { stdio: 'inherit' }).status ?? 1;
+    }
+    case 'ssh': {
+      allow();
+      const [name] = args;
+      if (!name || args.length > 1) throw new UsageError('ssh HOST [-- SSH ARGS]');
+      const host = hostOf(loadInventory(inventoryDir), name);
+      return spawnSync('ssh', [...sshArgs(host, { interactive: true }), ...rest], { stdio: 'inherit' }).status ?? 1;
+    }
+    case undefined:
+      throw new UsageError('no command given');
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+function hostOf(inventory: Inventory, name: string) {
+  const host = inventory.hosts.find((h) => h.name === name);
+  if (!host) throw new UsageError(`unknown host '${name}' (hosts: ${inventory.hosts.map((h) => h.name).join(', ')})`);
+  return host;
+}
+
+function initOf(inventoryDir: string, name: string): number {
+  hostOf(loadInventory(inventoryDir), name);
+  const nspawn = findNspawn(name);
+  const init = nspawn === undefined ? undefined : hostInit(nspawn);
+  if (init === undefined) throw new Error(`host ${name} is not running (npm run lab -- up)`);
+  return init;
+}
+
+function printStatus(s: LabStatus, inventory: Inventory): void {
+  const rows = s.hosts.map((h) => [h.name, h.zone, h.address, h.mgmtAddress, h.systemd, `${h.memoryMiB}`, h.groups.join(',')]);
+  const header = ['HOST', 'ZONE', 'ADDRESS', 'MGMT (ssh)', 'SYSTEMD', 'MEM MiB', 'GROUPS'];
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  console.log([line(header), ...rows.map(line)].join('\n'));
+  const settings = labSettings(inventory);
+  console.log(`
+lab ${s.up ? 'UP' : 'NOT UP'}${s.readyAt ? ` since ${s.readyAt}` : ''}; ${s.hosts.filter((h) => h.running).length}/${s.hosts.length} hosts running, ${s.memoryMiB} MiB in all
+zones: ${inventory.zones.map((z) => `${z.name} ${z.subnet.text}`).join(', ')}; gateway VIP ${inventory.gatewayVip ?? '-'}
+management ${inventory.mgmt.subnet.text}: controller ${inventory.mgmt.controller}, apt proxy :${settings.aptProxyPort} ${s.aptProxy ? 'up' : 'DOWN'}
+reach a host:  npm run lab -- ssh HOST   |   npm run lab -- exec HOST -- CMD
+ansible:       npx ansible all -i ${relative(repoRoot, inventory.dir) || inventory.dir} -m ansible.builtin.ping`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`lab: ${err.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (err instanceof InventoryError) {
+      console.error(`lab: ${err.message}\nnothing was created.`);
+      process.exitCode = 2;
+    } else {
+      console.error(`lab: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+    }
+  },
+);
