@@ -58,7 +58,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${missing[*]}"
   logged apt-get update
-  # a policy-rc.d keeps apt from starting packaged daemons (apt-cacher-ng): the lab runs its own instance
+  # a policy-rc.d keeps apt from starting any packaged daemon on the controller
   own_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1

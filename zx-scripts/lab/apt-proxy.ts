@@ -1,6 +1,4 @@
-// The hosts' package source: apt-cacher-ng run by the controller on its management address. Hosts have no
-// route to the internet; apt on each host uses this proxy (roles/common), and the proxy's cache outlives labs
-// so a second lab installs packages without downloading them again.
+// Starts the hosts' package source (package-proxy.ts) on the controller's management address.
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -8,36 +6,32 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { paths } from './state.ts';
 
-export function aptProxyArgs(address: string, port: number): string[] {
-  return [
-    '-c', '/etc/apt-cacher-ng',
-    'ForeGround=1',
-    `Port=${port}`,
-    `BindAddress=${address}`,
-    `CacheDir=${paths.aptCache}`,
-    `LogDir=${join(paths.aptProxy, 'log')}`,
-    `SocketPath=${join(paths.aptProxy, 'socket')}`,
-    `PidFile=${join(paths.aptProxy, 'pid')}`,
-    // the report page and maintenance pages are of no use here; keep the proxy to proxying
-    'ReportPage=',
-  ];
-}
-
-export async function startAptProxy(address: string, port: number): Promise<number> {
-  mkdirSync(join(paths.aptProxy, 'log'), { recursive: true });
+export async function startAptProxy(address: string, port: number, upstreams: string[]): Promise<number> {
+  mkdirSync(paths.aptProxy, { recursive: true });
   mkdirSync(paths.aptCache, { recursive: true });
-  const out = openSync(join(paths.aptProxy, 'log', 'stdout.log'), 'a');
-  const child = spawn('apt-cacher-ng', aptProxyArgs(address, port), { detached: true, stdio: ['ignore', out, out] });
+  const out = openSync(join(paths.aptProxy, 'access.log'), 'a');
+  const child = spawn(
+    process.execPath,
+    [
+      '--import', 'tsx',
+      join(import.meta.dirname, 'package-proxy.ts'),
+      '--listen', `${address}:${port}`,
+      '--cache', paths.aptCache,
+      '--allow', upstreams.join(','),
+      '--pidfile', join(paths.aptProxy, 'pid'),
+    ],
+    { detached: true, stdio: ['ignore', out, out], cwd: import.meta.dirname },
+  );
   closeSync(out);
   child.unref();
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 15_000;
   while (!(await accepts(address, port))) {
     if (child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`apt proxy (apt-cacher-ng) did not start on ${address}:${port}; see ${join(paths.aptProxy, 'log')}`);
+      throw new Error(`package proxy did not start on ${address}:${port}; see ${join(paths.aptProxy, 'access.log')}`);
     }
     await sleep(100);
   }
-  if (child.pid === undefined) throw new Error('apt-cacher-ng did not start');
+  if (child.pid === undefined) throw new Error('package proxy did not start');
   return child.pid;
 }
 

@@ -21,6 +21,7 @@ export interface LabSettings {
   mirror: string;
   basePackages: string[];
   aptProxyPort: number;
+  aptUpstreams: string[];
   capabilities: string[];
   bootTimeoutMs: number;
 }
@@ -35,6 +36,7 @@ export function labSettings(inventory: Inventory): LabSettings {
     mirror: typeof v['lab_debian_mirror'] === 'string' ? v['lab_debian_mirror'] : 'http://deb.debian.org/debian',
     basePackages: list(v['lab_base_packages'], ['systemd', 'systemd-sysv', 'dbus', 'iproute2', 'openssh-server', 'python3']),
     aptProxyPort: typeof v['lab_apt_proxy_port'] === 'number' ? v['lab_apt_proxy_port'] : 3143,
+    aptUpstreams: list(v['lab_apt_upstreams'], ['deb.debian.org']),
     capabilities: list(v['lab_host_capabilities'], ['CAP_NET_ADMIN']),
     bootTimeoutMs: typeof v['lab_boot_timeout'] === 'number' ? v['lab_boot_timeout'] * 1000 : 120_000,
   };
@@ -49,7 +51,7 @@ export function inventoryDigest(inventory: Inventory): string {
 
 type Log = (line: string) => void;
 
-const REQUIRED_COMMANDS = ['ip', 'nft', 'debootstrap', 'systemd-nspawn', 'nsenter', 'mount', 'ssh', 'ssh-keygen', 'apt-cacher-ng'];
+const REQUIRED_COMMANDS = ['ip', 'nft', 'debootstrap', 'systemd-nspawn', 'nsenter', 'mount', 'ssh', 'ssh-keygen'];
 
 function checkPrerequisites(): void {
   if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces, mounts, containers)');
@@ -109,7 +111,7 @@ export function up(inventoryDir: string, log: Log): Promise<UpResult> {
       if (step.creates) record(step.creates);
       await $`${step.cmd}`.quiet();
     }
-    await startAptProxy(inventory.mgmt.controller, settings.aptProxyPort);
+    await startAptProxy(inventory.mgmt.controller, settings.aptProxyPort, settings.aptUpstreams);
     const networkSeconds = since(tNet);
     log(`networks ready: ${inventory.zones.length} zones, management ${inventory.mgmt.subnet.text} (${networkSeconds} s)`);
 
