@@ -19,11 +19,11 @@ describe('the lab network plan', () => {
     assert.deepEqual(created, [ROUTER_NS, ...inventory.hosts.map((h) => h.name)]);
   });
 
-  it('journals every namespace and link before the command that creates it', () => {
+  it('journals every namespace and every link of the controller before the command that creates it', () => {
     for (const step of plan) {
       const [, sub, verb, name] = step.cmd;
       if (sub === 'netns' && verb === 'add') assert.deepEqual(step.creates, { kind: 'netns', name });
-      if (step.cmd.join(' ') === `ip link add ${MGMT_BRIDGE} type bridge`) assert.deepEqual(step.creates, { kind: 'link', name: MGMT_BRIDGE });
+      if (sub === 'link' && verb === 'add') assert.deepEqual(step.creates, { kind: 'link', name }, step.cmd.join(' '));
     }
   });
 

@@ -73,7 +73,11 @@ export function networkPlan(inventory: Inventory): NetworkStep[] {
     steps.push({ cmd: [...ns, 'link', 'set', 'eth0', 'up'] });
     if (zone) steps.push({ cmd: [...ns, 'route', 'add', 'default', 'via', zone.router, 'dev', 'eth0'] });
     // management leg: mgmt0 in the host, m-<host> on the management bridge of the controller (no route beyond it)
-    steps.push({ cmd: ['ip', 'link', 'add', `m-${host.name}`, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', host.name] });
+    // journaled on its own: deleting the host's namespace frees this end only asynchronously, later
+    steps.push({
+      creates: { kind: 'link', name: `m-${host.name}` },
+      cmd: ['ip', 'link', 'add', `m-${host.name}`, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', host.name],
+    });
     steps.push({ cmd: ['ip', 'link', 'set', `m-${host.name}`, 'master', MGMT_BRIDGE, 'up'] });
     steps.push({ cmd: [...ns, 'addr', 'add', `${host.mgmtAddress}/${mgmtPrefix}`, 'dev', 'mgmt0'] });
     steps.push({ cmd: [...ns, 'link', 'set', 'mgmt0', 'up'] });

@@ -1,0 +1,182 @@
+// The lab, end to end, as its users run it: `npm run lab -- up`, Ansible against every host, site.yml twice
+// (the second run changes nothing), `down` leaving nothing behind, a lab killed half-way, and a bad inventory.
+// Needs root and the toolchain (npm test runs bootstrap first). Takes a few minutes.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { before, describe, it } from 'node:test';
+import { loadInventory } from '../../lib/inventory.ts';
+import { findNspawn } from '../hosts.ts';
+import { defaultInventory, leftovers, repoRoot, type LabStatus } from '../lab.ts';
+import { MGMT_BRIDGE, ROUTER_NS } from '../network.ts';
+
+const inventory = loadInventory(defaultInventory);
+const bin = (tool: string): string => join(repoRoot, 'node_modules/.bin', tool);
+const MINUTES = 60_000;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+function run(cmd: string, args: string[], timeoutMs = 15 * MINUTES): Promise<Run> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, stdout, stderr, seconds: Math.round((performance.now() - started) / 100) / 10 });
+    });
+  });
+}
+
+const lab = (...args: string[]): Promise<Run> => run(process.execPath, ['--import', 'tsx', 'zx-scripts/lab/cli.ts', ...args]);
+const inHost = (host: string, ...cmd: string[]): Promise<Run> => lab('exec', host, '--', ...cmd);
+
+function assertOk(result: Run, what: string): void {
+  assert.equal(result.code, 0, `${what} failed (exit ${String(result.code)}):\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`);
+}
+
+/** Per-host counts from the PLAY RECAP of an ansible-playbook run. */
+function recap(output: string): Map<string, { ok: number; changed: number; unreachable: number; failed: number }> {
+  const hosts = new Map<string, { ok: number; changed: number; unreachable: number; failed: number }>();
+  for (const m of output.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
+    hosts.set(m[1] ?? '', { ok: Number(m[2]), changed: Number(m[3]), unreachable: Number(m[4]), failed: Number(m[5]) });
+  }
+  return hosts;
+}
+
+async function assertNothingLeft(): Promise<void> {
+  assert.deepEqual(await leftovers(inventory), [], 'the lab left things behind');
+}
+
+function memAvailableMiB(): number {
+  return Number(/^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
+  before(async () => {
+    assertOk(await lab('down'), 'lab down (clean slate)');
+    await assertNothingLeft();
+  });
+
+  it('refuses a bad inventory before creating anything', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oms-bad-inv-'));
+    cpSync(defaultInventory, dir, { recursive: true });
+    const hostsFile = join(dir, 'hosts.yml');
+    writeFileSync(hostsFile, readFileSync(hostsFile, 'utf8').replace('address: 10.90.40.12', 'address: 10.90.40.11'));
+    const result = await lab('up', '--inventory', dir);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /host db2, field address: duplicate address: 10\.90\.40\.11 is already used by host db1/);
+    assert.match(result.stderr, /nothing was created/);
+    await assertNothingLeft();
+  });
+
+  it('rejects a bad command line with usage', async () => {
+    for (const args of [['upp'], ['up', '--fast'], ['exec', 'gw1'], ['ssh', 'nohost']]) {
+      const result = await lab(...args);
+      assert.equal(result.code, 2, `lab ${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, /usage: npm run lab|unknown host 'nohost'/);
+    }
+    await assertNothingLeft();
+  });
+
+  it('comes up cleanly after a lab was killed half-way (SIGKILL)', async (t) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'zx-scripts/lab/cli.ts', 'up', '--no-provision'], {
+      cwd: repoRoot,
+      stdio: 'ignore',
+    });
+    // kill it while hosts are booting: namespaces, mounts and some containers exist, the lab is not ready
+    const deadline = Date.now() + 5 * MINUTES;
+    while (inventory.hosts.filter((h) => findNspawn(h.name) !== undefined).length < 3) {
+      assert.ok(Date.now() < deadline, 'hosts never started booting');
+      assert.equal(child.exitCode, null, 'up ended before it could be killed');
+      await sleep(50);
+    }
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('close', resolve));
+    const stale = await leftovers(inventory);
+    assert.ok(stale.length > 0, 'the killed lab left state to clean (else this test proves nothing)');
+    t.diagnostic(`killed up left ${stale.length} resources, e.g. ${stale.slice(0, 3).join('; ')}`);
+
+    const again = await lab('up', '--no-provision');
+    assertOk(again, 'up after a killed up');
+    assert.match(again.stdout, /removing it first/);
+    assert.match(again.stdout, /14 hosts booted/);
+    const down = await lab('down');
+    assertOk(down, 'down');
+    await assertNothingLeft();
+  });
+
+  it('up: every host boots, answers Ansible, and site.yml converges; a second run changes nothing', async (t) => {
+    const memBefore = memAvailableMiB();
+    const up = await lab('up');
+    assertOk(up, 'npm run lab -- up');
+    const ready = /lab ready in ([\d.]+) s \(image ([\d.]+) s, (built|cached), networks ([\d.]+) s, hosts ([\d.]+) s\)/.exec(up.stdout);
+    assert.ok(ready, `up reports its timings:\n${up.stdout.slice(-2000)}`);
+    const first = recap(up.stdout);
+    assert.equal(first.size, 14, 'site.yml ran on all 14 hosts');
+    for (const [host, counts] of first) assert.equal(counts.failed + counts.unreachable, 0, `${host} failed in site.yml`);
+    t.diagnostic(`up: ${up.seconds} s in all; lab ready in ${ready[1] ?? '?'} s (image ${ready[3] ?? '?'}, hosts ${ready[5] ?? '?'} s), site.yml first run ${Math.round((up.seconds - Number(ready[1])) * 10) / 10} s`);
+
+    const status = await lab('status', '--json');
+    assertOk(status, 'status');
+    const s = JSON.parse(status.stdout) as LabStatus;
+    assert.equal(s.up, true);
+    assert.equal(s.aptProxy, true);
+    assert.deepEqual(s.hosts.map((h) => `${h.name}:${h.systemd}`), inventory.hosts.map((h) => `${h.name}:running`));
+    await sleep(5000); // let boot-time work settle before measuring idle memory
+    t.diagnostic(`idle lab memory: ${s.memoryMiB} MiB PSS of all host processes; MemAvailable dropped ${Math.round(memBefore - memAvailableMiB())} MiB`);
+
+    const ping = await run(bin('ansible'), ['all', '-m', 'ansible.builtin.ping', '-o']);
+    assertOk(ping, 'ansible -m ping');
+    assert.equal((ping.stdout.match(/ \| SUCCESS => /g) ?? []).length, 14, ping.stdout);
+
+    const second = await run(bin('ansible-playbook'), ['ansible/site.yml']);
+    assertOk(second, 'second site.yml');
+    const counts = recap(second.stdout);
+    assert.equal(counts.size, 14);
+    for (const [host, c] of counts) assert.equal(c.changed, 0, `${host}: second site.yml run changed ${c.changed} things`);
+    t.diagnostic(`second site.yml: changed=0 on ${counts.size} hosts in ${second.seconds} s`);
+  });
+
+  it('routes between zones through the zone router, and nowhere else', async () => {
+    const db1 = inventory.hosts.find((h) => h.name === 'db1');
+    assert.ok(db1);
+    assertOk(await inHost('client', 'ping', '-c1', '-W2', db1.address), 'client (ext) -> db1 (data) through the router');
+    // routes are structural proof that lab traffic cannot leave: no host and not the router has a way out
+    for (const host of inventory.hosts) {
+      const routes = await inHost(host.name, 'ip', '-4', 'route', 'show');
+      assertOk(routes, `${host.name} routes`);
+      const zone = inventory.zones.find((z) => z.name === host.zone);
+      const lines = routes.stdout.trim().split('\n').map((l) => l.trim().split(' ').slice(0, 3).join(' '));
+      assert.deepEqual(lines.sort(), [`${inventory.mgmt.subnet.text} dev mgmt0`, `${zone?.subnet.text ?? ''} dev eth0`, `default via ${zone?.router ?? ''}`].sort());
+    }
+    const routerRoutes = await run('ip', ['-n', ROUTER_NS, '-4', 'route', 'show', 'default']);
+    assert.equal(routerRoutes.stdout.trim(), '', 'the zone router has no default route');
+    // from a host, the controller answers only the package proxy
+    const probe = await inHost('db1', 'python3', '-c',
+      `import socket\nfor p in (3143, 22):\n  s=socket.socket(); s.settimeout(2)\n  print(p, s.connect_ex(('${inventory.mgmt.controller}', p)))`);
+    assertOk(probe, 'probe the controller');
+    assert.match(probe.stdout, /^3143 0$/m, 'the package proxy is reachable');
+    assert.doesNotMatch(probe.stdout, /^22 0$/m, 'the controller SSH is not reachable from a host');
+    const forward = await run('nft', ['list', 'chain', 'inet', 'omslab', 'forward']);
+    assert.match(forward.stdout, new RegExp(`iifname "${MGMT_BRIDGE}" drop`));
+  });
+
+  it('down removes every namespace, bridge, mount, cgroup and process', async (t) => {
+    const down = await lab('down');
+    assertOk(down, 'down');
+    await assertNothingLeft();
+    t.diagnostic(`down took ${down.seconds} s`);
+  });
+});
