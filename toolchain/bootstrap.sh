@@ -79,12 +79,13 @@ else
   say "npm dependencies present"
 fi
 
-# 3. Ansible venv
-venv="$cache/toolchain/ansible-$(key_of "$repo/toolchain/requirements.txt")"
+# 3. Ansible venv, on Debian's Python (python3-venv above), not whatever python3 comes first on PATH
+python=/usr/bin/python3
+venv="$cache/toolchain/ansible-$( { cat "$repo/toolchain/requirements.txt"; "$python" --version; } | sha256sum | cut -c1-16)"
 if [ ! -f "$venv/.complete" ]; then
   step "creating Python venv from toolchain/requirements.txt (ansible, ansible-lint)"
   rm -rf "$venv"
-  logged python3 -m venv "$venv"
+  logged "$python" -m venv "$venv"
   logged "$venv/bin/pip" install --disable-pip-version-check -r "$repo/toolchain/requirements.txt"
   touch "$venv/.complete"
 else
@@ -111,6 +112,8 @@ ln -sfn "$kafka" "$tooldir/kafka"
 k6dir="$cache/toolchain/k6-$K6_VERSION"
 if [ ! -x "$k6dir/k6" ]; then
   step "building k6 $K6_VERSION from source (go install; a few minutes the first time)"
+  # the Go toolchain shipped outside Debian's packages, where CI's PATH may not name it
+  command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH="/usr/local/go/bin:$PATH"
   if ! command -v go >/dev/null; then
     echo "bootstrap: Go >= 1.21 is needed to build k6 (Debian 12's golang-go is too old; use the Go toolchain the machine ships)" >&2
     exit 1
