@@ -10,7 +10,7 @@ const USAGE = `usage: npm run lab -- <command> [options]
 commands:
   up [--no-provision]     build the lab from the inventory, boot every host, run ansible/site.yml
   down                    stop every host and remove every namespace, bridge, mount and process of the lab
-  status [--json]         what runs, its systemd state and memory
+  status [--json]         what runs, its systemd state and memory (exit 3 when the lab is not up)
   exec HOST -- CMD...     run a command inside a host (no SSH needed)
   ssh HOST [SSH ARGS]     open SSH to a host over the management network, as Ansible does
 

@@ -137,6 +137,10 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
     await sleep(5000); // let boot-time work settle before measuring idle memory
     t.diagnostic(`idle lab memory: ${s.memoryMiB} MiB PSS of all host processes; MemAvailable dropped ${Math.round(memBefore - memAvailableMiB())} MiB`);
 
+    const ssh = await lab('ssh', 'gw2', '--', 'hostname');
+    assertOk(ssh, 'lab ssh gw2 -- hostname');
+    assert.equal(ssh.stdout.trim(), 'gw2');
+
     const ping = await run(bin('ansible'), ['all', '-m', 'ansible.builtin.ping', '-o']);
     assertOk(ping, 'ansible -m ping');
     assert.equal((ping.stdout.match(/ \| SUCCESS => /g) ?? []).length, 14, ping.stdout);
