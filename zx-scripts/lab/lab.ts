@@ -51,7 +51,7 @@ export function inventoryDigest(inventory: Inventory): string {
 
 type Log = (line: string) => void;
 
-const REQUIRED_COMMANDS = ['ip', 'nft', 'debootstrap', 'systemd-nspawn', 'nsenter', 'mount', 'ssh', 'ssh-keygen'];
+const REQUIRED_COMMANDS = ['ip', 'bridge', 'nft', 'debootstrap', 'systemd-nspawn', 'nsenter', 'mount', 'ssh', 'ssh-keygen'];
 
 function checkPrerequisites(): void {
   if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces, mounts, containers)');

@@ -46,6 +46,7 @@ describe('the lab network plan', () => {
       const cmds = plan.map((s) => s.cmd.join(' '));
       assert.ok(cmds.includes(`ip -n ${ROUTER_NS} link set z-${host.name} master br-${host.zone} up`));
       assert.ok(cmds.includes(`ip link set m-${host.name} master ${MGMT_BRIDGE} up`));
+      assert.ok(cmds.includes(`bridge link set dev m-${host.name} isolated on`), 'hosts cannot reach each other over management');
       const zone = inventory.zones.find((z) => z.name === host.zone);
       assert.ok(cmds.includes(`ip -n ${host.name} addr add ${host.address}/${zone?.subnet.prefix ?? 0} dev eth0`));
     }

@@ -2,7 +2,8 @@
 //   - one bridge per zone, inside the zone router's namespace (`lab-router`), which routes between zones;
 //     its firewall policy is the firewall role's business, routing works from the start;
 //   - a management bridge in the controller's namespace, carrying the controller's address; each host has a
-//     `mgmt0` leg on it and nothing is forwarded to or from it, so lab traffic cannot reach the uplink;
+//     `mgmt0` leg on an isolated port of it (hosts reach the controller, not each other) and nothing is
+//     forwarded to or from it, so lab traffic cannot reach the uplink;
 //   - one network namespace per host, named after it, with `eth0` on its zone bridge (default route via the
 //     zone router) and `mgmt0` on the management bridge.
 // Nothing here adds a route outside the lab's own subnets.
@@ -79,6 +80,8 @@ export function networkPlan(inventory: Inventory): NetworkStep[] {
       cmd: ['ip', 'link', 'add', `m-${host.name}`, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', host.name],
     });
     steps.push({ cmd: ['ip', 'link', 'set', `m-${host.name}`, 'master', MGMT_BRIDGE, 'up'] });
+    // isolated ports talk only to the controller, never to each other: management is not a path between hosts
+    steps.push({ cmd: ['bridge', 'link', 'set', 'dev', `m-${host.name}`, 'isolated', 'on'] });
     steps.push({ cmd: [...ns, 'addr', 'add', `${host.mgmtAddress}/${mgmtPrefix}`, 'dev', 'mgmt0'] });
     steps.push({ cmd: [...ns, 'link', 'set', 'mgmt0', 'up'] });
   }

@@ -165,6 +165,10 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
       const lines = routes.stdout.trim().split('\n').map((l) => l.trim().split(' ').slice(0, 3).join(' '));
       assert.deepEqual(lines.sort(), [`${inventory.mgmt.subnet.text} dev mgmt0`, `${zone?.subnet.text ?? ''} dev eth0`, `default via ${zone?.router ?? ''}`].sort());
     }
+    const gw2 = inventory.hosts.find((h) => h.name === 'gw2');
+    assert.ok(gw2);
+    const acrossMgmt = await inHost('gw1', 'ping', '-c1', '-W1', gw2.mgmtAddress);
+    assert.notEqual(acrossMgmt.code, 0, 'hosts must not reach each other over the management network');
     const routerRoutes = await run('ip', ['-n', ROUTER_NS, '-4', 'route', 'show', 'default']);
     assert.equal(routerRoutes.stdout.trim(), '', 'the zone router has no default route');
     // from a host, the controller answers only the package proxy
