@@ -27,6 +27,8 @@ export interface ProxyOptions {
   listen: { host: string; port: number };
   cacheDir: string;
   allow: ReadonlySet<string>;
+  /** one line per request; the daemon writes them to its access log */
+  log?: (line: string) => void;
 }
 
 class UpstreamError extends Error {
@@ -41,7 +43,7 @@ export function startPackageProxy(options: ProxyOptions) {
   let tmpCounter = 0;
 
   const log = (req: IncomingMessage, status: number, source: string): void => {
-    console.log(`${new Date().toISOString()} ${req.socket.remoteAddress ?? '-'} ${req.method ?? '-'} ${req.url ?? '-'} ${status} ${source}`);
+    (options.log ?? console.log)(`${new Date().toISOString()} ${req.socket.remoteAddress ?? '-'} ${req.method ?? '-'} ${req.url ?? '-'} ${status} ${source}`);
   };
   const fail = (req: IncomingMessage, res: ServerResponse, status: number, message: string): void => {
     if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain' });
