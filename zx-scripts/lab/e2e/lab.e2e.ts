@@ -153,6 +153,37 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
     t.diagnostic(`second site.yml: changed=0 on ${counts.size} hosts in ${second.seconds} s`);
   });
 
+  it('installs each host its certificate, key and trust bundle; the CA key stays on the controller', async () => {
+    const check = [
+      'v=$(openssl verify -CAfile /etc/oms/pki/ca-bundle.pem /etc/oms/pki/host.crt /etc/oms/pki/clients/*.crt 2>&1 | grep -c ": OK$")',
+      'k=$(stat -c %a:%U:%G /etc/oms/pki/host.key)',
+      'c=$(find / -xdev -name ca.key 2>/dev/null | wc -l)',
+      'echo "verified=$v key=$k cakeys=$c clients=$(ls /etc/oms/pki/clients | tr "\\n" ,)"',
+    ].join('; ');
+    const result = await run(bin('ansible'), ['all', '-m', 'ansible.builtin.shell', '-a', check, '-o']);
+    assertOk(result, 'certificate checks on every host');
+    const expectClients: Record<string, string> = {
+      app1: 'notification-service.crt,notification-service.key,order-service.crt,order-service.key,',
+      gw1: 'gateway-to-app.crt,gateway-to-app.key,',
+      db1: 'patroni.crt,patroni.key,replication.crt,replication.key,',
+      db3: '',
+      kafka1: 'kafka-inter-broker.crt,kafka-inter-broker.key,',
+      cache1: 'redis-replication.crt,redis-replication.key,',
+      client: '',
+    };
+    for (const host of inventory.hosts) {
+      const line = result.stdout.split('\n').find((l) => l.startsWith(`${host.name} |`));
+      assert.ok(line, `no answer from ${host.name}`);
+      const clients = expectClients[host.name];
+      const verified = 1 + (clients === undefined ? 0 : clients.split(',').filter((f) => f.endsWith('.crt')).length);
+      if (clients !== undefined) {
+        assert.match(line, new RegExp(`verified=${verified} key=640:root:ssl-cert cakeys=0 clients=${clients.replace(/\./g, '\\.')}$`), line);
+      } else {
+        assert.match(line, /verified=\d+ key=640:root:ssl-cert cakeys=0 /, line);
+      }
+    }
+  });
+
   it('routes between zones through the zone router, and nowhere else', async () => {
     const db1 = inventory.hosts.find((h) => h.name === 'db1');
     assert.ok(db1);
