@@ -1,7 +1,8 @@
 // npm run certs -- <command>: the kit's PKI from an inventory.
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { InventoryError, loadInventory } from '../../zx-scripts/lib/inventory.ts';
+import { runCli, UsageError } from '../../zx-scripts/lib/cli.ts';
+import { loadInventory } from '../../zx-scripts/lib/inventory.ts';
 import { DEFAULT_OPTIONS, PkiError, init, issue, leafSpecs, rotate, status, type Change, type LeafSpec } from './pki.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
@@ -21,8 +22,6 @@ options:
   --inventory DIR         inventory (default: inventories/lab)
   --dir DIR               PKI folder (default: /var/lib/omslab/pki/<inventory name>)
   --threshold DAYS        re-issue / flag certificates with fewer days left (default: ${DEFAULT_OPTIONS.renewBeforeDays})`;
-
-class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -112,18 +111,4 @@ function report(changes: Change[], dir: string): void {
   console.log(`certs: ${count('created')} created, ${count('reissued')} re-issued, ${count('unchanged')} unchanged in ${dir}`);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      console.error(`certs: ${err.message}\n\n${USAGE}`);
-      process.exitCode = 2;
-    } else if (err instanceof InventoryError || err instanceof PkiError) {
-      console.error(`certs: ${err.message}`);
-      process.exitCode = 2;
-    } else {
-      console.error(err);
-      process.exitCode = 1;
-    }
-  },
-);
+runCli('certs', USAGE, main, [PkiError]);

@@ -1,7 +1,8 @@
 // npm run lab -- <command>: the single-machine lab of the OMS kit.
 import { spawnSync } from 'node:child_process';
 import { relative } from 'node:path';
-import { InventoryError, loadInventory, type Inventory } from '../lib/inventory.ts';
+import { runCli, UsageError } from '../lib/cli.ts';
+import { loadInventory, type Inventory } from '../lib/inventory.ts';
 import { findNspawn, hostInit } from './hosts.ts';
 import { defaultInventory, down, labSettings, repoRoot, runPlaybook, sshArgs, status, up, type LabStatus } from './lab.ts';
 
@@ -16,8 +17,6 @@ commands:
 
 options:
   --inventory DIR         the lab inventory (default: inventories/lab)`;
-
-class UsageError extends Error {}
 
 const log = (line: string): void => { console.log(`lab: ${line}`); };
 
@@ -137,18 +136,4 @@ reach a host:  npm run lab -- ssh HOST   |   npm run lab -- exec HOST -- CMD
 ansible:       npx ansible all -i ${relative(repoRoot, inventory.dir) || inventory.dir} -m ansible.builtin.ping`);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      console.error(`lab: ${err.message}\n\n${USAGE}`);
-      process.exitCode = 2;
-    } else if (err instanceof InventoryError) {
-      console.error(`lab: ${err.message}\nnothing was created.`);
-      process.exitCode = 2;
-    } else {
-      console.error(`lab: ${err instanceof Error ? err.message : String(err)}`);
-      process.exitCode = 1;
-    }
-  },
-);
+runCli('lab', USAGE, main);

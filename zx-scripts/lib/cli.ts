@@ -1,0 +1,31 @@
+// What every command line tool of the kit does with its outcome, in one place:
+// a bad command line prints the usage (exit 2); bad input (an inventory, a request the tool refuses) prints its
+// message (exit 2), and nothing has been changed by then; anything else is a failure (exit 1).
+import { InventoryError } from './inventory.ts';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+export function runCli(name: string, usage: string, main: (argv: string[]) => Promise<number>, inputErrors: ErrorClass[] = []): void {
+  main(process.argv.slice(2)).then(
+    (code) => { process.exitCode = code; },
+    (err: unknown) => {
+      if (err instanceof UsageError) {
+        console.error(`${name}: ${err.message}\n\n${usage}`);
+        process.exitCode = 2;
+      } else if (err instanceof InventoryError) {
+        console.error(`${name}: ${err.message}\nnothing was created.`);
+        process.exitCode = 2;
+      } else if (inputErrors.some((kind) => err instanceof kind)) {
+        console.error(`${name}: ${(err as Error).message}`);
+        process.exitCode = 2;
+      } else {
+        console.error(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+        process.exitCode = 1;
+      }
+    },
+  );
+}
