@@ -4,6 +4,7 @@ import { relative } from 'node:path';
 import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory, type Inventory } from '../lib/inventory.ts';
 import { findNspawn, hostInit } from './hosts.ts';
+import { formatReport, zoneMatrix } from './zone-matrix.ts';
 import { defaultInventory, down, labSettings, repoRoot, runPlaybook, sshArgs, status, up, type LabStatus } from './lab.ts';
 
 const USAGE = `usage: npm run lab -- <command> [options]
@@ -14,6 +15,7 @@ commands:
   status [--json]         what runs, its systemd state and memory (exit 3 when the lab is not up)
   exec HOST -- CMD...     run a command inside a host (no SSH needed)
   ssh HOST [SSH ARGS]     open SSH to a host over the management network, as Ansible does
+  zone-matrix [--json]    try every declared and forbidden flow between the hosts; exit 1 on any mismatch
 
 options:
   --inventory DIR         the lab inventory (default: inventories/lab)`;
@@ -99,6 +101,15 @@ async function main(argv: string[]): Promise<number> {
       if (!name || args.length > 1) throw new UsageError('ssh HOST [-- SSH ARGS]');
       const host = hostOf(loadInventory(inventoryDir), name);
       return spawnSync('ssh', [...sshArgs(host, { interactive: true }), ...rest], { stdio: 'inherit' }).status ?? 1;
+    }
+    case 'zone-matrix': {
+      allow('--json');
+      noArgs();
+      const inventory = loadInventory(inventoryDir);
+      if (!(await status(inventoryDir)).up) throw new Error('the lab is not up (npm run lab -- up)');
+      const report = await zoneMatrix(inventory, labSettings(inventory).aptProxyPort);
+      console.log(flags.has('--json') ? JSON.stringify(report, null, 2) : formatReport(report));
+      return report.mismatches.length === 0 ? 0 : 1;
     }
     case undefined:
       throw new UsageError('no command given');

@@ -55,6 +55,13 @@ export function networkPlan(inventory: Inventory): NetworkStep[] {
   steps.push({ creates: { kind: 'netns', name: ROUTER_NS }, cmd: ['ip', 'netns', 'add', ROUTER_NS] });
   steps.push({ cmd: [...router, 'link', 'set', 'lo', 'up'] });
   steps.push({ cmd: ['ip', 'netns', 'exec', ROUTER_NS, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'] });
+  // Traffic inside a zone is switched by its bridge, as by a zone switch: it must not pass the router's firewall.
+  // Where br_netfilter is loaded (it is on these machines), bridged IPv4 would otherwise go through the router's
+  // forward chain and be dropped there. The setting is per network namespace; the machine's own is left alone.
+  steps.push({
+    cmd: ['ip', 'netns', 'exec', ROUTER_NS, 'sh', '-c',
+      'for f in /proc/sys/net/bridge/bridge-nf-call-iptables /proc/sys/net/bridge/bridge-nf-call-ip6tables /proc/sys/net/bridge/bridge-nf-call-arptables; do [ ! -e "$f" ] || echo 0 > "$f"; done'],
+  });
   for (const zone of inventory.zones) {
     const bridge = zoneBridge(zone.name);
     steps.push({ cmd: [...router, 'link', 'add', bridge, 'type', 'bridge'] });

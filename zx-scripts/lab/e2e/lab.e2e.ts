@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { before, describe, it } from 'node:test';
@@ -12,6 +13,8 @@ import { loadInventory } from '../../lib/inventory.ts';
 import { findNspawn } from '../hosts.ts';
 import { defaultInventory, leftovers, repoRoot, type LabStatus } from '../lab.ts';
 import { MGMT_BRIDGE, ROUTER_NS } from '../network.ts';
+import { stateDir } from '../state.ts';
+import { formatReport, type MatrixReport } from '../zone-matrix.ts';
 
 const inventory = loadInventory(defaultInventory);
 const bin = (tool: string): string => join(repoRoot, 'node_modules/.bin', tool);
@@ -57,6 +60,23 @@ function recap(output: string): Map<string, { ok: number; changed: number; unrea
 
 async function assertNothingLeft(): Promise<void> {
   assert.deepEqual(await leftovers(inventory), [], 'the lab left things behind');
+}
+
+async function zoneMatrixJson(): Promise<MatrixReport> {
+  const result = await lab('zone-matrix', '--json');
+  assert.ok(result.code === 0 || result.code === 1, `zone-matrix failed (exit ${String(result.code)}): ${result.stderr}`);
+  return JSON.parse(result.stdout) as MatrixReport;
+}
+
+/** True when a new TCP connection from the controller gets the SSH banner within 1.5 s. */
+function sshAnswers(address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: address, port: 22, timeout: 1500 });
+    const done = (ok: boolean): void => { socket.destroy(); resolve(ok); };
+    socket.once('data', (d: Buffer) => { done(d.toString().startsWith('SSH-')); });
+    socket.once('timeout', () => { done(false); });
+    socket.once('error', () => { done(false); });
+  });
 }
 
 function memAvailableMiB(): number {
@@ -184,10 +204,7 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
     }
   });
 
-  it('routes between zones through the zone router, and nowhere else', async () => {
-    const db1 = inventory.hosts.find((h) => h.name === 'db1');
-    assert.ok(db1);
-    assertOk(await inHost('client', 'ping', '-c1', '-W2', db1.address), 'client (ext) -> db1 (data) through the router');
+  it('routes between zones through the zone router only; no host or router has a way out', async () => {
     // routes are structural proof that lab traffic cannot leave: no host and not the router has a way out
     for (const host of inventory.hosts) {
       const routes = await inHost(host.name, 'ip', '-4', 'route', 'show');
@@ -196,20 +213,104 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
       const lines = routes.stdout.trim().split('\n').map((l) => l.trim().split(' ').slice(0, 3).join(' '));
       assert.deepEqual(lines.sort(), [`${inventory.mgmt.subnet.text} dev mgmt0`, `${zone?.subnet.text ?? ''} dev eth0`, `default via ${zone?.router ?? ''}`].sort());
     }
-    const gw2 = inventory.hosts.find((h) => h.name === 'gw2');
-    assert.ok(gw2);
-    const acrossMgmt = await inHost('gw1', 'ping', '-c1', '-W1', gw2.mgmtAddress);
-    assert.notEqual(acrossMgmt.code, 0, 'hosts must not reach each other over the management network');
     const routerRoutes = await run('ip', ['-n', ROUTER_NS, '-4', 'route', 'show', 'default']);
     assert.equal(routerRoutes.stdout.trim(), '', 'the zone router has no default route');
-    // from a host, the controller answers only the package proxy
-    const probe = await inHost('db1', 'python3', '-c',
-      `import socket\nfor p in (3143, 22):\n  s=socket.socket(); s.settimeout(2)\n  print(p, s.connect_ex(('${inventory.mgmt.controller}', p)))`);
-    assertOk(probe, 'probe the controller');
-    assert.match(probe.stdout, /^3143 0$/m, 'the package proxy is reachable');
-    assert.doesNotMatch(probe.stdout, /^22 0$/m, 'the controller SSH is not reachable from a host');
     const forward = await run('nft', ['list', 'chain', 'inet', 'omslab', 'forward']);
     assert.match(forward.stdout, new RegExp(`iifname "${MGMT_BRIDGE}" drop`));
+  });
+
+  it('firewall: the zone matrix holds for the baseline and for every flow of the design (0 mismatches)', async (t) => {
+    const baseline = await zoneMatrixJson();
+    assert.equal(baseline.mismatches.length, 0, formatReport(baseline));
+    assert.equal(baseline.byZones['controller -> mgmt']?.open, 14, 'the controller reaches SSH on every host');
+    t.diagnostic(`baseline (SSH only): ${baseline.checked} flows checked, ${baseline.allowedOpen} allowed and open, ${baseline.forbiddenBlocked} forbidden and blocked, 0 mismatches, ${baseline.seconds} s`);
+
+    const flows = ['ansible/site.yml', '--tags', 'firewall', '-e', '@zx-scripts/lab/e2e/design-flows.yml'];
+    const first = await run(bin('ansible-playbook'), flows);
+    assertOk(first, 'site.yml --tags firewall with the design flows');
+    const second = await run(bin('ansible-playbook'), flows);
+    assertOk(second, 'the same, again');
+    for (const [host, c] of recap(second.stdout)) assert.equal(c.changed, 0, `${host}: the second firewall run changed ${c.changed} things`);
+
+    const design = await zoneMatrixJson();
+    assert.equal(design.mismatches.length, 0, formatReport(design));
+    const open = (zones: string): number => design.byZones[zones]?.open ?? 0;
+    const blocked = (zones: string): number => design.byZones[zones]?.blocked ?? 0;
+    // what ARCHITECTURE.md allows is open...
+    for (const zones of ['ext -> dmz', 'dmz -> app', 'app -> app', 'app -> data', 'app -> ext', 'data -> data']) {
+      assert.ok(open(zones) > 0, `${zones}: the declared flows are open`);
+    }
+    // ...and what it forbids is blocked, with nothing open
+    for (const zones of ['ext -> app', 'ext -> data', 'dmz -> data', 'data -> ext', 'data -> dmz', 'data -> app', 'app -> dmz', 'dmz -> ext']) {
+      assert.equal(open(zones), 0, `${zones}: nothing may be open`);
+      assert.ok(blocked(zones) > 0, `${zones}: forbidden flows were tried`);
+    }
+    const router = readFileSync(join(stateDir, 'zone-router.nft'), 'utf8');
+    assert.match(router, /ip saddr \{ 10\.90\.20\.11, 10\.90\.20\.12 \} ip daddr \{ 10\.90\.30\.11 \} tcp dport 8443 accept/);
+    assert.doesNotMatch(router, /2379|2380|2888/, 'flows inside the data zone never appear on the router');
+    t.diagnostic(`design flows: ${design.checked} flows checked on ${design.ports.length} ports: ${design.allowedOpen} allowed and open, ${design.forbiddenBlocked} forbidden and blocked, 0 mismatches, ${design.seconds} s; firewall runs ${first.seconds} s then ${second.seconds} s (changed=0)`);
+  });
+
+  it('firewall: the zone router blocks forbidden flows by itself, even to a host without a firewall', async () => {
+    const db1 = inventory.hosts.find((h) => h.name === 'db1');
+    assert.ok(db1);
+    const connect = (from: string, address: string, port: number): Promise<Run> => run('ip', ['netns', 'exec', from, 'python3', '-c',
+      `import socket,sys\ns=socket.socket(); s.settimeout(2)\nsys.exit(s.connect_ex(('${address}', ${port})))`]);
+    const listener = spawn('ip', ['netns', 'exec', 'db1', 'python3', '-c',
+      `import socket,time\ns=socket.socket(); s.bind(('${db1.address}', 9)); s.listen(8)\nprint('ready', flush=True)\nwhile True:\n  c,_=s.accept(); c.close()`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise((resolve) => listener.stdout.once('data', resolve));
+      assertOk(await inHost('db1', 'nft', 'delete', 'table', 'inet', 'oms_host'), 'drop the host firewall of db1');
+      assert.equal((await connect('db2', db1.address, 9)).code, 0, 'inside the zone, db1 without its firewall is open (only the host layer guards it)');
+      for (const from of ['client', 'gw1', 'app1']) {
+        assert.notEqual((await connect(from, db1.address, 9)).code, 0, `${from} -> db1:9 must stay blocked by the zone router`);
+      }
+      assert.notEqual((await connect('gw1', db1.address, 5432)).code, 0, 'dmz -> data stays blocked by the zone router');
+    } finally {
+      listener.kill();
+      assertOk(await inHost('db1', 'sh', '-c', 'oms-firewall-apply apply 60 && oms-firewall-apply confirm'), 'restore the firewall of db1');
+    }
+  });
+
+  it('firewall: refuses a flow the zone matrix forbids and a change that would lock the controller out; rolls back an unconfirmed change', async (t) => {
+    const fingerprint = async (host: string): Promise<string> => {
+      const r = await inHost(host, 'sh', '-c', 'cat /etc/nftables.conf /etc/nftables.d/*.nft | sha256sum; nft list table inet oms_host | grep -c accept');
+      assertOk(r, `fingerprint ${host}`);
+      return r.stdout;
+    };
+    const before = await fingerprint('db1');
+    const leak = await run(bin('ansible-playbook'), ['ansible/site.yml', '--tags', 'firewall', '--limit', 'db1', '-e',
+      JSON.stringify({ firewall_site_rules: [{ name: 'leak', port: 5432, from: ['gateways'], groups: ['postgres'] }] })]);
+    assert.notEqual(leak.code, 0, 'a flow from the DMZ to the data zone must fail the play');
+    assert.match(leak.stderr + leak.stdout, /site rule 'leak' on db1: source gateways \(gw1, zone dmz\) may not reach zone data: network_zone_flows allows dmz -> app/);
+    assert.equal(await fingerprint('db1'), before, 'nothing changed on db1');
+
+    const lockout = await run(bin('ansible-playbook'), ['ansible/site.yml', '--tags', 'firewall', '--limit', 'db1', '-e',
+      JSON.stringify({ firewall_ssh_sources: ['10.90.0.99'] })]);
+    assert.notEqual(lockout.code, 0);
+    assert.match(lockout.stderr + lockout.stdout, /Ansible reaches db1 from 10\.90\.0\.1, which is not in firewall_ssh_sources \(10\.90\.0\.99\): applying the firewall would lock the controller out/);
+    assert.equal(await fingerprint('db1'), before, 'nothing changed on db1');
+    assert.equal((await lab('ssh', 'db1', '--', 'hostname')).stdout.trim(), 'db1');
+
+    // the safety net: rules that cut SSH off, applied and never confirmed, are rolled back by the host itself
+    const db3 = inventory.hosts.find((h) => h.name === 'db3');
+    assert.ok(db3);
+    assertOk(await inHost('db3', 'sh', '-c', [
+      'cp /etc/nftables.conf /run/nftables.conf.keep',
+      `sed -i 's/ip saddr { ${inventory.mgmt.controller} } tcp dport 22/ip saddr { 10.90.0.99 } tcp dport 22/' /etc/nftables.conf`,
+      'grep -q 10.90.0.99 /etc/nftables.conf',
+      'oms-firewall-apply apply 3',
+    ].join(' && ')), 'apply rules without controller SSH on db3');
+    const applied = performance.now();
+    assert.equal(await sshAnswers(db3.mgmtAddress), false, 'the bad rules cut SSH off (else this proves nothing)');
+    while (!(await sshAnswers(db3.mgmtAddress))) {
+      assert.ok(performance.now() - applied < 15_000, 'SSH did not come back: the rollback did not happen');
+      await sleep(250);
+    }
+    const back = Math.round((performance.now() - applied) / 100) / 10;
+    assertOk(await inHost('db3', 'sh', '-c', 'mv /run/nftables.conf.keep /etc/nftables.conf && oms-firewall-apply apply 60 && oms-firewall-apply confirm'), 'restore db3');
+    assert.equal((await lab('ssh', 'db3', '--', 'hostname')).stdout.trim(), 'db3');
+    t.diagnostic(`unconfirmed rules that cut SSH off were rolled back ${back} s after they were applied (timer 3 s)`);
   });
 
   it('down removes every namespace, bridge, mount, cgroup and process', async (t) => {

@@ -1,0 +1,331 @@
+// The zone-matrix check: from every host of the lab (and the controller), try every declared flow and every
+// forbidden one, and compare what gets through with what the firewall declarations say.
+//
+// What is declared is read from the hosts themselves (/etc/ansible/facts.d/oms_firewall_*.fact, written by
+// roles/firewall), so the check follows the roles as they grow. The probes:
+//   - zone plane: every host -> every other host's zone addresses (and the VIP where a gateway holds it), on every
+//     declared TCP port, SSH, and one port nobody declares. Open when a rule on the destination lists the source,
+//     blocked otherwise (so: every zone to every other zone's service ports, data to anywhere, DMZ to data...).
+//   - management plane: the controller -> every host's management address (SSH only), hosts -> each other's
+//     management addresses (nothing), hosts -> the controller (the package proxy only).
+// A listener is started on every probed address and port that nothing listens on yet, so "blocked" means the
+// firewall or the router dropped it, never that nothing was there.
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import type { Inventory } from '../lib/inventory.ts';
+import { parseCidr, parseIPv4 } from '../lib/ipv4.ts';
+import { paths } from './state.ts';
+
+/** A flow one owner (role) declares on a host, as roles/firewall records it. */
+export interface Declared {
+  host: string;
+  owner: string;
+  name: string;
+  proto: string;
+  port: string | null;
+  to: string[];
+  sources: { address: string; zone: string }[];
+}
+
+export interface Probe {
+  from: string;
+  fromZone: string;
+  to: string;
+  toZone: string;
+  address: string;
+  port: number;
+  expect: 'open' | 'blocked';
+  /** the rule that allows it, or why it must be blocked */
+  because: string;
+}
+
+/** 'open', 'timeout', 'refused', 'unreachable', or another errno name */
+export type Outcome = string;
+
+export interface MatrixReport {
+  checked: number;
+  allowedOpen: number;
+  forbiddenBlocked: number;
+  mismatches: (Probe & { got: Outcome })[];
+  /** "from-zone -> to-zone" -> counts */
+  byZones: Record<string, { open: number; blocked: number; mismatched: number }>;
+  /** declared flows that were not probed (not TCP), as owner/name on host */
+  notProbed: string[];
+  ports: number[];
+  seconds: number;
+}
+
+export const CONTROLLER = 'controller';
+/** a port no role declares: proves the default drop */
+const UNDECLARED_PORT = 9;
+const CONNECT_TIMEOUT_S = 2;
+
+/** Reads the declarations installed on every lab host (their roles/firewall local facts). */
+export function readDeclarations(inventory: Inventory): Declared[] {
+  const declared: Declared[] = [];
+  for (const host of inventory.hosts) {
+    const dir = join(paths.hostRoot(host.name), 'etc/ansible/facts.d');
+    if (!existsSync(dir)) continue;
+    for (const file of readdirSync(dir).filter((f) => /^oms_firewall_.+\.fact$/.test(f)).sort()) {
+      const fact = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { rules: Omit<Declared, 'host'>[] };
+      for (const rule of fact.rules) declared.push({ ...rule, host: host.name });
+    }
+  }
+  return declared;
+}
+
+function portRange(port: string | null): [number, number] | undefined {
+  if (port === null) return undefined;
+  const [first, last] = port.split('-').map(Number);
+  return first === undefined ? undefined : [first, last ?? first];
+}
+
+function sourceMatches(source: string, address: string): boolean {
+  if (!source.includes('/')) return source === address;
+  const cidr = parseCidr(source);
+  const value = parseIPv4(address);
+  return cidr !== undefined && value !== undefined && value >= cidr.network && value < cidr.network + 2 ** (32 - cidr.prefix);
+}
+
+/**
+ * Every probe and what it must give. `extraAddresses` are addresses hosts hold besides their inventory one
+ * (the gateway VIP on the active gateway).
+ */
+export function planProbes(
+  inventory: Inventory,
+  declared: Declared[],
+  options: { aptProxyPort: number; extraAddresses?: ReadonlyMap<string, readonly string[]> },
+): { probes: Probe[]; ports: number[]; notProbed: string[] } {
+  const tcp = declared.filter((d) => d.proto === 'tcp' && portRange(d.port) !== undefined);
+  const notProbed = declared.filter((d) => !tcp.includes(d)).map((d) => `${d.owner}/${d.name} on ${d.host} (${d.proto})`);
+  const ports = new Set<number>([22, UNDECLARED_PORT]);
+  for (const d of tcp) for (const p of portRange(d.port) ?? []) ports.add(p);
+  const sortedPorts = [...ports].sort((a, b) => a - b);
+
+  const probes: Probe[] = [];
+  for (const src of inventory.hosts) {
+    for (const dst of inventory.hosts) {
+      if (src.name === dst.name) continue;
+      const addresses = [dst.address, ...(options.extraAddresses?.get(dst.name) ?? [])];
+      for (const address of addresses) {
+        for (const port of sortedPorts) {
+          const rule = tcp.find((d) => {
+            const [first, last] = portRange(d.port) ?? [0, -1];
+            return d.host === dst.name && port >= first && port <= last &&
+              (d.to.length === 0 ? address === dst.address : d.to.includes(address)) &&
+              d.sources.some((s) => sourceMatches(s.address, src.address));
+          });
+          probes.push({
+            from: src.name, fromZone: src.zone, to: dst.name, toZone: dst.zone, address, port,
+            expect: rule ? 'open' : 'blocked',
+            because: rule ? `${rule.owner}/${rule.name}` : 'not declared',
+          });
+        }
+      }
+      // management plane: hosts never reach each other there
+      for (const port of sortedPorts) {
+        probes.push({ from: src.name, fromZone: src.zone, to: dst.name, toZone: 'mgmt', address: dst.mgmtAddress, port, expect: 'blocked', because: 'management network carries controller traffic only' });
+      }
+    }
+    // hosts -> controller: the package proxy, nothing else
+    for (const port of [...sortedPorts, options.aptProxyPort]) {
+      const proxy = port === options.aptProxyPort;
+      probes.push({ from: src.name, fromZone: src.zone, to: CONTROLLER, toZone: CONTROLLER, address: inventory.mgmt.controller, port, expect: proxy ? 'open' : 'blocked', because: proxy ? 'package proxy' : 'hosts reach the controller for packages only' });
+    }
+    // controller -> host: SSH only
+    for (const port of sortedPorts) {
+      probes.push({ from: CONTROLLER, fromZone: CONTROLLER, to: src.name, toZone: 'mgmt', address: src.mgmtAddress, port, expect: port === 22 ? 'open' : 'blocked', because: port === 22 ? 'ssh from the controller' : 'management network: SSH only' });
+    }
+  }
+  return { probes, ports: sortedPorts, notProbed };
+}
+
+const key = (from: string, address: string, port: number): string => `${from} ${address}:${port}`;
+
+export function judge(probes: Probe[], outcomes: ReadonlyMap<string, Outcome>, notProbed: string[], ports: number[], seconds: number): MatrixReport {
+  const report: MatrixReport = { checked: probes.length, allowedOpen: 0, forbiddenBlocked: 0, mismatches: [], byZones: {}, notProbed, ports, seconds };
+  for (const probe of probes) {
+    const got = outcomes.get(key(probe.from, probe.address, probe.port)) ?? 'not run';
+    const zones = `${probe.fromZone} -> ${probe.toZone}`;
+    const counts = (report.byZones[zones] ??= { open: 0, blocked: 0, mismatched: 0 });
+    const open = got === 'open';
+    const blocked = got === 'timeout' || got === 'refused' || got === 'unreachable';
+    if (probe.expect === 'open' && open) {
+      report.allowedOpen++;
+      counts.open++;
+    } else if (probe.expect === 'blocked' && blocked) {
+      report.forbiddenBlocked++;
+      counts.blocked++;
+    } else {
+      report.mismatches.push({ ...probe, got });
+      counts.mismatched++;
+    }
+  }
+  return report;
+}
+
+// Runs in a host's network namespace: listens on every (address, port) nothing else holds; prints what it took,
+// accepts and closes connections until its stdin closes.
+const LISTENER = String.raw`
+import errno, json, selectors, socket, sys
+addresses, ports = json.loads(sys.argv[1])
+sel = selectors.DefaultSelector()
+taken, busy = 0, 0
+for a in addresses:
+    for p in ports:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((a, p))
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            s.close(); busy += 1; continue
+        s.listen(512); s.setblocking(False); sel.register(s, selectors.EVENT_READ); taken += 1
+sel.register(sys.stdin, selectors.EVENT_READ)
+print(json.dumps({"taken": taken, "busy": busy}), flush=True)
+while True:
+    for k, _ in sel.select():
+        if k.fileobj is sys.stdin:
+            if not sys.stdin.readline():
+                sys.exit(0)
+        else:
+            try:
+                c, _ = k.fileobj.accept(); c.close()
+            except OSError:
+                pass
+`;
+
+// Runs in a source's network namespace: connects to every (address, port) of stdin, prints the outcomes.
+const PROBER = String.raw`
+import concurrent.futures, errno, json, socket, sys
+targets = json.load(sys.stdin)
+timeout = float(sys.argv[1])
+def attempt(t):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((t[0], t[1]))
+        return "open"
+    except socket.timeout:
+        return "timeout"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError as e:
+        if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return "unreachable"
+        return errno.errorcode.get(e.errno, str(e))
+    finally:
+        s.close()
+with concurrent.futures.ThreadPoolExecutor(max_workers=min(128, max(1, len(targets)))) as pool:
+    print(json.dumps(list(pool.map(attempt, targets))))
+`;
+
+const inNetns = (netns: string | undefined, argv: string[]): string[] => (netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv);
+
+function runPython(netns: string | undefined, script: string, args: string[], input: string): Promise<string> {
+  const [cmd = '', ...rest] = inNetns(netns, ['python3', '-c', script, ...args]);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(out);
+      else reject(new Error(`probe in ${netns ?? 'the controller'} failed (exit ${String(code)}): ${err.trim()}`));
+    });
+    child.stdin.end(input);
+  });
+}
+
+type Listener = ChildProcessByStdio<Writable, Readable, Readable>;
+
+function startListener(netns: string, addresses: string[], ports: number[]): Promise<Listener> {
+  const [cmd = '', ...rest] = inNetns(netns, ['python3', '-c', LISTENER, JSON.stringify([addresses, ports])]);
+  const child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.once('data', () => { resolve(child); });
+    child.on('error', reject);
+    child.on('exit', (code) => { reject(new Error(`listener in ${netns} exited (${String(code)}): ${err.trim()}`)); });
+  });
+}
+
+async function listenOnController(address: string, ports: number[]): Promise<Server[]> {
+  const servers: Server[] = [];
+  for (const port of ports) {
+    const server = createServer((socket) => socket.destroy());
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => { resolve(false); }); // taken by something else: it answers instead
+      server.listen(port, address, () => { resolve(true); });
+    });
+    if (bound) servers.push(server);
+  }
+  return servers;
+}
+
+/** Addresses a host holds besides its inventory and management ones (the VIP on the active gateway). */
+function extraAddresses(inventory: Inventory): Map<string, string[]> {
+  const extra = new Map<string, string[]>();
+  for (const host of inventory.hosts) {
+    const out = execFileSync('ip', ['-n', host.name, '-4', '-o', 'addr', 'show'], { encoding: 'utf8' });
+    const held = [...out.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1] ?? '')
+      .filter((a) => a !== host.address && a !== host.mgmtAddress && !a.startsWith('127.'));
+    if (held.length > 0) extra.set(host.name, held);
+  }
+  return extra;
+}
+
+/** Runs the whole check on the lab (which must be up and provisioned). */
+export async function zoneMatrix(inventory: Inventory, aptProxyPort: number): Promise<MatrixReport> {
+  const started = performance.now();
+  const declared = readDeclarations(inventory);
+  const { probes, ports, notProbed } = planProbes(inventory, declared, { aptProxyPort, extraAddresses: extraAddresses(inventory) });
+
+  const listeners: Listener[] = [];
+  const servers = await listenOnController(inventory.mgmt.controller, ports.filter((p) => p !== aptProxyPort));
+  try {
+    for (const host of inventory.hosts) {
+      const addresses = [...new Set(probes.filter((p) => p.to === host.name).map((p) => p.address))];
+      listeners.push(await startListener(host.name, addresses, ports));
+    }
+    const bySource = new Map<string, Probe[]>();
+    for (const probe of probes) bySource.set(probe.from, [...(bySource.get(probe.from) ?? []), probe]);
+    const outcomes = new Map<string, Outcome>();
+    await Promise.all([...bySource].map(async ([from, list]) => {
+      const targets = list.map((p) => [p.address, p.port]);
+      const out = await runPython(from === CONTROLLER ? undefined : from, PROBER, [String(CONNECT_TIMEOUT_S)], JSON.stringify(targets));
+      const results = JSON.parse(out) as Outcome[];
+      list.forEach((p, i) => outcomes.set(key(from, p.address, p.port), results[i] ?? 'no result'));
+    }));
+    return judge(probes, outcomes, notProbed, ports, Math.round((performance.now() - started) / 100) / 10);
+  } finally {
+    for (const l of listeners) l.stdin.end();
+    for (const s of servers) s.close();
+  }
+}
+
+export function formatReport(report: MatrixReport): string {
+  const rows = Object.entries(report.byZones).sort(([a], [b]) => a.localeCompare(b));
+  const lines = [
+    `zone matrix: ${report.checked} flows checked on ports ${report.ports.join(', ')} in ${report.seconds} s`,
+    `  allowed and open:      ${report.allowedOpen}`,
+    `  forbidden and blocked: ${report.forbiddenBlocked}`,
+    `  mismatches:            ${report.mismatches.length}`,
+    '',
+    '  zones            open  blocked  mismatched',
+    ...rows.map(([zones, c]) => `  ${zones.padEnd(16)} ${String(c.open).padStart(4)}  ${String(c.blocked).padStart(7)}  ${String(c.mismatched).padStart(10)}`),
+  ];
+  if (report.notProbed.length > 0) lines.push('', `  declared but not probed (not TCP): ${report.notProbed.join(', ')}`);
+  for (const m of report.mismatches.slice(0, 50)) {
+    lines.push(`  MISMATCH ${m.from} -> ${m.to} ${m.address}:${m.port}: expected ${m.expect} (${m.because}), got ${m.got}`);
+  }
+  if (report.mismatches.length > 50) lines.push(`  ... and ${report.mismatches.length - 50} more`);
+  return lines.join('\n');
+}
