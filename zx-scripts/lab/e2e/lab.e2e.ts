@@ -102,7 +102,7 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
   });
 
   it('rejects a bad command line with usage', async () => {
-    for (const args of [['upp'], ['up', '--fast'], ['exec', 'gw1'], ['ssh', 'nohost']]) {
+    for (const args of [['upp'], ['up', '--fast'], ['exec', 'gw1'], ['ssh', 'nohost'], ['zone-matrix', 'gw1'], ['zone-matrix', '--fast']]) {
       const result = await lab(...args);
       assert.equal(result.code, 2, `lab ${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, /usage: npm run lab|unknown host 'nohost'/);

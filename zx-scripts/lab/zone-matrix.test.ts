@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadInventory } from '../lib/inventory.ts';
+import { defaultInventory } from './lab.ts';
+import { CONTROLLER, judge, planProbes, type Declared } from './zone-matrix.ts';
+
+const inventory = loadInventory(defaultInventory);
+const PROXY = 3143;
+const declared: Declared[] = [
+  // ext -> the VIP on the gateways (gw1 holds it)
+  ...['gw1', 'gw2'].map((host) => ({ host, owner: 'nginx', name: 'https', proto: 'tcp', port: '443', to: ['10.90.20.100'], sources: [{ address: '10.90.10.0/24', zone: 'ext' }] })),
+  { host: 'db1', owner: 'etcd', name: 'peers', proto: 'tcp', port: '2379-2380', to: [], sources: [{ address: '10.90.40.12', zone: 'data' }] },
+  { host: 'gw1', owner: 'keepalived', name: 'vrrp', proto: 'vrrp', port: null, to: [], sources: [{ address: '10.90.20.12', zone: 'dmz' }] },
+];
+const { probes, ports, notProbed } = planProbes(inventory, declared, { aptProxyPort: PROXY, extraAddresses: new Map([['gw1', ['10.90.20.100']]]) });
+const find = (from: string, address: string, port: number) => probes.find((p) => p.from === from && p.address === address && p.port === port);
+
+describe('zone-matrix plan', () => {
+  it('probes every declared TCP port (both ends of a range), SSH and one undeclared port', () => {
+    assert.deepEqual(ports, [9, 22, 443, 2379, 2380]);
+    assert.deepEqual(notProbed, ['keepalived/vrrp on gw1 (vrrp)']);
+  });
+
+  it('expects open exactly what a rule allows, for its sources and destination addresses', () => {
+    assert.equal(find('client', '10.90.20.100', 443)?.expect, 'open');
+    assert.equal(find('client', '10.90.20.100', 443)?.because, 'nginx/https');
+    assert.equal(find('client', '10.90.20.11', 443)?.expect, 'blocked', 'the rule is for the VIP, not the host address');
+    assert.equal(find('app1', '10.90.20.100', 443)?.expect, 'blocked', 'app is not the ext zone');
+    assert.equal(find('db2', '10.90.40.11', 2380)?.expect, 'open');
+    assert.equal(find('db3', '10.90.40.11', 2380)?.expect, 'blocked', 'db3 is not a declared source');
+    assert.equal(find('db2', '10.90.40.11', 9)?.expect, 'blocked');
+  });
+
+  it('covers the management network both ways', () => {
+    const db1 = inventory.hosts.find((h) => h.name === 'db1');
+    assert.ok(db1);
+    assert.equal(find(CONTROLLER, db1.mgmtAddress, 22)?.expect, 'open');
+    assert.equal(find(CONTROLLER, db1.mgmtAddress, 443)?.expect, 'blocked');
+    assert.equal(find('db2', db1.mgmtAddress, 22)?.expect, 'blocked');
+    assert.equal(find('db1', inventory.mgmt.controller, PROXY)?.expect, 'open');
+    assert.equal(find('db1', inventory.mgmt.controller, 22)?.expect, 'blocked');
+  });
+
+  it('judges: open where expected, blocked (timeout, refused, unreachable) where forbidden; anything else is a mismatch', () => {
+    const outcomes = new Map<string, string>();
+    for (const p of probes) outcomes.set(`${p.from} ${p.address}:${p.port}`, p.expect === 'open' ? 'open' : 'timeout');
+    const clean = judge(probes, outcomes, notProbed, ports, 1);
+    assert.equal(clean.mismatches.length, 0);
+    assert.equal(clean.checked, probes.length);
+    assert.equal(clean.allowedOpen + clean.forbiddenBlocked, probes.length);
+
+    outcomes.set('client 10.90.40.11:2379', 'open');
+    outcomes.set('db2 10.90.40.11:2380', 'refused');
+    const bad = judge(probes, outcomes, notProbed, ports, 1);
+    assert.deepEqual(bad.mismatches.map((m) => `${m.from} ${m.address}:${m.port} ${m.expect} got ${m.got}`).sort(),
+      ['client 10.90.40.11:2379 blocked got open', 'db2 10.90.40.11:2380 open got refused']);
+    assert.equal(bad.byZones['ext -> data']?.mismatched, 1);
+  });
+});
