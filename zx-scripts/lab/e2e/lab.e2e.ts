@@ -272,6 +272,28 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
     }
   });
 
+  it('firewall: a re-run loads rules that were written but never loaded (a play that failed before its handlers)', async () => {
+    const loaded = async (): Promise<string> => {
+      const r = await inHost('db2', 'sh', '-c', 'nft list table inet oms_host | grep -c accept; oms-firewall-apply status');
+      assertOk(r, 'read the firewall of db2');
+      return r.stdout;
+    };
+    const before = await loaded();
+    assert.match(before, /current\n$/);
+    // load and confirm the rules without one fragment, then put the fragment back on disk without loading it
+    assertOk(await inHost('db2', 'sh', '-c', [
+      'f=$(ls /etc/nftables.d/*.nft | head -n 1)', 'test -n "$f"', 'mv "$f" /run/held.nft',
+      'oms-firewall-apply apply 60', 'oms-firewall-apply confirm', 'mv /run/held.nft "$f"',
+    ].join(' && ')), 'leave a fragment of db2 on disk but unloaded');
+    const stale = await loaded();
+    assert.notEqual(stale, before, 'the fragment held back must have carried rules (else this proves nothing)');
+    assert.match(stale, /stale\n$/);
+    const rerun = await run(bin('ansible-playbook'), ['ansible/site.yml', '--tags', 'firewall', '--limit', 'db2', '-e', '@zx-scripts/lab/e2e/design-flows.yml']);
+    assertOk(rerun, 'site.yml --tags firewall on db2');
+    assert.match(rerun.stdout, /RUNNING HANDLER \[firewall : Apply the firewall\]/);
+    assert.equal(await loaded(), before, 'the re-run loaded the fragment');
+  });
+
   it('firewall: refuses a flow the zone matrix forbids and a change that would lock the controller out; rolls back an unconfirmed change', async (t) => {
     const fingerprint = async (host: string): Promise<string> => {
       const r = await inHost(host, 'sh', '-c', 'cat /etc/nftables.conf /etc/nftables.d/*.nft | sha256sum; nft list table inet oms_host | grep -c accept');
@@ -308,6 +330,7 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
       await sleep(250);
     }
     const back = Math.round((performance.now() - applied) / 100) / 10;
+    assert.equal((await inHost('db3', 'oms-firewall-apply', 'status')).stdout, 'stale\n', 'rolled-back rules on disk are not reported as loaded');
     assertOk(await inHost('db3', 'sh', '-c', 'mv /run/nftables.conf.keep /etc/nftables.conf && oms-firewall-apply apply 60 && oms-firewall-apply confirm'), 'restore db3');
     assert.equal((await lab('ssh', 'db3', '--', 'hostname')).stdout.trim(), 'db3');
     t.diagnostic(`unconfirmed rules that cut SSH off were rolled back ${back} s after they were applied (timer 3 s)`);
