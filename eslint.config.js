@@ -16,7 +16,7 @@ export default tseslint.config(
   },
   {
     // node:test's describe() and it() return promises the test runner itself awaits
-    files: ['**/*.test.ts', '**/*.e2e.ts'],
+    files: ['**/*.test.ts', '**/*.e2e.ts', '**/e2e/*.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },

@@ -5,7 +5,7 @@ import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory, type Inventory } from '../lib/inventory.ts';
 import { findNspawn, hostInit } from './hosts.ts';
 import { formatReport, zoneMatrix } from './zone-matrix.ts';
-import { defaultInventory, down, labSettings, repoRoot, runPlaybook, sshArgs, status, up, type LabStatus } from './lab.ts';
+import { defaultInventory, down, killHost, labSettings, startHost, repoRoot, runPlaybook, sshArgs, status, up, type LabStatus } from './lab.ts';
 
 const USAGE = `usage: npm run lab -- <command> [options]
 
@@ -15,6 +15,8 @@ commands:
   status [--json]         what runs, its systemd state and memory (exit 3 when the lab is not up)
   exec HOST -- CMD...     run a command inside a host (no SSH needed)
   ssh HOST [SSH ARGS]     open SSH to a host over the management network, as Ansible does
+  kill HOST               cut a host's power: every process of it dies at once (disk and network stay)
+  start HOST              boot a killed host again on its own disk; returns when systemd runs and SSH answers
   zone-matrix [--json]    try every declared and forbidden flow between the hosts; exit 1 on any mismatch
 
 options:
@@ -101,6 +103,24 @@ async function main(argv: string[]): Promise<number> {
       if (!name || args.length > 1) throw new UsageError('ssh HOST [-- SSH ARGS]');
       const host = hostOf(loadInventory(inventoryDir), name);
       return spawnSync('ssh', [...sshArgs(host, { interactive: true }), ...rest], { stdio: 'inherit' }).status ?? 1;
+    }
+    case 'kill': {
+      allow();
+      const [name] = args;
+      if (!name || args.length > 1) throw new UsageError('kill HOST');
+      hostOf(loadInventory(inventoryDir), name);
+      await killHost(inventoryDir, name);
+      log(`${name}: power cut (every process killed); start it again with: npm run lab -- start ${name}`);
+      return 0;
+    }
+    case 'start': {
+      allow();
+      const [name] = args;
+      if (!name || args.length > 1) throw new UsageError('start HOST');
+      hostOf(loadInventory(inventoryDir), name);
+      const { seconds } = await startHost(inventoryDir, name);
+      log(`${name}: booted, systemd running and SSH answering (${seconds} s)`);
+      return 0;
     }
     case 'zone-matrix': {
       allow('--json');

@@ -9,54 +9,13 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { before, describe, it } from 'node:test';
-import { loadInventory } from '../../lib/inventory.ts';
 import { findNspawn } from '../hosts.ts';
 import { defaultInventory, leftovers, repoRoot, type LabStatus } from '../lab.ts';
 import { MGMT_BRIDGE, ROUTER_NS } from '../network.ts';
 import { stateDir } from '../state.ts';
+import { assertOk, bin, inHost, inventory, lab, MINUTES, recap, run, type Run } from './harness.ts';
+import { dataZoneTests } from './data-zone.ts';
 import { formatReport, type MatrixReport } from '../zone-matrix.ts';
-
-const inventory = loadInventory(defaultInventory);
-const bin = (tool: string): string => join(repoRoot, 'node_modules/.bin', tool);
-const MINUTES = 60_000;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-function run(cmd: string, args: string[], timeoutMs = 15 * MINUTES): Promise<Run> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({ code, stdout, stderr, seconds: Math.round((performance.now() - started) / 100) / 10 });
-    });
-  });
-}
-
-const lab = (...args: string[]): Promise<Run> => run(process.execPath, ['--import', 'tsx', 'zx-scripts/lab/cli.ts', ...args]);
-const inHost = (host: string, ...cmd: string[]): Promise<Run> => lab('exec', host, '--', ...cmd);
-
-function assertOk(result: Run, what: string): void {
-  assert.equal(result.code, 0, `${what} failed (exit ${String(result.code)}):\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`);
-}
-
-/** Per-host counts from the PLAY RECAP of an ansible-playbook run. */
-function recap(output: string): Map<string, { ok: number; changed: number; unreachable: number; failed: number }> {
-  const hosts = new Map<string, { ok: number; changed: number; unreachable: number; failed: number }>();
-  for (const m of output.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
-    hosts.set(m[1] ?? '', { ok: Number(m[2]), changed: Number(m[3]), unreachable: Number(m[4]), failed: Number(m[5]) });
-  }
-  return hosts;
-}
 
 async function assertNothingLeft(): Promise<void> {
   assert.deepEqual(await leftovers(inventory), [], 'the lab left things behind');
@@ -335,6 +294,8 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
     assert.equal((await lab('ssh', 'db3', '--', 'hostname')).stdout.trim(), 'db3');
     t.diagnostic(`unconfirmed rules that cut SSH off were rolled back ${back} s after they were applied (timer 3 s)`);
   });
+
+  dataZoneTests();
 
   it('down removes every namespace, bridge, mount, cgroup and process', async (t) => {
     const down = await lab('down');

@@ -1,0 +1,130 @@
+// The order-creation transaction: the statements the order service runs for POST /orders, shared with the drills
+// and `npm run bench -- db` so that they measure exactly what the service will do. Schema: ../../migrations.
+//
+// ONE transaction claims the Idempotency-Key, reserves stock with a conditional UPDATE (never below zero), writes the
+// order, its items, its history and an outbox event. With Patroni's synchronous_mode, COMMIT returns only once the
+// synchronous standby has the commit: an acknowledged order survives the loss of the primary.
+import { randomUUID } from 'node:crypto';
+import type { ClientBase } from 'pg';
+
+export interface OrderLine {
+  productId: string;
+  quantity: number;
+}
+
+export interface NewOrder {
+  /** chosen by the caller: a retry of the same request uses the same id */
+  orderId: string;
+  customerId: string;
+  idempotencyKey: string;
+  /** sha256 of the request as the service received it; the same key with another body is refused */
+  requestSha256: string;
+  lines: OrderLine[];
+}
+
+export type CreateOrderResult =
+  | { kind: 'created'; orderId: string; totalCents: number; currency: string }
+  | { kind: 'replay'; orderId: string | null; state: 'IN_FLIGHT' | 'DONE'; sameRequest: boolean }
+  | { kind: 'out_of_stock'; productId: string };
+
+/**
+ * The COMMIT was sent but no answer came (connection lost, timeout, failover): the order may or may not exist. The
+ * caller must not report failure: it retries with the same key, or reports the outcome as unknown.
+ */
+export class CommitOutcomeUnknown extends Error {
+  constructor(orderId: string, cause: unknown) {
+    super(`order ${orderId}: COMMIT sent but not acknowledged (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+    this.name = 'CommitOutcomeUnknown';
+  }
+}
+
+/** Thrown by pg for a unique violation (SQLSTATE 23505). */
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
+}
+
+/** Acts for the customer in this transaction (Row Level Security reads these settings). */
+export async function actAs(client: ClientBase, scope: 'customer' | 'staff' | 'system', customerId = ''): Promise<void> {
+  await client.query("SELECT set_config('oms.scope', $1, true), set_config('oms.customer_id', $2, true)", [scope, customerId]);
+}
+
+/**
+ * Creates the order in one transaction. The client must not be inside a transaction. A COMMIT that fails or times
+ * out leaves the outcome unknown to the caller: it must retry with the same key (and order id), never with a new one.
+ */
+export async function createOrder(client: ClientBase, order: NewOrder): Promise<CreateOrderResult> {
+  let total = 0;
+  let currency = '';
+  await client.query('BEGIN');
+  try {
+    await actAs(client, 'customer', order.customerId);
+    try {
+      await client.query('SAVEPOINT claim');
+      await client.query(
+        `INSERT INTO oms.idempotency_keys (customer_id, key, request_sha256, state, order_id)
+         VALUES ($1, $2, $3, 'IN_FLIGHT', $4)`,
+        [order.customerId, order.idempotencyKey, order.requestSha256, order.orderId],
+      );
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      await client.query('ROLLBACK TO SAVEPOINT claim');
+      const { rows } = await client.query<{ state: 'IN_FLIGHT' | 'DONE'; order_id: string | null; request_sha256: string }>(
+        'SELECT state, order_id, request_sha256 FROM oms.idempotency_keys WHERE customer_id = $1 AND key = $2',
+        [order.customerId, order.idempotencyKey],
+      );
+      await client.query('COMMIT');
+      const row = rows[0];
+      return { kind: 'replay', orderId: row?.order_id ?? null, state: row?.state ?? 'IN_FLIGHT', sameRequest: row?.request_sha256 === order.requestSha256 };
+    }
+
+    const priced: { productId: string; quantity: number; unitPriceCents: number }[] = [];
+    // a fixed lock order (by product id) keeps concurrent orders of the same products from deadlocking
+    for (const line of [...order.lines].sort((a, b) => a.productId.localeCompare(b.productId))) {
+      const { rows } = await client.query<{ price_cents: string; currency: string }>(
+        `UPDATE oms.products SET stock = stock - $2, version = version + 1, updated_at = now()
+         WHERE id = $1 AND stock >= $2 RETURNING price_cents, currency`,
+        [line.productId, line.quantity],
+      );
+      const row = rows[0];
+      if (!row) {
+        await client.query('ROLLBACK');
+        return { kind: 'out_of_stock', productId: line.productId };
+      }
+      const price = Number(row.price_cents);
+      total += price * line.quantity;
+      currency = row.currency;
+      priced.push({ ...line, unitPriceCents: price });
+    }
+
+    await client.query(
+      `INSERT INTO oms.orders (id, customer_id, status, total_cents, currency) VALUES ($1, $2, 'PENDING_PAYMENT', $3, $4)`,
+      [order.orderId, order.customerId, total, currency],
+    );
+    await client.query(
+      `INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents)
+       SELECT $1, ordinality, $2, product_id, quantity, unit_price_cents
+       FROM unnest($3::text[], $4::int[], $5::bigint[]) WITH ORDINALITY AS l(product_id, quantity, unit_price_cents)`,
+      [order.orderId, order.customerId, priced.map((l) => l.productId), priced.map((l) => l.quantity), priced.map((l) => l.unitPriceCents)],
+    );
+    await client.query(
+      `INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES ($1, $2, NULL, 'PENDING_PAYMENT', 'customer')`,
+      [order.orderId, order.customerId],
+    );
+    await client.query(
+      `INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES ($1, $2, 'order.created', $3, $4)`,
+      [randomUUID(), order.orderId, order.customerId, JSON.stringify({
+        orderId: order.orderId, customerId: order.customerId, status: 'PENDING_PAYMENT', totalCents: total, currency,
+        lines: priced,
+      })],
+    );
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+  try {
+    await client.query('COMMIT');
+  } catch (error) {
+    throw new CommitOutcomeUnknown(order.orderId, error);
+  }
+  return { kind: 'created', orderId: order.orderId, totalCents: total, currency };
+}

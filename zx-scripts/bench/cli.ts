@@ -1,0 +1,62 @@
+// npm run bench -- db [--seconds S] [--json]
+// The database ceiling: the order-creation transaction (services/order-service/src/db/create-order.ts, the statements
+// the service runs) from app1 through HAProxy to the Patroni leader, with synchronous replication on, at rising
+// concurrency. Prints TPS and latency percentiles per step and the ceiling; the figures every later load test and
+// service benchmark are compared with. A JSON report goes to reports/bench/.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli, UsageError } from '../lib/cli.ts';
+import { loadInventory } from '../lib/inventory.ts';
+import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
+import { agent } from '../drills/pg.ts';
+
+const USAGE = `usage: npm run bench -- db [--seconds S] [--json]
+
+  db    the order-creation transaction through HAProxy to the Patroni leader (synchronous replication on),
+        1 to 32 connections; TPS and latency percentiles per step, and the ceiling`;
+
+interface Step {
+  clients: number;
+  seconds: number;
+  transactions: number;
+  errors: number;
+  tps: number;
+  ms: { p50: number; p95: number; p99: number };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  let seconds = 10;
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === '--json') continue;
+    if (a === '--seconds') {
+      seconds = Number(argv[++i]);
+      if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) throw new UsageError('--seconds takes a whole number from 1 to 600');
+    } else if (a.startsWith('--')) {
+      throw new UsageError(`unknown option ${a}`);
+    } else {
+      words.push(a);
+    }
+  }
+  if (words.length !== 1 || words[0] !== 'db') throw new UsageError(words.length === 0 ? 'name a benchmark' : `unknown benchmark '${words.join(' ')}'`);
+  if (!(await status(defaultInventory)).up) throw new Error('the lab is not up (npm run lab -- up)');
+  const inventory = loadInventory(defaultInventory);
+
+  const steps: Step[] = [];
+  for (const clients of [1, 4, 8, 16, 32]) {
+    const step = await agent<Step>(inventory, 'app1', ['bench', '--clients', String(clients), '--seconds', String(seconds)]);
+    steps.push(step);
+    if (!json) console.log(`${String(clients).padStart(3)} connections: ${String(step.tps).padStart(7)} TPS  p50 ${step.ms.p50} ms  p95 ${step.ms.p95} ms  p99 ${step.ms.p99} ms  (${step.transactions} transactions, ${step.errors} errors)`);
+  }
+  const ceiling = steps.reduce((best, s) => (s.tps > best.tps ? s : best));
+  const report = { benchmark: 'db', at: new Date().toISOString(), transaction: 'order creation (create-order.ts)', path: 'app1 -> HAProxy :5000 -> Patroni leader, synchronous_commit on with a synchronous standby', steps, ceiling };
+  mkdirSync(join(repoRoot, 'reports', 'bench'), { recursive: true });
+  writeFileSync(join(repoRoot, 'reports', 'bench', `db-${report.at.replace(/[-:.TZ]/g, '').slice(0, 14)}.json`), JSON.stringify(report, null, 2) + '\n');
+  if (json) console.log(JSON.stringify(report, null, 2));
+  else console.log(`ceiling: ${ceiling.tps} orders/s at ${ceiling.clients} connections (p95 ${ceiling.ms.p95} ms, p99 ${ceiling.ms.p99} ms)`);
+  return steps.every((s) => s.errors === 0) ? 0 : 1;
+}
+
+runCli('bench', USAGE, main);

@@ -1,0 +1,50 @@
+// npm run drill -- <drill>... | all | list   [--json]
+// Failover drills on the lab under a write load; each writes a JSON report to reports/drills/ and prints a summary.
+// Exit 0 when every drill passed (LOST = 0, writes came back, the system whole again), 1 otherwise.
+import { join } from 'node:path';
+import { runCli, UsageError } from '../lib/cli.ts';
+import { loadInventory } from '../lib/inventory.ts';
+import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
+import { formatReport, runDrill, type DrillReport } from './framework.ts';
+import { postgresDrills, postgresTarget } from './postgres.ts';
+
+const USAGE = `usage: npm run drill -- <drill>... | all | list [--json]
+
+Runs failover drills on the lab (npm run lab -- up first) under a write load with unique ids, and audits:
+acknowledged writes missing afterwards = LOST (must be 0). Reports: reports/drills/<run>.json`;
+
+async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const unknownFlags = argv.filter((a) => a.startsWith('--') && a !== '--json');
+  if (unknownFlags.length > 0) throw new UsageError(`unknown option ${unknownFlags.join(', ')}`);
+  const names = argv.filter((a) => !a.startsWith('--'));
+  const inventory = loadInventory(defaultInventory);
+  const drills = postgresDrills(inventory);
+  if (names.length === 0) throw new UsageError('name a drill, all, or list');
+  if (names[0] === 'list') {
+    for (const d of drills) console.log(`${d.name.padEnd(24)} ${d.description}`);
+    return 0;
+  }
+  const chosen = names[0] === 'all' ? drills : names.map((n) => {
+    const d = drills.find((x) => x.name === n);
+    if (!d) throw new UsageError(`unknown drill '${n}' (drills: ${drills.map((x) => x.name).join(', ')})`);
+    return d;
+  });
+  if (!(await status(defaultInventory)).up) throw new Error('the lab is not up (npm run lab -- up)');
+  const reports: DrillReport[] = [];
+  for (const drill of chosen) {
+    const report = await runDrill(drill, postgresTarget(inventory), {
+      steadySeconds: 3,
+      recoverTimeoutSeconds: 90,
+      wholeTimeoutSeconds: 120,
+      reportDir: join(repoRoot, 'reports', 'drills'),
+      log: (line) => { if (!json) console.log(line); },
+    });
+    reports.push(report);
+    if (!json) console.log(formatReport(report));
+  }
+  if (json) console.log(JSON.stringify(reports, null, 2));
+  return reports.every((r) => r.passed) ? 0 : 1;
+}
+
+runCli('drill', USAGE, main);

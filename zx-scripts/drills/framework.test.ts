@@ -1,0 +1,124 @@
+// The drill framework's judgement, with a simulated system: writes that hang and fail after a fault, a lost
+// acknowledged write, a commit whose outcome is unknown, and a system that never comes back whole.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { longestGap, runDrill, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
+
+interface Sim {
+  /** ms after the fault during which writes hang (then fail), and until which they keep failing */
+  hangMs: number;
+  downMs: number;
+  /** ids the audit will not find although they were acknowledged */
+  lose?: number;
+  /** the first write after the outage gets no answer to its COMMIT (and did commit) */
+  unknownCommitted?: boolean;
+  wholeAfterHeal?: boolean;
+}
+
+function simulated(sim: Sim): { target: DrillTarget; drill: Drill<null> } {
+  let faultAt = Number.POSITIVE_INFINITY;
+  let healed = false;
+  const stored = new Set<string>();
+  let seq = 0;
+  const target: DrillTarget = {
+    startLoad() {
+      const events: WriteEvent[] = [];
+      let stopped = false;
+      let unknownDone = false;
+      const writer = async (): Promise<void> => {
+        while (!stopped) {
+          const start = Date.now();
+          const id = `w${seq++}`;
+          // the fault takes 50 ms to bite: writes that start just after it still succeed
+          const since = start - faultAt - 50;
+          if (since >= 0 && since < sim.hangMs) {
+            await new Promise((r) => setTimeout(r, faultAt + 50 + sim.hangMs - start));
+            events.push({ id, start, end: Date.now(), outcome: 'failed', error: 'Query read timeout' });
+          } else if (since >= 0 && since < sim.downMs) {
+            await new Promise((r) => setTimeout(r, 20));
+            events.push({ id, start, end: Date.now(), outcome: 'failed', error: 'Connection terminated unexpectedly' });
+          } else {
+            await new Promise((r) => setTimeout(r, 10));
+            stored.add(id);
+            if (since >= sim.downMs && sim.unknownCommitted && !unknownDone) {
+              unknownDone = true;
+              events.push({ id, start, end: Date.now(), outcome: 'unknown', error: 'COMMIT sent but not acknowledged' });
+            } else {
+              events.push({ id, start, end: Date.now(), outcome: 'ok' });
+            }
+          }
+        }
+      };
+      const running = Promise.all([writer(), writer()]);
+      return Promise.resolve({
+        events: () => events,
+        async stop() { stopped = true; await running; return events; },
+      });
+    },
+    whole: () => Promise.resolve(faultAt === Number.POSITIVE_INFINITY || (healed && sim.wholeAfterHeal !== false)
+      ? { whole: true, detail: 'all well' } : { whole: false, detail: 'a member is missing' }),
+    audit(_run, ids) {
+      const present = new Set(ids.filter((id) => stored.has(id)));
+      for (const id of [...present].slice(0, sim.lose ?? 0)) present.delete(id);
+      return Promise.resolve({ present });
+    },
+  };
+  const drill: Drill<null> = {
+    name: 'sim',
+    description: 'simulated',
+    goal: { seconds: 5, boundBy: 'the simulation' },
+    prepare: () => Promise.resolve(null),
+    fault: () => { faultAt = Date.now(); return Promise.resolve('simulated fault'); },
+    heal: () => { healed = true; return Promise.resolve('simulated heal'); },
+  };
+  return { target, drill };
+}
+
+const options = { steadySeconds: 0.3, recoverTimeoutSeconds: 10, wholeTimeoutSeconds: 2, reportDir: mkdtempSync(join(tmpdir(), 'drill-')), log: () => undefined };
+
+describe('the drill framework', () => {
+  // a quiet moment after the fault (writes hanging, nothing failed yet) is not a recovery (seen in the lab's
+  // partition drill before this was fixed: "writes back after 0 s")
+  it('waits out writes that hang after the fault, and measures the time without writes', async () => {
+    const { target, drill } = simulated({ hangMs: 2600, downMs: 3200 });
+    const report = await runDrill(drill, target, options);
+    assert.equal(report.passed, true, report.problems.join('; '));
+    assert.ok(report.secondsWithoutWrites >= 3.1 && report.secondsWithoutWrites < 4, `without writes: ${report.secondsWithoutWrites}`);
+    assert.ok((report.secondsToWritesBack ?? 0) >= 3.1, `writes back: ${String(report.secondsToWritesBack)}`);
+    assert.equal(report.lost.length, 0);
+    assert.ok(report.writes.failed > 0 && report.writes.acknowledged > 0);
+  });
+
+  it('reports acknowledged writes missing from the audit as LOST, and fails', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 300, lose: 3 });
+    const report = await runDrill(drill, target, options);
+    assert.equal(report.lost.length, 3);
+    assert.equal(report.passed, false);
+    assert.match(report.problems.join(';'), /3 acknowledged writes LOST/);
+  });
+
+  it('counts a commit without an answer as unknown, not failed, and says whether it committed', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 300, unknownCommitted: true });
+    const report = await runDrill(drill, target, options);
+    assert.equal(report.writes.unknown, 1);
+    assert.equal(report.writes.unknownCommitted, 1);
+    assert.equal(report.passed, true, report.problems.join('; '));
+  });
+
+  it('fails when the system is not whole after the heal', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 300, wholeAfterHeal: false });
+    const report = await runDrill(drill, target, options);
+    assert.equal(report.passed, false);
+    assert.match(report.problems.join(';'), /not whole 2 s after the heal: a member is missing/);
+  });
+
+  it('longestGap: the longest time between acknowledgements, including up to the end', () => {
+    const ev = (end: number, outcome: WriteEvent['outcome'] = 'ok'): WriteEvent => ({ id: String(end), start: end - 1, end, outcome });
+    assert.equal(longestGap([ev(100), ev(200), ev(900), ev(950)], 0, 1000), 700);
+    assert.equal(longestGap([ev(100), ev(500, 'failed')], 0, 1000), 900);
+    assert.equal(longestGap([], 0, 1000), 1000);
+  });
+});

@@ -1,0 +1,224 @@
+// The drill framework every failover drill uses: a write load with client-made unique ids, a fault, the time without
+// successful writes, the heal, and an audit that proves no acknowledged write was lost.
+//
+//   1. the system must be whole before anything happens (else the drill proves nothing and stops)
+//   2. start the load; wait until writes succeed
+//   3. inject the fault; wait until writes succeed again; heal; wait until the system is whole again
+//   4. stop the load and audit: every acknowledged id must be in the system of record (missing = LOST, must be 0);
+//      writes whose COMMIT got no answer are UNKNOWN, not failures: the audit says how many of them did commit
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface WriteEvent {
+  id: string;
+  start: number;
+  end: number;
+  outcome: 'ok' | 'failed' | 'unknown';
+  error?: string;
+}
+
+/** A running load: its events so far, and stop() which ends it and returns them all. */
+export interface Load {
+  events(): readonly WriteEvent[];
+  stop(): Promise<readonly WriteEvent[]>;
+}
+
+export interface Whole {
+  whole: boolean;
+  /** what is missing, or a one-line picture of the healthy system */
+  detail: string;
+}
+
+export interface Audit {
+  /** ids of the given list found in the system of record */
+  present: Set<string>;
+}
+
+export interface DrillTarget {
+  /** the system under test: its load, its health and its audit */
+  startLoad(runId: string): Promise<Load>;
+  whole(): Promise<Whole>;
+  audit(runId: string, ids: string[]): Promise<Audit>;
+}
+
+export interface Drill<Ctx> {
+  name: string;
+  description: string;
+  /** the goal for the time without writes, in seconds, and what bounds it (printed in the report) */
+  goal: { seconds: number; boundBy: string };
+  /** picks the victim etc. before the load starts */
+  prepare(): Promise<Ctx>;
+  fault(ctx: Ctx): Promise<string>;
+  heal(ctx: Ctx): Promise<string>;
+  /** extra checks once whole (e.g. the old primary rejoined as a replica); returns problems */
+  after?(ctx: Ctx): Promise<string[]>;
+}
+
+export interface DrillReport {
+  drill: string;
+  description: string;
+  runId: string;
+  startedAt: string;
+  fault: string;
+  heal: string;
+  goal: { seconds: number; boundBy: string };
+  writes: { acknowledged: number; failed: number; unknown: number; unknownCommitted: number };
+  /** the longest time between two successful writes, from just before the fault to the end */
+  secondsWithoutWrites: number;
+  /** from the fault to the first successful write after the last failed one */
+  secondsToWritesBack: number | null;
+  secondsToWhole: number | null;
+  lost: string[];
+  whole: Whole;
+  problems: string[];
+  errors: Record<string, number>;
+  passed: boolean;
+}
+
+export interface DrillOptions {
+  /** before the fault, and after the system is whole again */
+  steadySeconds: number;
+  /** how long writes may stay away after the fault before the drill gives up */
+  recoverTimeoutSeconds: number;
+  wholeTimeoutSeconds: number;
+  reportDir: string;
+  log: (line: string) => void;
+}
+
+const round = (ms: number): number => Math.round(ms / 100) / 10;
+
+async function waitWhole(target: DrillTarget, timeoutMs: number): Promise<{ whole: Whole; ms: number | null }> {
+  const started = Date.now();
+  let whole = await target.whole();
+  while (!whole.whole && Date.now() - started < timeoutMs) {
+    await sleep(500);
+    whole = await target.whole();
+  }
+  return { whole, ms: whole.whole ? Date.now() - started : null };
+}
+
+/** The longest gap between consecutive successful writes (by the time each was acknowledged) from `from` to `to`. */
+export function longestGap(events: readonly WriteEvent[], from: number, to: number): number {
+  const acks = events.filter((e) => e.outcome === 'ok').map((e) => e.end).sort((a, b) => a - b);
+  let last = from;
+  let longest = 0;
+  for (const t of acks) {
+    if (t < from) continue;
+    if (t > to) break;
+    longest = Math.max(longest, t - last);
+    last = t;
+  }
+  return Math.max(longest, to - last);
+}
+
+/** Counts errors by their first words, so a report shows "connection refused: 12" rather than 12 lines. */
+function errorKinds(events: readonly WriteEvent[]): Record<string, number> {
+  const kinds: Record<string, number> = {};
+  for (const e of events) {
+    if (e.outcome === 'ok' || !e.error) continue;
+    const kind = `${e.outcome}: ${e.error.replace(/[0-9a-f-]{36}/g, 'ID').replace(/\d+(\.\d+)*/g, 'N').slice(0, 80)}`;
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+  }
+  return kinds;
+}
+
+export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: DrillOptions): Promise<DrillReport> {
+  const { log } = options;
+  const runId = `${drill.name}-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
+  const startedAt = new Date().toISOString();
+  const before = await waitWhole(target, options.wholeTimeoutSeconds * 1000);
+  if (!before.whole.whole) throw new Error(`${drill.name}: the system is not whole before the drill: ${before.whole.detail}`);
+  const ctx = await drill.prepare();
+
+  const load = await target.startLoad(runId);
+  const firstAck = Date.now();
+  while (!load.events().some((e) => e.outcome === 'ok')) {
+    if (Date.now() - firstAck > 60_000) {
+      await load.stop();
+      throw new Error(`${drill.name}: no write succeeded within 60 s of starting the load`);
+    }
+    await sleep(100);
+  }
+  await sleep(options.steadySeconds * 1000);
+
+  const faultAt = Date.now();
+  const fault = await drill.fault(ctx);
+  log(`${drill.name}: fault: ${fault}`);
+  // Writes are back when they have succeeded steadily for 2 s (an acknowledgement in every half second, no failure):
+  // writes in flight when the fault hit may hang for seconds before they fail, so a quiet moment proves nothing.
+  let backAt: number | null = null;
+  while (backAt === null && Date.now() - faultAt < options.recoverTimeoutSeconds * 1000) {
+    const now = Date.now();
+    const since = load.events().filter((e) => e.end >= faultAt);
+    const lastBad = Math.max(faultAt, ...since.filter((e) => e.outcome !== 'ok').map((e) => e.end));
+    const steady = [0, 1, 2, 3].every((slot) => since.some((e) =>
+      e.outcome === 'ok' && e.end >= now - 2000 + slot * 500 && e.end < now - 1500 + slot * 500));
+    const firstOk = since.find((e) => e.outcome === 'ok' && e.start >= lastBad);
+    if (firstOk && steady && now - lastBad >= 2000) backAt = firstOk.end;
+    else await sleep(100);
+  }
+  log(`${drill.name}: ${backAt === null ? `writes did not come back within ${options.recoverTimeoutSeconds} s` : `writes back ${round(backAt - faultAt)} s after the fault`}`);
+
+  const heal = await drill.heal(ctx);
+  log(`${drill.name}: heal: ${heal}`);
+  const healedAt = Date.now();
+  const after = await waitWhole(target, options.wholeTimeoutSeconds * 1000);
+  await sleep(options.steadySeconds * 1000);
+  const events = await load.stop();
+  const endedAt = Math.max(...events.map((e) => e.end), Date.now());
+
+  const acknowledged = events.filter((e) => e.outcome === 'ok').map((e) => e.id);
+  const unknown = events.filter((e) => e.outcome === 'unknown').map((e) => e.id);
+  const audit = await target.audit(runId, [...acknowledged, ...unknown]);
+  const lost = acknowledged.filter((id) => !audit.present.has(id));
+  const problems: string[] = [];
+  if (!after.whole.whole) problems.push(`not whole ${options.wholeTimeoutSeconds} s after the heal: ${after.whole.detail}`);
+  if (backAt === null) problems.push('writes never came back');
+  if (after.whole.whole && drill.after) problems.push(...(await drill.after(ctx)));
+  const secondsWithoutWrites = round(longestGap(events, faultAt - 1000, endedAt));
+  if (lost.length > 0) problems.push(`${lost.length} acknowledged writes LOST`);
+
+  const report: DrillReport = {
+    drill: drill.name,
+    description: drill.description,
+    runId,
+    startedAt,
+    fault,
+    heal,
+    goal: drill.goal,
+    writes: {
+      acknowledged: acknowledged.length,
+      failed: events.filter((e) => e.outcome === 'failed').length,
+      unknown: unknown.length,
+      unknownCommitted: unknown.filter((id) => audit.present.has(id)).length,
+    },
+    secondsWithoutWrites,
+    secondsToWritesBack: backAt === null ? null : round(backAt - faultAt),
+    secondsToWhole: after.ms === null ? null : round(healedAt + after.ms - faultAt),
+    lost,
+    whole: after.whole,
+    problems,
+    errors: errorKinds(events),
+    passed: problems.length === 0,
+  };
+  mkdirSync(options.reportDir, { recursive: true });
+  writeFileSync(join(options.reportDir, `${runId}.json`), JSON.stringify({ ...report, events: events.length }, null, 2) + '\n');
+  return report;
+}
+
+export function formatReport(r: DrillReport): string {
+  const goal = r.secondsWithoutWrites <= r.goal.seconds ? 'within' : 'OVER';
+  return [
+    `drill ${r.drill}: ${r.passed ? 'PASSED' : 'FAILED'} (${r.runId})`,
+    `  fault: ${r.fault}`,
+    `  heal:  ${r.heal}`,
+    `  time without writes: ${r.secondsWithoutWrites} s (${goal} the goal of ${r.goal.seconds} s; bound by ${r.goal.boundBy})`,
+    `  writes back ${r.secondsToWritesBack ?? 'never'} s after the fault; whole again ${r.secondsToWhole ?? 'never'} s after the fault`,
+    `  writes: ${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} of them committed)`,
+    `  LOST: ${r.lost.length}`,
+    `  whole: ${r.whole.detail}`,
+    ...Object.entries(r.errors).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `  ${n} x ${k}`),
+    ...r.problems.map((p) => `  PROBLEM: ${p}`),
+  ].join('\n');
+}

@@ -1,0 +1,240 @@
+// The PostgreSQL drills (Patroni, etcd, HAProxy) on the lab, and the target they share: order-creation
+// transactions from app1 through its HAProxy, the cluster's health from Patroni, etcd and both HAProxies.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Inventory } from '../lib/inventory.ts';
+import { findNspawn, hostInit, inHost } from '../lab/hosts.ts';
+import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
+import type { Drill, DrillTarget, Load, Whole, WriteEvent } from './framework.ts';
+import { agent, startAgent } from './pg.ts';
+
+const LOAD_HOST = 'app1';
+const PATRONI = 'patronictl -c /etc/patroni/config.yml';
+const ETCDCTL = 'ETCDCTL_API=3 etcdctl --cacert /etc/oms/pki/ca-bundle.pem --cert /etc/oms/pki/host.crt --key /etc/oms/pki/host.key';
+
+interface Member {
+  name: string;
+  role: string;
+  state: string;
+  timeline?: number;
+  lag?: number | string;
+}
+
+/** Runs a shell command in a lab host; throws with its output when it fails. */
+async function sh(host: string, script: string): Promise<string> {
+  const nspawn = findNspawn(host);
+  const init = nspawn === undefined ? undefined : hostInit(nspawn);
+  if (init === undefined) throw new Error(`${host} is not running`);
+  const result = await inHost(init, ['sh', '-c', script]);
+  if (result.exitCode !== 0) throw new Error(`${host}: ${script}: ${(result.stderr || result.stdout).trim()}`);
+  return result.stdout;
+}
+
+const running = (host: string): boolean => findNspawn(host) !== undefined;
+
+export async function patroniMembers(inventory: Inventory): Promise<Member[]> {
+  const cluster = await agent<{ members?: Member[]; error?: string }>(inventory, LOAD_HOST, ['cluster']);
+  if (!cluster.members) throw new Error(`Patroni cluster unreadable: ${cluster.error ?? 'no members'}`);
+  return cluster.members;
+}
+
+export async function leader(inventory: Inventory): Promise<string> {
+  const found = (await patroniMembers(inventory)).find((m) => m.role === 'leader');
+  if (!found) throw new Error('the Patroni cluster has no leader');
+  return found.name;
+}
+
+async function etcdHealth(inventory: Inventory): Promise<string[]> {
+  const members = inventory.hosts.filter((h) => h.groups.includes('etcd'));
+  const from = members.find((m) => running(m.name));
+  if (!from) return ['no etcd member runs'];
+  const endpoints = members.map((m) => `https://${m.address}:2379`).join(',');
+  const out = await sh(from.name, `${ETCDCTL} --endpoints ${endpoints} endpoint health 2>&1 || true`);
+  return out.split('\n').filter((l) => l.trim() && !l.includes('is healthy'));
+}
+
+async function haproxyLeaders(inventory: Inventory): Promise<Map<string, string[]>> {
+  const result = new Map<string, string[]>();
+  for (const host of inventory.hosts.filter((h) => h.groups.includes('haproxy'))) {
+    const out = await sh(host.name, "echo 'show servers state postgres_rw' | socat stdio /run/haproxy/admin.sock");
+    // columns: be_id be_name srv_id srv_name srv_addr srv_op_state(2 = up) ...
+    const up = out.split('\n').map((l) => l.split(' ')).filter((c) => c[5] === '2').map((c) => c[3] ?? '');
+    result.set(host.name, up);
+  }
+  return result;
+}
+
+export function postgresTarget(inventory: Inventory): DrillTarget {
+  const postgresHosts = inventory.hosts.filter((h) => h.groups.includes('postgres')).map((h) => h.name);
+  return {
+    startLoad(runId: string): Promise<Load> {
+      const child = startAgent(inventory, LOAD_HOST, ['load', '--run', runId, '--writers', '4', '--interval-ms', '20']);
+      const events: WriteEvent[] = [];
+      let buffered = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buffered += d.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop() ?? '';
+        for (const line of lines) if (line.trim()) events.push(JSON.parse(line) as WriteEvent);
+      });
+      child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      return Promise.resolve({
+        events: () => events,
+        async stop() {
+          child.kill('SIGTERM');
+          const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+          const code = await exited;
+          clearTimeout(timer);
+          if (code !== 0) throw new Error(`the write load exited with ${String(code)}: ${stderr}`);
+          return events;
+        },
+      });
+    },
+
+    async whole(): Promise<Whole> {
+      const missing: string[] = [];
+      let picture = '';
+      try {
+        const members = await patroniMembers(inventory);
+        const lead = members.filter((m) => m.role === 'leader' && m.state === 'running');
+        const replicas = members.filter((m) => m.role !== 'leader' && ['running', 'streaming'].includes(m.state));
+        const sync = members.filter((m) => m.role === 'sync_standby');
+        if (lead.length !== 1) missing.push(`${lead.length} running leaders`);
+        if (replicas.length !== postgresHosts.length - 1) missing.push(`${replicas.length} of ${postgresHosts.length - 1} replicas running`);
+        if (postgresHosts.length > 1 && sync.length < 1) missing.push('no synchronous standby');
+        picture = members.map((m) => `${m.name} ${m.role} ${m.state} TL${m.timeline ?? '?'}`).join(', ');
+        const leaderName = lead[0]?.name;
+        for (const [host, up] of await haproxyLeaders(inventory)) {
+          if (up.length !== 1 || up[0] !== leaderName) missing.push(`HAProxy on ${host} sends writes to [${up.join(', ')}], not to the leader ${leaderName ?? '-'}`);
+        }
+      } catch (error) {
+        missing.push(error instanceof Error ? error.message : String(error));
+      }
+      const etcd = await etcdHealth(inventory);
+      if (etcd.length > 0) missing.push(`etcd: ${etcd.join('; ')}`);
+      return { whole: missing.length === 0, detail: missing.length === 0 ? `${picture}; etcd 3/3 healthy; HAProxy -> leader` : missing.join('; ') };
+    },
+
+    async audit(runId: string, ids: string[]) {
+      const found = await agent<{ present: string[] }>(inventory, LOAD_HOST, ['audit', '--run', runId], JSON.stringify({ ids }));
+      return { present: new Set(found.present) };
+    },
+  };
+}
+
+/** The old primary must be back as a replica (streaming) on the same timeline as the leader. */
+async function rejoined(inventory: Inventory, oldPrimary: string): Promise<string[]> {
+  const members = await patroniMembers(inventory);
+  const old = members.find((m) => m.name === oldPrimary);
+  const lead = members.find((m) => m.role === 'leader');
+  if (!old) return [`${oldPrimary} is not a member any more`];
+  if (old.role === 'leader') return [];
+  if (!['running', 'streaming'].includes(old.state)) return [`${oldPrimary} is ${old.state}, not a running replica`];
+  if (lead && old.timeline !== lead.timeline) return [`${oldPrimary} is on timeline ${old.timeline ?? '?'}, the leader on ${lead.timeline ?? '?'}`];
+  return [];
+}
+
+interface Victim {
+  primary: string;
+  candidate: string;
+}
+
+async function victims(inventory: Inventory): Promise<Victim> {
+  const members = await patroniMembers(inventory);
+  const primary = members.find((m) => m.role === 'leader')?.name;
+  const candidate = members.find((m) => m.role === 'sync_standby')?.name;
+  if (!primary || !candidate) throw new Error(`need a leader and a synchronous standby: ${JSON.stringify(members)}`);
+  return { primary, candidate };
+}
+
+export function postgresDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<Victim>[] {
+  const prepare = (): Promise<Victim> => victims(inventory);
+  const rejoin = (v: Victim): Promise<string[]> => rejoined(inventory, v.primary);
+  return [
+    {
+      name: 'pg-switchover',
+      description: 'planned switchover of the Patroni leader to the synchronous standby',
+      goal: { seconds: 5, boundBy: 'the demote/promote of a switchover plus the HAProxy check (inter 1 s, rise 1)' },
+      prepare,
+      async fault(v) {
+        await sh(v.primary, `${PATRONI} switchover --leader ${v.primary} --candidate ${v.candidate} --force`);
+        return `patronictl switchover ${v.primary} -> ${v.candidate}`;
+      },
+      heal: () => Promise.resolve('nothing to heal'),
+      after: rejoin,
+    },
+    {
+      name: 'pg-primary-host-kill',
+      description: 'the primary host loses power (every process of it killed at once), then boots again',
+      goal: { seconds: 30, boundBy: 'Patroni ttl 15 s (the dead leader key expires) + loop_wait 3 s + promotion + HAProxy check' },
+      prepare,
+      async fault(v) {
+        await killHost(inventoryDir, v.primary);
+        return `power cut of ${v.primary} (the primary)`;
+      },
+      async heal(v) {
+        const { seconds } = await startHost(inventoryDir, v.primary);
+        return `${v.primary} booted again (${seconds} s)`;
+      },
+      after: rejoin,
+    },
+    {
+      name: 'pg-postgres-kill',
+      description: 'SIGKILL of the PostgreSQL postmaster on the primary (Patroni and the host stay up)',
+      goal: { seconds: 15, boundBy: "Patroni's loop_wait 3 s (it notices and restarts PostgreSQL) + crash recovery" },
+      prepare,
+      async fault(v) {
+        const pid = (await sh(v.primary, 'head -n 1 /var/lib/postgresql/15/oms/postmaster.pid')).trim();
+        await sh(v.primary, `kill -KILL ${pid}`);
+        return `kill -KILL ${pid} (postmaster) on ${v.primary}`;
+      },
+      heal: () => Promise.resolve('nothing to heal: Patroni restarts PostgreSQL'),
+      after: rejoin,
+    },
+    {
+      name: 'pg-primary-partition',
+      description: 'the primary cut off from every other host by nftables (only the controller still reaches it)',
+      goal: { seconds: 30, boundBy: 'Patroni ttl 15 s + loop_wait 3 s; the cut-off primary demotes itself after retry_timeout 5 s' },
+      prepare,
+      async fault(v) {
+        const controller = inventory.mgmt.controller;
+        await sh(v.primary, `nft -f - <<'EOF'
+table inet oms_drill_partition {
+  chain input { type filter hook input priority -10; policy drop; iif "lo" accept; ip saddr ${controller} accept; }
+  chain output { type filter hook output priority -10; policy drop; oif "lo" accept; ip daddr ${controller} accept; }
+}
+EOF`);
+        return `nftables partition of ${v.primary}: drops everything but loopback and the controller`;
+      },
+      async heal(v) {
+        await sh(v.primary, 'nft delete table inet oms_drill_partition');
+        return `partition of ${v.primary} removed`;
+      },
+      after: rejoin,
+    },
+    {
+      name: 'etcd-member-kill',
+      description: 'SIGKILL of the etcd leader member; PostgreSQL must keep taking writes',
+      goal: { seconds: 5, boundBy: 'etcd election timeout 1 s; Patroni keeps its leader key with 2 of 3 members' },
+      prepare,
+      async fault() {
+        const etcdHosts = inventory.hosts.filter((h) => h.groups.includes('etcd'));
+        const endpoints = etcdHosts.map((m) => `https://${m.address}:2379`).join(',');
+        const table = await sh(etcdHosts[0]?.name ?? 'db1', `${ETCDCTL} --endpoints ${endpoints} endpoint status -w json`);
+        const statuses = JSON.parse(table) as { Endpoint: string; Status: { header: { member_id: number }; leader: number } }[];
+        const lead = statuses.find((s) => s.Status.header.member_id === s.Status.leader);
+        const host = etcdHosts.find((h) => lead?.Endpoint.includes(`//${h.address}:`));
+        if (!host) throw new Error('no etcd leader found');
+        await sh(host.name, 'systemctl kill --signal=KILL etcd && systemctl stop etcd');
+        await sleep(5000);
+        return `SIGKILL of etcd on ${host.name} (the etcd leader), kept down 5 s`;
+      },
+      async heal() {
+        const etcdHosts = inventory.hosts.filter((h) => h.groups.includes('etcd'));
+        for (const h of etcdHosts) await sh(h.name, 'systemctl start etcd');
+        return 'etcd started again';
+      },
+    },
+  ];
+}

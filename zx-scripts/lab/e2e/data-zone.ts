@@ -1,0 +1,135 @@
+// The data zone on the lab: etcd, PostgreSQL under Patroni and HAProxy refuse clients without a certificate of the
+// kit's CA, a service's role is confined to its own data, Row Level Security hides other customers' rows, and the
+// failover drills lose no acknowledged write. Runs inside lab.e2e.ts, on its lab.
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import type { DrillReport } from '../../drills/framework.ts';
+import { agent } from '../../drills/pg.ts';
+import { join } from 'node:path';
+import { stateDir } from '../state.ts';
+import { assertOk, inventory, MINUTES, run } from './harness.ts';
+
+interface Answer {
+  rows?: Record<string, unknown>[];
+  error?: string;
+  code?: string | null;
+}
+
+const sql = (args: string[], statement: string): Promise<Answer> => agent<Answer>(inventory, 'app1', ['query', ...args, statement]);
+
+/** An HTTPS request from inside a host's network namespace (node's https; the hosts have no curl). */
+async function httpsFrom(host: string, url: string, options: { method?: string; cert?: string; body?: string } = {}): Promise<{ status?: number; error?: string }> {
+  const pki = join(stateDir, 'pki', 'lab');
+  const script = `
+    const https = require('node:https'); const fs = require('node:fs');
+    const o = { method: ${JSON.stringify(options.method ?? 'GET')}, ca: fs.readFileSync('${pki}/trust-bundle.pem'), timeout: 3000 };
+    ${options.cert ? `o.cert = fs.readFileSync('${options.cert}.crt'); o.key = fs.readFileSync('${options.cert}.key');` : ''}
+    const req = https.request(${JSON.stringify(url)}, o, (res) => { res.resume(); res.on('end', () => console.log(JSON.stringify({ status: res.statusCode }))); });
+    req.on('error', (e) => console.log(JSON.stringify({ error: e.code || e.message })));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end(${JSON.stringify(options.body ?? '')});`;
+  const result = await run('ip', ['netns', 'exec', host, process.execPath, '-e', script]);
+  return JSON.parse(result.stdout) as { status?: number; error?: string };
+}
+
+export function dataZoneTests(): void {
+  it('data zone: etcd, PostgreSQL and the Patroni REST API refuse clients without a valid certificate', async () => {
+    const db1 = inventory.hosts.find((h) => h.name === 'db1');
+    const app1 = inventory.hosts.find((h) => h.name === 'app1');
+    assert.ok(db1 && app1);
+    const client = (identity: string): string => join(stateDir, 'pki', 'lab', 'clients', identity, 'client');
+
+    // etcd: TLS, and a client certificate required
+    assert.equal((await httpsFrom('db1', `https://${db1.address}:2379/version`, { cert: client('patroni') })).status, 200);
+    const etcdBare = await httpsFrom('db1', `https://${db1.address}:2379/version`);
+    assert.equal(etcdBare.status, undefined, `etcd answered without a client certificate: ${JSON.stringify(etcdBare)}`);
+
+    // Patroni REST: health over TLS for anyone allowed by the firewall; changes need a client certificate
+    assert.equal((await httpsFrom('app1', `https://${db1.address}:8008/health`)).status, 200);
+    const patch = await httpsFrom('app1', `https://${db1.address}:8008/config`, { method: 'PATCH', body: '{"ttl": 99}' });
+    assert.ok(patch.status === 401 || patch.status === 403 || patch.error !== undefined, `PATCH /config without a certificate: ${JSON.stringify(patch)}`);
+    const config = await agent<{ members?: unknown[] }>(inventory, 'app1', ['cluster']);
+    assert.ok(config.members, 'the cluster still answers');
+
+    // PostgreSQL: no certificate, a certificate of another service, or another service's database: refused
+    const bare = await sql(['--no-cert', '--database', 'orders'], 'SELECT 1');
+    assert.equal(bare.code, '28000', `no certificate: ${JSON.stringify(bare)}`);
+    assert.match(bare.error ?? '', /certificate/);
+    const wrongCert = await sql(['--identity', 'notification-service', '--database', 'orders'], 'SELECT 1');
+    assert.equal(wrongCert.code, '28000', `notification-service to orders: ${JSON.stringify(wrongCert)}`);
+    const otherDb = await sql(['--identity', 'order-service', '--database', 'notifications'], 'SELECT 1');
+    assert.equal(otherDb.code, '28000', `order-service to notifications: ${JSON.stringify(otherDb)}`);
+    const own = await sql(['--identity', 'order-service', '--database', 'orders'], 'SELECT current_user AS who, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+    assert.deepEqual(own.rows, [{ who: 'order_service', ssl: true }]);
+  });
+
+  it('data zone: a service role cannot change the schema or bypass RLS; RLS hides other customers\' rows', async () => {
+    const tag = Date.now().toString(36);
+    const [alice, bob] = [`alice-${tag}`, `bob-${tag}`];
+    const staff = ['--scope', 'staff'];
+    const seeded = await sql(staff, `
+      INSERT INTO oms.products (id, name, category, price_cents, stock) VALUES ('TEST-RLS', 'RLS test', 'test', 100, 1000)
+        ON CONFLICT (id) DO NOTHING;
+      INSERT INTO oms.orders (id, customer_id, status, total_cents, currency) VALUES
+        (gen_random_uuid(), '${alice}', 'PENDING_PAYMENT', 100, 'EUR'), (gen_random_uuid(), '${bob}', 'PENDING_PAYMENT', 100, 'EUR')`);
+    assert.equal(seeded.error, undefined, JSON.stringify(seeded));
+
+    const asAlice = await sql(['--scope', 'customer', '--customer', alice], `SELECT customer_id FROM oms.orders WHERE customer_id IN ('${alice}', '${bob}')`);
+    assert.deepEqual(asAlice.rows, [{ customer_id: alice }], 'alice sees her order only');
+    const asNobody = await sql([], `SELECT count(*)::int AS n FROM oms.orders WHERE customer_id IN ('${alice}', '${bob}')`);
+    assert.deepEqual(asNobody.rows, [{ n: 0 }], 'a transaction that says nobody sees nothing');
+    const asStaff = await sql(staff, `SELECT count(*)::int AS n FROM oms.orders WHERE customer_id IN ('${alice}', '${bob}')`);
+    assert.deepEqual(asStaff.rows, [{ n: 2 }]);
+    const forBob = await sql(['--scope', 'customer', '--customer', alice],
+      `INSERT INTO oms.orders (id, customer_id, status, total_cents, currency) VALUES (gen_random_uuid(), '${bob}', 'PENDING_PAYMENT', 1, 'EUR')`);
+    assert.equal(forBob.code, '42501', `alice writing an order for bob: ${JSON.stringify(forBob)}`);
+    const outbox = await sql(['--scope', 'customer', '--customer', alice], 'SELECT count(*) FROM oms.outbox');
+    assert.deepEqual(outbox.rows, [{ count: '0' }], 'only the system scope reads the outbox');
+
+    for (const statement of [
+      'ALTER TABLE oms.orders DISABLE ROW LEVEL SECURITY',
+      'CREATE TABLE oms.stolen (i int)',
+      'DELETE FROM oms.orders',
+      'TRUNCATE oms.orders',
+      'DROP TABLE oms.orders',
+      'SELECT * FROM oms_migrations.applied',
+      'CREATE ROLE other',
+    ]) {
+      const answer = await sql(staff, statement);
+      assert.equal(answer.code, '42501', `order_service ran: ${statement} -> ${JSON.stringify(answer)}`);
+    }
+    for (const statement of ['CREATE DATABASE other', 'ALTER SYSTEM SET fsync = off']) {
+      const answer = await sql(['--autocommit'], statement);
+      assert.equal(answer.code, '42501', `order_service ran: ${statement} -> ${JSON.stringify(answer)}`);
+    }
+  });
+
+  it('data zone: PostgreSQL drills lose no acknowledged write, and the cluster is whole after each', { timeout: 20 * MINUTES }, async (t) => {
+    const result = await run(process.execPath, ['--import', 'tsx', 'zx-scripts/drills/cli.ts', 'all', '--json'], 20 * MINUTES);
+    assert.ok(result.code === 0 || result.code === 1, `drills failed to run (exit ${String(result.code)}): ${result.stderr}`);
+    const reports = JSON.parse(result.stdout) as DrillReport[];
+    assert.deepEqual(reports.map((r) => r.drill), ['pg-switchover', 'pg-primary-host-kill', 'pg-postgres-kill', 'pg-primary-partition', 'etcd-member-kill']);
+    for (const r of reports) {
+      t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
+        `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} committed); LOST ${r.lost.length}`);
+      assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
+      assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
+      assert.deepEqual(r.problems, [], `${r.drill}: ${r.problems.join('; ')}`);
+    }
+    assertOk(result, 'npm run drill -- all');
+  });
+
+  it('bench -- db measures the order-creation transaction through HAProxy at rising concurrency', { timeout: 5 * MINUTES }, async (t) => {
+    const result = await run(process.execPath, ['--import', 'tsx', 'zx-scripts/bench/cli.ts', 'db', '--seconds', '3', '--json'], 5 * MINUTES);
+    assertOk(result, 'npm run bench -- db');
+    const report = JSON.parse(result.stdout) as { steps: { clients: number; tps: number; errors: number; transactions: number; ms: { p95: number } }[]; ceiling: { tps: number; clients: number; ms: { p95: number; p99: number } } };
+    assert.deepEqual(report.steps.map((s) => s.clients), [1, 4, 8, 16, 32]);
+    for (const step of report.steps) {
+      assert.ok(step.transactions > 0 && step.errors === 0, `${step.clients} connections: ${JSON.stringify(step)}`);
+    }
+    t.diagnostic(`db ceiling (3 s steps, a smoke run): ${report.ceiling.tps} orders/s at ${report.ceiling.clients} connections, p95 ${report.ceiling.ms.p95} ms, p99 ${report.ceiling.ms.p99} ms`);
+    const bad = await run(process.execPath, ['--import', 'tsx', 'zx-scripts/bench/cli.ts', 'db', '--seconds', 'x']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--seconds takes a whole number/);
+  });
+}

@@ -1,0 +1,49 @@
+// What the lab's end-to-end tests share: running the kit's commands as a user would, and reading their output.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { loadInventory } from '../../lib/inventory.ts';
+import { defaultInventory, repoRoot } from '../lab.ts';
+
+export const inventory = loadInventory(defaultInventory);
+export const bin = (tool: string): string => join(repoRoot, 'node_modules/.bin', tool);
+export const MINUTES = 60_000;
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+export function run(cmd: string, args: string[], timeoutMs = 15 * MINUTES): Promise<Run> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, stdout, stderr, seconds: Math.round((performance.now() - started) / 100) / 10 });
+    });
+  });
+}
+
+export const lab = (...args: string[]): Promise<Run> => run(process.execPath, ['--import', 'tsx', 'zx-scripts/lab/cli.ts', ...args]);
+export const inHost = (host: string, ...cmd: string[]): Promise<Run> => lab('exec', host, '--', ...cmd);
+
+export function assertOk(result: Run, what: string): void {
+  assert.equal(result.code, 0, `${what} failed (exit ${String(result.code)}):\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`);
+}
+
+/** Per-host counts from the PLAY RECAP of an ansible-playbook run. */
+export function recap(output: string): Map<string, { ok: number; changed: number; unreachable: number; failed: number }> {
+  const hosts = new Map<string, { ok: number; changed: number; unreachable: number; failed: number }>();
+  for (const m of output.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
+    hosts.set(m[1] ?? '', { ok: Number(m[2]), changed: Number(m[3]), unreachable: Number(m[4]), failed: Number(m[5]) });
+  }
+  return hosts;
+}
+
