@@ -2,7 +2,8 @@
 # Installs everything the controller needs, pinned and repeatable, on a fresh Debian 12 machine (as root):
 #   1. Debian packages (toolchain/apt-packages.txt)
 #   2. npm dependencies (npm ci, from package-lock.json)
-#   3. a Python venv with pinned ansible and ansible-lint (toolchain/requirements.txt)
+#   3. a Python venv with pinned ansible and ansible-lint (toolchain/requirements.txt), and the wheels of the
+#      pinned Patroni for the database hosts (toolchain/patroni-requirements.txt)
 #   4. Apache Kafka jars resolved from Maven Central (toolchain/kafka/pom.xml) with a SHA256SUMS file
 #   5. k6 built from source with `go install` at the pinned version
 # Each step is keyed by a hash of its inputs and skipped when that key is already installed, so a re-run on a
@@ -93,6 +94,22 @@ else
 fi
 ln -sfn "$venv" "$tooldir/venv"
 
+# 3b. Patroni wheels for the database hosts (toolchain/patroni-requirements.txt), for the hosts' Python (Debian 12's)
+patroni="$cache/toolchain/patroni-$(key_of "$repo/toolchain/patroni-requirements.txt")"
+if [ ! -f "$patroni/.complete" ]; then
+  step "downloading Patroni wheels from PyPI (toolchain/patroni-requirements.txt)"
+  rm -rf "$patroni"
+  mkdir -p "$patroni/wheels"
+  # pip wheel: binary wheels as published, pure-Python sdists (ydiff) built into wheels here
+  logged "$venv/bin/pip" wheel --disable-pip-version-check --use-pep517 --wheel-dir "$patroni/wheels" \
+    -r "$repo/toolchain/patroni-requirements.txt"
+  (cd "$patroni/wheels" && sha256sum -- * > ../SHA256SUMS)
+  touch "$patroni/.complete"
+else
+  say "patroni wheels present"
+fi
+ln -sfn "$patroni" "$tooldir/patroni"
+
 # 4. Kafka jars
 kafka="$cache/toolchain/kafka-$KAFKA_VERSION-$(key_of "$repo/toolchain/kafka/pom.xml")"
 if [ ! -f "$kafka/.complete" ]; then
@@ -125,4 +142,4 @@ else
 fi
 ln -sfn "$k6dir" "$tooldir/k6"
 
-say "toolchain ready: ansible $("$tooldir/venv/bin/ansible" --version | head -1 | sed 's/.*core //;s/]//'), kafka $KAFKA_VERSION, k6 $K6_VERSION"
+say "toolchain ready: patroni $(sed -n "s/^patroni\[.*\]==//p" "$repo/toolchain/patroni-requirements.txt"), ansible $("$tooldir/venv/bin/ansible" --version | head -1 | sed 's/.*core //;s/]//'), kafka $KAFKA_VERSION, k6 $K6_VERSION"

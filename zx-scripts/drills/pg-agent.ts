@@ -220,10 +220,13 @@ async function audit(runId: string): Promise<void> {
   }
 }
 
+/** GET with the order-service identity's certificate (the Patroni REST API requires a client certificate). */
 function getJson(url: string): Promise<unknown> {
   const ca = readFileSync(`${config.pki}/trust-bundle.pem`, 'utf8');
+  const cert = readFileSync(`${config.pki}/clients/order-service/client.crt`, 'utf8');
+  const key = readFileSync(`${config.pki}/clients/order-service/client.key`, 'utf8');
   return new Promise((resolve, reject) => {
-    const req = request(url, { ca, timeout: 2000 }, (res) => {
+    const req = request(url, { ca, cert, key, timeout: 2000 }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => {

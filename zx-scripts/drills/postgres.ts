@@ -167,7 +167,7 @@ export function postgresDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'pg-primary-host-kill',
       description: 'the primary host loses power (every process of it killed at once), then boots again',
-      goal: { seconds: 30, boundBy: 'Patroni ttl 15 s (the dead leader key expires) + loop_wait 3 s + promotion + HAProxy check' },
+      goal: { seconds: 30, boundBy: 'Patroni ttl 20 s (the dead leader key expires) + loop_wait 3 s + promotion + HAProxy check' },
       prepare,
       async fault(v) {
         await killHost(inventoryDir, v.primary);
@@ -195,7 +195,7 @@ export function postgresDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'pg-primary-partition',
       description: 'the primary cut off from every other host by nftables (only the controller still reaches it)',
-      goal: { seconds: 30, boundBy: 'Patroni ttl 15 s + loop_wait 3 s; the cut-off primary demotes itself after retry_timeout 5 s' },
+      goal: { seconds: 30, boundBy: 'Patroni ttl 20 s + loop_wait 3 s; the cut-off primary demotes itself after retry_timeout 5 s' },
       prepare,
       async fault(v) {
         const controller = inventory.mgmt.controller;

@@ -44,10 +44,12 @@ export function dataZoneTests(): void {
     const etcdBare = await httpsFrom('db1', `https://${db1.address}:2379/version`);
     assert.equal(etcdBare.status, undefined, `etcd answered without a client certificate: ${JSON.stringify(etcdBare)}`);
 
-    // Patroni REST: health over TLS for anyone allowed by the firewall; changes need a client certificate
-    assert.equal((await httpsFrom('app1', `https://${db1.address}:8008/health`)).status, 200);
+    // Patroni REST API: mutual TLS for every request, health checks included
+    assert.equal((await httpsFrom('app1', `https://${db1.address}:8008/health`, { cert: client('order-service') })).status, 200);
+    const health = await httpsFrom('app1', `https://${db1.address}:8008/health`);
+    assert.equal(health.status, undefined, `Patroni answered without a client certificate: ${JSON.stringify(health)}`);
     const patch = await httpsFrom('app1', `https://${db1.address}:8008/config`, { method: 'PATCH', body: '{"ttl": 99}' });
-    assert.ok(patch.status === 401 || patch.status === 403 || patch.error !== undefined, `PATCH /config without a certificate: ${JSON.stringify(patch)}`);
+    assert.equal(patch.status, undefined, `PATCH /config without a certificate: ${JSON.stringify(patch)}`);
     const config = await agent<{ members?: unknown[] }>(inventory, 'app1', ['cluster']);
     assert.ok(config.members, 'the cluster still answers');
 
