@@ -4,7 +4,8 @@
 #   2. npm dependencies (npm ci, from package-lock.json)
 #   3. a Python venv with pinned ansible and ansible-lint (toolchain/requirements.txt), and the wheels of the
 #      pinned Patroni for the database hosts (toolchain/patroni-requirements.txt)
-#   4. Apache Kafka jars resolved from Maven Central (toolchain/kafka/pom.xml) with a SHA256SUMS file
+#   4. Apache Kafka jars resolved from Maven Central (toolchain/kafka/pom.xml) with a SHA256SUMS file, and
+#      oms-kafka-admin (toolchain/kafka-admin) compiled against them
 #   5. k6 built from source with `go install` at the pinned version
 # Each step is keyed by a hash of its inputs and skipped when that key is already installed, so a re-run on a
 # ready machine takes about a second. Built artefacts live in a machine cache shared by every clone
@@ -125,6 +126,24 @@ else
 fi
 ln -sfn "$kafka" "$tooldir/kafka"
 
+# 4b. oms-kafka-admin: the roles' and drills' Kafka administration, built against the same jar set
+kadmin="$cache/toolchain/kafka-admin-$(key_of "$repo/toolchain/kafka-admin/OmsKafkaAdmin.java" "$kafka/SHA256SUMS")"
+if [ ! -f "$kadmin/.complete" ]; then
+  step "compiling oms-kafka-admin against Kafka $KAFKA_VERSION"
+  rm -rf "$kadmin"
+  mkdir -p "$kadmin/classes"
+  logged javac --release 17 -Xlint:all -Werror -cp "$kafka/libs/*" -d "$kadmin/classes" \
+    "$repo/toolchain/kafka-admin/OmsKafkaAdmin.java"
+  # a reproducible jar: fixed entry times, so the same source gives the same checksum
+  logged jar --create --date=2020-01-01T00:00:00Z --file "$kadmin/oms-kafka-admin.jar" -C "$kadmin/classes" .
+  rm -rf "$kadmin/classes"
+  (cd "$kadmin" && sha256sum -- oms-kafka-admin.jar > SHA256SUMS)
+  touch "$kadmin/.complete"
+else
+  say "oms-kafka-admin present"
+fi
+ln -sfn "$kadmin" "$tooldir/kafka-admin"
+
 # 5. k6
 k6dir="$cache/toolchain/k6-$K6_VERSION"
 if [ ! -x "$k6dir/k6" ]; then
@@ -142,4 +161,4 @@ else
 fi
 ln -sfn "$k6dir" "$tooldir/k6"
 
-say "toolchain ready: patroni $(sed -n "s/^patroni\[.*\]==//p" "$repo/toolchain/patroni-requirements.txt"), ansible $("$tooldir/venv/bin/ansible" --version | head -1 | sed 's/.*core //;s/]//'), kafka $KAFKA_VERSION, k6 $K6_VERSION"
+say "toolchain ready: patroni $(sed -n "s/^patroni\[.*\]==//p" "$repo/toolchain/patroni-requirements.txt"), ansible $("$tooldir/venv/bin/ansible" --version | sed -n '1{s/.*core //;s/]//;p}'), kafka $KAFKA_VERSION, k6 $K6_VERSION"
