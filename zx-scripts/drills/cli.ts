@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
-import { formatReport, runDrill, type DrillReport } from './framework.ts';
+import { formatReport, runDrill, type Drill, type DrillReport, type DrillTarget } from './framework.ts';
+import { kafkaDrills, kafkaTarget } from './kafka.ts';
 import { postgresDrills, postgresTarget } from './postgres.ts';
 
 const USAGE = `usage: npm run drill -- <drill>... | all | list [--json]
@@ -19,7 +20,11 @@ async function main(argv: string[]): Promise<number> {
   if (unknownFlags.length > 0) throw new UsageError(`unknown option ${unknownFlags.join(', ')}`);
   const names = argv.filter((a) => !a.startsWith('--'));
   const inventory = loadInventory(defaultInventory);
-  const drills = postgresDrills(inventory);
+  // each drill with the system it runs against (its load, health and audit)
+  const drills: (Drill<unknown> & { target: () => DrillTarget })[] = [
+    ...postgresDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => postgresTarget(inventory) })),
+    ...kafkaDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => kafkaTarget(inventory) })),
+  ];
   if (names.length === 0) throw new UsageError('name a drill, all, or list');
   if (names[0] === 'list') {
     for (const d of drills) console.log(`${d.name.padEnd(24)} ${d.description}`);
@@ -33,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
   if (!(await status(defaultInventory)).up) throw new Error('the lab is not up (npm run lab -- up)');
   const reports: DrillReport[] = [];
   for (const drill of chosen) {
-    const report = await runDrill(drill, postgresTarget(inventory), {
+    const report = await runDrill(drill, drill.target(), {
       steadySeconds: 3,
       recoverTimeoutSeconds: 90,
       wholeTimeoutSeconds: 120,

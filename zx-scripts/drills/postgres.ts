@@ -5,7 +5,8 @@ import type { Inventory } from '../lib/inventory.ts';
 import { findNspawn, hostInit, inHost } from '../lab/hosts.ts';
 import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget, Load, Whole, WriteEvent } from './framework.ts';
-import { agent, startAgent } from './pg.ts';
+import { PG_AGENT, startAgent, streamAgent } from './agent.ts';
+import { agent } from './pg.ts';
 
 const LOAD_HOST = 'app1';
 const PATRONI = 'patronictl -c /etc/patroni/config.yml';
@@ -20,7 +21,7 @@ interface Member {
 }
 
 /** Runs a shell command in a lab host; throws with its output when it fails. */
-async function sh(host: string, script: string): Promise<string> {
+export async function sh(host: string, script: string): Promise<string> {
   const nspawn = findNspawn(host);
   const init = nspawn === undefined ? undefined : hostInit(nspawn);
   if (init === undefined) throw new Error(`${host} is not running`);
@@ -29,7 +30,7 @@ async function sh(host: string, script: string): Promise<string> {
   return result.stdout;
 }
 
-const running = (host: string): boolean => findNspawn(host) !== undefined;
+export const running = (host: string): boolean => findNspawn(host) !== undefined;
 
 export async function patroniMembers(inventory: Inventory): Promise<Member[]> {
   const cluster = await agent<{ members?: Member[]; error?: string }>(inventory, LOAD_HOST, ['cluster']);
@@ -67,26 +68,13 @@ export function postgresTarget(inventory: Inventory): DrillTarget {
   const postgresHosts = inventory.hosts.filter((h) => h.groups.includes('postgres')).map((h) => h.name);
   return {
     startLoad(runId: string): Promise<Load> {
-      const child = startAgent(inventory, LOAD_HOST, ['load', '--run', runId, '--writers', '4', '--interval-ms', '20']);
       const events: WriteEvent[] = [];
-      let buffered = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        buffered += d.toString();
-        const lines = buffered.split('\n');
-        buffered = lines.pop() ?? '';
-        for (const line of lines) if (line.trim()) events.push(JSON.parse(line) as WriteEvent);
-      });
-      child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      const child = startAgent(PG_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--writers', '4', '--interval-ms', '20']);
+      const stream = streamAgent(child, (line) => { events.push(line as WriteEvent); });
       return Promise.resolve({
         events: () => events,
         async stop() {
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-          const code = await exited;
-          clearTimeout(timer);
-          if (code !== 0) throw new Error(`the write load exited with ${String(code)}: ${stderr}`);
+          await stream.stop();
           return events;
         },
       });

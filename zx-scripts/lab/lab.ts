@@ -328,13 +328,14 @@ async function netnsMemoryMiB(ns: string): Promise<number> {
   return Math.round(kib / 102.4) / 10;
 }
 
-/** Runs the site playbook against the inventory with the pinned Ansible; resolves to its exit code. */
-export function runPlaybook(inventoryDir: string, playbook: string, extra: string[] = []): Promise<number> {
+/** Runs a playbook against the inventory with the pinned Ansible; resolves to its exit code. */
+export function runPlaybook(inventoryDir: string, playbook: string, extra: string[] = [], outputToStderr = false): Promise<number> {
   const exe = join(repoRoot, '.toolchain/venv/bin/ansible-playbook');
   if (!existsSync(exe)) throw new Error('ansible-playbook is not installed; run: npm run bootstrap');
   return new Promise((done, fail) => {
     const child = spawn(exe, ['-i', inventoryDir, playbook, ...extra], {
-      stdio: 'inherit',
+      // a caller whose stdout is JSON (drills --json) sends Ansible's output to stderr
+      stdio: outputToStderr ? ['ignore', process.stderr, process.stderr] : 'inherit',
       env: { ...process.env, ANSIBLE_CONFIG: join(repoRoot, 'ansible/ansible.cfg') },
     });
     child.on('error', fail);

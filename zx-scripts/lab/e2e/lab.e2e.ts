@@ -15,6 +15,7 @@ import { MGMT_BRIDGE, ROUTER_NS } from '../network.ts';
 import { stateDir } from '../state.ts';
 import { assertOk, bin, inHost, inventory, lab, MINUTES, recap, run, type Run } from './harness.ts';
 import { dataZoneTests } from './data-zone.ts';
+import { kafkaTests } from './kafka.ts';
 import { formatReport, type MatrixReport } from '../zone-matrix.ts';
 
 async function assertNothingLeft(): Promise<void> {
@@ -42,7 +43,7 @@ function memAvailableMiB(): number {
   return Number(/^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1024;
 }
 
-describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
+describe('the single-machine lab', { timeout: 75 * MINUTES }, () => {
   before(async () => {
     assertOk(await lab('down'), 'lab down (clean slate)');
     await assertNothingLeft();
@@ -296,6 +297,7 @@ describe('the single-machine lab', { timeout: 45 * MINUTES }, () => {
   });
 
   dataZoneTests();
+  kafkaTests();
 
   it('down removes every namespace, bridge, mount, cgroup and process', async (t) => {
     const down = await lab('down');

@@ -1,0 +1,101 @@
+// The controller's side of the drill agents (pg-agent.ts, kafka-agent.ts): runs one inside an app host's network
+// namespace with the lab's settings, either to its end (one JSON answer) or as a load streaming JSON lines.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { $ } from 'zx';
+import type { Inventory } from '../lib/inventory.ts';
+import { repoRoot } from '../lab/lab.ts';
+import { stateDir } from '../lab/state.ts';
+import type { AgentConfig } from './pg-agent.ts';
+import type { KafkaAgentConfig } from './kafka-agent.ts';
+
+export interface AgentKind {
+  name: string;
+  script: string;
+  config(inventory: Inventory): object;
+}
+
+const labPki = (): string => join(stateDir, 'pki', 'lab');
+const groupHosts = (inventory: Inventory, group: string) => inventory.hosts.filter((h) => h.groups.includes(group));
+
+export const PG_AGENT: AgentKind = {
+  name: 'pg-agent',
+  script: join(repoRoot, 'zx-scripts/drills/pg-agent.ts'),
+  config: (inventory): AgentConfig => ({
+    pki: labPki(),
+    members: groupHosts(inventory, 'postgres').map((h) => ({ name: h.name, address: h.address })),
+    haproxy: { rw: 5000, ro: 5001 },
+    patroniPort: 8008,
+  }),
+};
+
+/** The lab's generated secret (inventories/lab/group_vars/all/secrets.yml), made by the first site.yml run. */
+export function labSecret(name: string): string {
+  const file = join(stateDir, 'secrets', name);
+  if (!existsSync(file)) throw new Error(`${file} is missing: provision the lab first (npm run lab -- up)`);
+  return readFileSync(file, 'utf8').trim();
+}
+
+export const KAFKA_CLIENT_PORT = 9094;
+export const KAFKA_DRILL_TOPIC = 'oms.drills';
+
+export const KAFKA_AGENT: AgentKind = {
+  name: 'kafka-agent',
+  script: join(repoRoot, 'zx-scripts/drills/kafka-agent.ts'),
+  config: (inventory): KafkaAgentConfig => ({
+    pki: labPki(),
+    brokers: groupHosts(inventory, 'kafka').map((h) => `${h.address}:${KAFKA_CLIENT_PORT}`),
+    certIdentity: 'order-service',
+    topic: KAFKA_DRILL_TOPIC,
+    user: 'drill-agent',
+    password: labSecret('kafka-drill-agent'),
+  }),
+};
+
+function agentArgs(kind: AgentKind, host: string, args: string[]): string[] {
+  return ['netns', 'exec', host, process.execPath, '--import', 'tsx', kind.script, ...args];
+}
+
+function agentEnv(kind: AgentKind, inventory: Inventory): NodeJS.ProcessEnv {
+  return { ...process.env, OMS_AGENT_CONFIG: JSON.stringify(kind.config(inventory)) };
+}
+
+/** Runs one agent command to its end and parses its JSON answer. */
+export async function runAgent<T>(kind: AgentKind, inventory: Inventory, host: string, args: string[], input?: string): Promise<T> {
+  const result = await $({ env: agentEnv(kind, inventory), cwd: repoRoot, ...(input === undefined ? {} : { input }) })`ip ${agentArgs(kind, host, args)}`.nothrow().quiet();
+  if (result.exitCode !== 0) throw new Error(`${kind.name} ${args[0] ?? ''} on ${host} failed: ${result.stderr.trim()}`);
+  return JSON.parse(result.stdout) as T;
+}
+
+/** Starts an agent's load; it streams JSON lines on stdout until it gets SIGTERM. */
+export function startAgent(kind: AgentKind, inventory: Inventory, host: string, args: string[]): ChildProcessWithoutNullStreams {
+  return spawn('ip', agentArgs(kind, host, args), { cwd: repoRoot, env: agentEnv(kind, inventory), stdio: 'pipe' });
+}
+
+/**
+ * Hands each JSON line of a started agent to `onLine`; stop() sends SIGTERM, waits for the agent's last lines
+ * (SIGKILL after `graceMs`) and fails when it did not exit cleanly.
+ */
+export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line: unknown) => void, graceMs = 15_000): { stop(): Promise<void> } {
+  let buffered = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) onLine(JSON.parse(line));
+  });
+  child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exited;
+      clearTimeout(timer);
+      if (buffered.trim()) onLine(JSON.parse(buffered));
+      if (code !== 0) throw new Error(`the load exited with ${String(code)}: ${stderr}`);
+    },
+  };
+}

@@ -1,0 +1,208 @@
+// Runs inside an app host's network namespace (`ip netns exec app1 ...`, see agent.ts), where the services will
+// run: it reaches the brokers' CLIENT listener (SASL_SSL, SCRAM-SHA-512, a client certificate of the kit's CA) the
+// way the order and notification services will. One JSON document (or, for `load`, one JSON line per event) on stdout.
+//
+//   load --run ID [--producers N] [--interval-ms MS]
+//       idempotent producers (acks=all) write messages with client-made ids to the drill topic while a consumer group
+//       reads them; one line per write ({"kind":"write",...}); on SIGTERM the producers stop, the consumer catches up
+//       (at most 60 s) and a last line lists the ids it consumed ({"kind":"consumed","ids":[...],"duplicates":N})
+//   probe --action produce|consume|metadata [--topic T] [--group G] [--user U] [--password P] [--no-sasl] [--no-cert]
+//       one client operation with those credentials: {"ok":true} or {"ok":false,"error":"...","type":"..."}
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Kafka, logLevel, type KafkaConfig, type Producer } from 'kafkajs';
+
+export interface KafkaAgentConfig {
+  /** lab PKI folder on the controller (trust-bundle.pem, clients/<identity>/client.{crt,key}) */
+  pki: string;
+  /** the brokers' CLIENT listeners, address:port */
+  brokers: string[];
+  /** the client certificate presented to the brokers (a service identity of the app hosts) */
+  certIdentity: string;
+  /** the drill topic, and the SCRAM user the drills write and read it as */
+  topic: string;
+  user: string;
+  password: string;
+}
+
+const config = JSON.parse(process.env['OMS_AGENT_CONFIG'] ?? '{}') as KafkaAgentConfig;
+const REQUEST_TIMEOUT_MS = 5000;
+
+interface Credentials {
+  user: string | null;
+  password: string;
+  cert: boolean;
+}
+
+function client(clientId: string, creds: Credentials, retries = 3): Kafka {
+  const ssl = {
+    ca: readFileSync(`${config.pki}/trust-bundle.pem`, 'utf8'),
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.3' as const,
+    ...(creds.cert ? {
+      cert: readFileSync(`${config.pki}/clients/${config.certIdentity}/client.crt`, 'utf8'),
+      key: readFileSync(`${config.pki}/clients/${config.certIdentity}/client.key`, 'utf8'),
+    } : {}),
+  };
+  const settings: KafkaConfig = {
+    clientId,
+    brokers: config.brokers,
+    ssl,
+    connectionTimeout: 3000,
+    authenticationTimeout: 5000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    retry: { retries, initialRetryTime: 100, maxRetryTime: 1000 },
+    logLevel: logLevel.NOTHING,
+  };
+  if (creds.user !== null) settings.sasl = { mechanism: 'scram-sha-512', username: creds.user, password: creds.password };
+  return new Kafka(settings);
+}
+
+function message(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = (error as { cause?: unknown }).cause;
+  return cause instanceof Error && cause.message !== error.message ? `${error.message}: ${cause.message}` : error.message;
+}
+
+const emit = (line: object): void => { process.stdout.write(JSON.stringify(line) + '\n'); };
+
+async function load(runId: string, producers: number, intervalMs: number): Promise<void> {
+  let stopping = false;
+  process.on('SIGTERM', () => { stopping = true; });
+  process.on('SIGINT', () => { stopping = true; });
+  const creds: Credentials = { user: config.user, password: config.password, cert: true };
+  const kafka = client(`oms-drill-${runId}`, creds);
+  const topic = config.topic;
+  const groupId = `drill-live-${runId}`;
+
+  // The consumer group starts at the topic's current end: earlier drills' messages are not this run's.
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = await admin.fetchTopicOffsets(topic);
+  await admin.setOffsets({ groupId, topic, partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })) });
+  await admin.disconnect();
+
+  const acknowledged = new Set<string>();
+  const consumed = new Set<string>();
+  let duplicates = 0;
+  // more retries than the producers: the first group of a new cluster waits for __consumer_offsets to be created
+  const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 250, retry: { retries: 10 } });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: false });
+  await consumer.run({
+    eachMessage: ({ message: m }) => {
+      const body = JSON.parse(m.value?.toString() ?? '{}') as { id?: string; run?: string };
+      if (body.run === runId && body.id) {
+        if (consumed.has(body.id)) duplicates += 1;
+        consumed.add(body.id);
+      }
+      return Promise.resolve();
+    },
+  });
+
+  // One producer per loop. After a failed send the producer is replaced (a new producer id), as the Java client
+  // does: an idempotent producer's sequence numbers are uncertain after a send whose outcome is unknown.
+  const newProducer = async (): Promise<Producer> => {
+    const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    await p.connect();
+    return p;
+  };
+  const writer = async (): Promise<void> => {
+    let producer: Producer | null = null;
+    while (!stopping) {
+      const id = randomUUID();
+      const start = Date.now();
+      try {
+        producer ??= await newProducer();
+        await producer.send({ topic, acks: -1, timeout: REQUEST_TIMEOUT_MS, messages: [{ key: id, value: JSON.stringify({ id, run: runId }) }] });
+        acknowledged.add(id);
+        emit({ kind: 'write', id, start, end: Date.now(), outcome: 'ok' });
+      } catch (error) {
+        // a send that failed after it left may still have been appended: unknown, not failed
+        emit({ kind: 'write', id, start, end: Date.now(), outcome: 'unknown', error: message(error) });
+        const old = producer;
+        producer = null;
+        await old?.disconnect().catch(() => undefined);
+      }
+      await sleep(intervalMs);
+    }
+    await producer?.disconnect().catch(() => undefined);
+  };
+  await Promise.all(Array.from({ length: producers }, () => writer()));
+
+  const deadline = Date.now() + 60_000;
+  while ([...acknowledged].some((id) => !consumed.has(id)) && Date.now() < deadline) await sleep(250);
+  await consumer.disconnect().catch(() => undefined);
+  emit({ kind: 'consumed', ids: [...consumed], duplicates });
+}
+
+async function probe(args: Map<string, string | true>): Promise<void> {
+  const action = String(args.get('action') ?? '');
+  const topic = String(args.get('topic') ?? config.topic);
+  const user = args.has('no-sasl') ? null : String(args.get('user') ?? config.user);
+  const password = String(args.get('password') ?? config.password);
+  const kafka = client('oms-probe', { user, password, cert: !args.has('no-cert') }, 0);
+  try {
+    if (action === 'metadata') {
+      const admin = kafka.admin();
+      await admin.connect();
+      await admin.fetchTopicMetadata({ topics: [topic] });
+      await admin.disconnect();
+    } else if (action === 'produce') {
+      const producer = kafka.producer({ allowAutoTopicCreation: false });
+      await producer.connect();
+      await producer.send({ topic, acks: -1, messages: [{ key: 'probe', value: JSON.stringify({ id: randomUUID(), run: 'probe' }) }] });
+      await producer.disconnect();
+    } else if (action === 'consume') {
+      const group = String(args.get('group') ?? `drill-probe-${randomUUID()}`);
+      const consumer = kafka.consumer({ groupId: group, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+      await consumer.connect();
+      let failure: unknown = null;
+      consumer.on(consumer.events.CRASH, (e) => { failure = e.payload.error; });
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({ eachMessage: () => Promise.resolve() });
+      // joining the group and fetching is where authorization happens: give it the time to get there or fail
+      const joined = new Promise<void>((resolve) => consumer.on(consumer.events.FETCH_START, () => { resolve(); }));
+      await Promise.race([joined, sleep(20_000)]);
+      await consumer.disconnect();
+      if (failure !== null) throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));
+    } else {
+      throw new Error(`unknown probe action '${action}' (produce, consume, metadata)`);
+    }
+    emit({ ok: true });
+  } catch (error) {
+    emit({ ok: false, error: message(error), type: error instanceof Error ? error.name : typeof error });
+  }
+}
+
+function parse(argv: string[]): Map<string, string | true> {
+  const args = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'`);
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith('--')) args.set(a.slice(2), true);
+    else { args.set(a.slice(2), next); i++; }
+  }
+  return args;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const args = parse(rest);
+  if (command === 'load') {
+    const run = args.get('run');
+    if (typeof run !== 'string') throw new Error('load needs --run ID');
+    await load(run, Number(args.get('producers') ?? 4), Number(args.get('interval-ms') ?? 20));
+  } else if (command === 'probe') {
+    await probe(args);
+  } else {
+    throw new Error('usage: kafka-agent.ts load --run ID [--producers N] [--interval-ms MS] | probe --action A [...]');
+  }
+}
+
+main(process.argv.slice(2)).then(() => process.exit(0), (error: unknown) => {
+  process.stderr.write(`kafka-agent: ${message(error)}\n`);
+  process.exit(1);
+});

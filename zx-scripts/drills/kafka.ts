@@ -1,0 +1,199 @@
+// The Kafka drills (brokers, their controller, ZooKeeper) on the lab, and the target they share: idempotent
+// producers (acks=all) writing ids to the drill topic from app1 while a consumer group reads them; the audit is the
+// consumer's: an acknowledged message it never consumed is LOST.
+import { join } from 'node:path';
+import type { Inventory } from '../lib/inventory.ts';
+import { defaultInventory, repoRoot, runPlaybook } from '../lab/lab.ts';
+import { KAFKA_AGENT, KAFKA_DRILL_TOPIC, startAgent, streamAgent } from './agent.ts';
+import type { Drill, DrillTarget, Load, Whole, WriteEvent } from './framework.ts';
+import { running, sh } from './postgres.ts';
+
+const LOAD_HOST = 'app1';
+
+interface Health {
+  brokers: number[];
+  controller: number;
+  underReplicated: number;
+  offline: number;
+  notInSync: string[];
+  healthy: boolean;
+  error?: string;
+}
+
+interface AgentLine {
+  kind: 'write' | 'consumed';
+  ids?: string[];
+  duplicates?: number;
+}
+
+const kafkaHosts = (inventory: Inventory) => inventory.hosts.filter((h) => h.groups.includes('kafka'));
+const zookeeperHosts = (inventory: Inventory) => inventory.hosts.filter((h) => h.groups.includes('zookeeper'));
+/** broker ids are positions in the group (roles/kafka) */
+const brokerHost = (inventory: Inventory, id: number): string | undefined => kafkaHosts(inventory)[id - 1]?.name;
+
+/** Runs a command on the first Kafka host that answers it (a drill may have stopped the others' services). */
+async function onAnyBroker(inventory: Inventory, script: string, avoid: string[] = []): Promise<string> {
+  let last: unknown = new Error('no Kafka host runs');
+  for (const host of kafkaHosts(inventory).map((h) => h.name).filter((h) => running(h) && !avoid.includes(h))) {
+    try {
+      return await sh(host, script);
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last instanceof Error ? last : new Error(String(last));
+}
+
+export async function kafkaHealth(inventory: Inventory, avoid: string[] = []): Promise<Health> {
+  const out = await onAnyBroker(inventory, `oms-kafka-admin health --brokers ${kafkaHosts(inventory).length} || true`, avoid);
+  return JSON.parse(out) as Health;
+}
+
+/** Each ZooKeeper member's mode ("leader", "follower", "down: ..."), asked over TLS from a Kafka host. */
+async function zookeeperModes(inventory: Inventory): Promise<Map<string, string>> {
+  const out = await onAnyBroker(inventory, 'oms-zookeeper-status || true');
+  const modes = new Map<string, string>();
+  for (const line of out.split('\n').filter((l) => l.trim())) {
+    const [address, ...mode] = line.split(' ');
+    const host = zookeeperHosts(inventory).find((h) => h.address === address);
+    modes.set(host?.name ?? address ?? '?', mode.join(' '));
+  }
+  return modes;
+}
+
+export function kafkaTarget(inventory: Inventory): DrillTarget {
+  const consumedByRun = new Map<string, Set<string>>();
+  const brokers = kafkaHosts(inventory).length;
+  return {
+    startLoad(runId: string): Promise<Load> {
+      const events: WriteEvent[] = [];
+      const child = startAgent(KAFKA_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--producers', '4', '--interval-ms', '20']);
+      const stream = streamAgent(child, (line) => {
+        const l = line as AgentLine & WriteEvent;
+        if (l.kind === 'write') events.push({ id: l.id, start: l.start, end: l.end, outcome: l.outcome, ...(l.error ? { error: l.error } : {}) });
+        else consumedByRun.set(runId, new Set(l.ids ?? []));
+      }, 90_000);
+      return Promise.resolve({
+        events: () => events,
+        async stop() {
+          await stream.stop();
+          if (!consumedByRun.has(runId)) throw new Error('the load ended without reporting what its consumer read');
+          return events;
+        },
+      });
+    },
+
+    async whole(): Promise<Whole> {
+      const missing: string[] = [];
+      let picture = '';
+      try {
+        const h = await kafkaHealth(inventory);
+        if (h.error) missing.push(`Kafka: ${h.error}`);
+        else {
+          if (h.brokers.length < brokers) missing.push(`${h.brokers.length} of ${brokers} brokers registered`);
+          if (h.underReplicated > 0) missing.push(`${h.underReplicated} partitions under-replicated (${h.notInSync.slice(0, 5).join(', ')})`);
+          if (h.offline > 0) missing.push(`${h.offline} partitions offline`);
+          picture = `brokers ${h.brokers.join(',')} (controller ${h.controller}), all partitions in sync`;
+        }
+      } catch (error) {
+        missing.push(`Kafka: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      try {
+        const modes = await zookeeperModes(inventory);
+        const bad = [...modes].filter(([, mode]) => mode !== 'leader' && mode !== 'follower');
+        const leaders = [...modes].filter(([, mode]) => mode === 'leader').map(([host]) => host);
+        if (bad.length > 0) missing.push(`ZooKeeper: ${bad.map(([host, mode]) => `${host} ${mode}`).join(', ')}`);
+        else if (leaders.length !== 1) missing.push(`ZooKeeper: ${leaders.length} leaders`);
+        else picture += `; ZooKeeper leader ${leaders[0] ?? '?'}`;
+      } catch (error) {
+        missing.push(`ZooKeeper: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      return { whole: missing.length === 0, detail: missing.length === 0 ? picture : missing.join('; ') };
+    },
+
+    audit(runId: string) {
+      return Promise.resolve({ present: consumedByRun.get(runId) ?? new Set<string>() });
+    },
+  };
+}
+
+/** Hard kill: SIGKILL, and kept down (systemd would restart it) until the heal. */
+async function killService(host: string, unit: string): Promise<void> {
+  await sh(host, `systemctl kill --signal=KILL ${unit}; systemctl stop ${unit}`);
+}
+
+interface Victim {
+  host: string;
+}
+
+/** The broker leading the most partitions of the drill topic, among the brokers that are (or are not) the controller. */
+async function broker(inventory: Inventory, controller: boolean): Promise<Victim> {
+  const h = await kafkaHealth(inventory);
+  const host = controller
+    ? brokerHost(inventory, h.controller)
+    : kafkaHosts(inventory).map((x) => x.name).find((name) => name !== brokerHost(inventory, h.controller));
+  if (!host) throw new Error(`no broker to kill (controller ${h.controller})`);
+  return { host };
+}
+
+async function zookeeperLeader(inventory: Inventory): Promise<Victim> {
+  const leader = [...(await zookeeperModes(inventory))].find(([, mode]) => mode === 'leader')?.[0];
+  if (!leader) throw new Error('the ZooKeeper ensemble has no leader');
+  return { host: leader };
+}
+
+export function kafkaDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<Victim>[] {
+  const restart = (unit: string) => async (v: Victim): Promise<string> => {
+    await sh(v.host, `systemctl start ${unit}`);
+    return `${unit} started again on ${v.host}`;
+  };
+  const SESSION = 'zookeeper.session.timeout.ms 6 s (the dead broker\'s ZooKeeper session expires; the controller then moves leadership and shrinks the ISR)';
+  return [
+    {
+      name: 'kafka-broker-kill',
+      description: `SIGKILL of a Kafka broker (not the controller), kept down until producers write again; topic ${KAFKA_DRILL_TOPIC}`,
+      goal: { seconds: 10, boundBy: `${SESSION} + the producers' metadata refresh` },
+      prepare: () => broker(inventory, false),
+      async fault(v) {
+        await killService(v.host, 'kafka');
+        return `SIGKILL of the Kafka broker on ${v.host}`;
+      },
+      heal: restart('kafka'),
+    },
+    {
+      name: 'kafka-controller-kill',
+      description: 'SIGKILL of the broker that is the cluster controller, kept down until producers write again',
+      goal: { seconds: 15, boundBy: `${SESSION}; a new controller is elected in ZooKeeper and loads the cluster state first` },
+      prepare: () => broker(inventory, true),
+      async fault(v) {
+        await killService(v.host, 'kafka');
+        return `SIGKILL of the Kafka broker on ${v.host} (the controller)`;
+      },
+      heal: restart('kafka'),
+    },
+    {
+      name: 'zookeeper-node-kill',
+      description: 'SIGKILL of the ZooKeeper leader, kept down until producers write again; Kafka must keep taking writes',
+      goal: { seconds: 5, boundBy: 'ZooKeeper leader election (tick 2 s); producers do not need ZooKeeper, brokers reconnect within their session' },
+      prepare: () => zookeeperLeader(inventory),
+      async fault(v) {
+        await killService(v.host, 'zookeeper');
+        return `SIGKILL of ZooKeeper on ${v.host} (the leader)`;
+      },
+      heal: restart('zookeeper'),
+    },
+    {
+      name: 'kafka-rolling-restart',
+      description: 'ansible/kafka-rolling-restart.yml: every broker restarted in turn (controlled shutdown), under load',
+      goal: { seconds: 5, boundBy: 'controlled shutdown moves leadership before a broker stops; producers refresh metadata on NOT_LEADER' },
+      prepare: () => Promise.resolve({ host: 'all brokers' }),
+      async fault() {
+        const started = Date.now();
+        const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/kafka-rolling-restart.yml'), [], true);
+        if (code !== 0) throw new Error(`kafka-rolling-restart.yml exited with ${code}`);
+        return `rolling restart of ${kafkaHosts(inventory).length} brokers (${Math.round((Date.now() - started) / 1000)} s)`;
+      },
+      heal: () => Promise.resolve('nothing to heal'),
+    },
+  ];
+}
