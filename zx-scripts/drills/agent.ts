@@ -87,7 +87,8 @@ export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line
     for (const line of lines) if (line.trim()) onLine(JSON.parse(line));
   });
   child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // 'close', not 'exit': the last lines may still be in the pipe when the process has exited
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
   return {
     async stop() {
       child.kill('SIGTERM');

@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { longestGap, runDrill, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
+import { longestGap, resumedAt, runDrill, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
 
 interface Sim {
   /** ms after the fault during which writes hang (then fail), and until which they keep failing */
@@ -113,6 +113,15 @@ describe('the drill framework', () => {
     const report = await runDrill(drill, target, options);
     assert.equal(report.passed, false);
     assert.match(report.problems.join(';'), /not whole 2 s after the heal: a member is missing/);
+  });
+
+  it('resumedAt: the first acknowledgement after the last pause of more than a second', () => {
+    const ev = (end: number): WriteEvent => ({ id: String(end), start: end - 5, end, outcome: 'ok' });
+    // writes hung through the fault (no failure) and resumed at 7 200 ms
+    assert.equal(resumedAt([ev(100), ev(200), ev(7200), ev(7250), ev(7300)], 0), 7200);
+    assert.equal(resumedAt([ev(100), ev(300), ev(600)], 0), 100, 'no pause: the first acknowledgement');
+    assert.equal(resumedAt([ev(1500), ev(1600)], 0), 1500, 'a pause right from the start');
+    assert.equal(resumedAt([], 0), null);
   });
 
   it('longestGap: the longest time between acknowledgements, including up to the end', () => {

@@ -112,6 +112,19 @@ export function longestGap(events: readonly WriteEvent[], from: number, to: numb
   return Math.max(longest, to - last);
 }
 
+/** The first acknowledgement after the last pause of more than PAUSE_MS between acknowledgements since `from`. */
+const PAUSE_MS = 1000;
+export function resumedAt(events: readonly WriteEvent[], from: number): number | null {
+  const acks = events.filter((e) => e.outcome === 'ok' && e.end >= from).map((e) => e.end).sort((a, b) => a - b);
+  let previous = from;
+  let resumed: number | null = acks[0] ?? null;
+  for (const t of acks) {
+    if (t - previous > PAUSE_MS) resumed = t;
+    previous = t;
+  }
+  return resumed;
+}
+
 /** Counts errors by their first words, so a report shows "connection refused: 12" rather than 12 lines. */
 function errorKinds(events: readonly WriteEvent[]): Record<string, number> {
   const kinds: Record<string, number> = {};
@@ -145,20 +158,25 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const faultAt = Date.now();
   const fault = await drill.fault(ctx);
   log(`${drill.name}: fault: ${fault}`);
+  // a fault may take long itself (a rolling restart): writes get their recovery time from its end
+  const faultDone = Date.now();
   // Writes are back when they have succeeded steadily for 2 s (an acknowledgement in every half second, no failure):
   // writes in flight when the fault hit may hang for seconds before they fail, so a quiet moment proves nothing.
   let backAt: number | null = null;
-  while (backAt === null && Date.now() - faultAt < options.recoverTimeoutSeconds * 1000) {
+  while (backAt === null && Date.now() - faultDone < options.recoverTimeoutSeconds * 1000) {
     const now = Date.now();
     const since = load.events().filter((e) => e.end >= faultAt);
     const lastBad = Math.max(faultAt, ...since.filter((e) => e.outcome !== 'ok').map((e) => e.end));
     const steady = [0, 1, 2, 3].every((slot) => since.some((e) =>
       e.outcome === 'ok' && e.end >= now - 2000 + slot * 500 && e.end < now - 1500 + slot * 500));
     const firstOk = since.find((e) => e.outcome === 'ok' && e.start >= lastBad);
-    if (firstOk && steady && now - lastBad >= 2000) backAt = firstOk.end;
+    // writes that hang through the fault and then succeed are no failures, but no write got through meanwhile:
+    // writes are back at the first acknowledgement after the last pause of more than a second
+    const resumed = resumedAt(since, faultAt);
+    if (firstOk && steady && now - lastBad >= 2000) backAt = Math.max(firstOk.end, resumed ?? 0);
     else await sleep(100);
   }
-  log(`${drill.name}: ${backAt === null ? `writes did not come back within ${options.recoverTimeoutSeconds} s` : `writes back ${round(backAt - faultAt)} s after the fault`}`);
+  log(`${drill.name}: ${backAt === null ? `writes did not come back within ${options.recoverTimeoutSeconds} s of the fault's end` : `writes back ${round(backAt - faultAt)} s after the fault`}`);
 
   const heal = await drill.heal(ctx);
   log(`${drill.name}: heal: ${heal}`);

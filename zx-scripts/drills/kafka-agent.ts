@@ -66,6 +66,8 @@ function message(error: unknown): string {
 }
 
 const emit = (line: object): void => { process.stdout.write(JSON.stringify(line) + '\n'); };
+/** The last line, written out before the process exits (a pipe's writes are asynchronous). */
+const emitLast = (line: object): Promise<void> => new Promise((resolve) => { process.stdout.write(JSON.stringify(line) + '\n', () => { resolve(); }); });
 
 async function load(runId: string, producers: number, intervalMs: number): Promise<void> {
   let stopping = false;
@@ -134,7 +136,7 @@ async function load(runId: string, producers: number, intervalMs: number): Promi
   const deadline = Date.now() + 60_000;
   while ([...acknowledged].some((id) => !consumed.has(id)) && Date.now() < deadline) await sleep(250);
   await consumer.disconnect().catch(() => undefined);
-  emit({ kind: 'consumed', ids: [...consumed], duplicates });
+  await emitLast({ kind: 'consumed', ids: [...consumed], duplicates });
 }
 
 async function probe(args: Map<string, string | true>): Promise<void> {
@@ -170,9 +172,9 @@ async function probe(args: Map<string, string | true>): Promise<void> {
     } else {
       throw new Error(`unknown probe action '${action}' (produce, consume, metadata)`);
     }
-    emit({ ok: true });
+    await emitLast({ ok: true });
   } catch (error) {
-    emit({ ok: false, error: message(error), type: error instanceof Error ? error.name : typeof error });
+    await emitLast({ ok: false, error: message(error), type: error instanceof Error ? error.name : typeof error });
   }
 }
 

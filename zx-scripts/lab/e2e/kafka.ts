@@ -83,8 +83,9 @@ export function kafkaTests(): void {
     assert.ok((JSON.parse(topics.stdout) as { topics: number }).topics >= 6, 'topics are never deleted');
 
     for (const [bad, message] of [
-      ['{"topics":[{"name":"a","partitions":1},{"name":"a","partitions":1}]}', /topic 'a' is declared twice/],
-      ['{"topics":[{"name":"a","partitions":0}]}', /partitions must be >= 1/],
+      ['{"topics":[{"name":"a","partitions":1,"replication_factor":3},{"name":"a","partitions":1,"replication_factor":3}]}', /topic 'a' is declared twice/],
+      ['{"topics":[{"name":"a","partitions":0,"replication_factor":3}]}', /partitions must be >= 1/],
+      ['{"topics":[{"name":"a","partitions":1}]}', /replication_factor must be >= 1/],
       ['{"acls":[{"principal":"order-service","resource_type":"topic","name":"t","operations":["read"]}]}', /must look like User:<name>/],
       ['{"acls":[{"principal":"User:x","resource_type":"topic","name":"t","operations":["reed"]}]}', /operation 'reed' is not one of/],
       ['{"users":[{"name":"u","password":"short"}],"client_bootstrap":"x:1"}', /shorter than 16/],
