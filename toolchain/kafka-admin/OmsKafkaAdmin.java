@@ -294,6 +294,7 @@ public final class OmsKafkaAdmin {
   static int reconcile(Admin admin, Properties adminProps, Desired desired, boolean check, boolean pruneAcls) throws Exception {
     List<String> actions = new ArrayList<>();
     List<String> drift = new ArrayList<>();
+    ensureGroupCoordinator(admin, check, actions);
     reconcileTopics(admin, desired.topics(), check, actions, drift);
     reconcileUsers(admin, adminProps, desired, check, actions, drift);
     reconcileAcls(admin, desired.acls(), check, pruneAcls, actions, drift);
@@ -304,6 +305,17 @@ public final class OmsKafkaAdmin {
     drift.forEach(d::add);
     System.out.println(out.toString());
     return 0;
+  }
+
+  /**
+   * Kafka creates its consumer offsets topic when a group coordinator is first looked up, which on a new cluster
+   * makes the first consumer of a service wait (or fail) while 50 partitions are created: look one up here instead.
+   */
+  static void ensureGroupCoordinator(Admin admin, boolean check, List<String> actions) throws Exception {
+    Set<String> internal = admin.listTopics(new org.apache.kafka.clients.admin.ListTopicsOptions().listInternal(true)).names().get();
+    if (internal.contains("__consumer_offsets")) return;
+    actions.add("create the consumer offsets topic (first group coordinator lookup)");
+    if (!check) admin.describeConsumerGroups(List.of("oms-kafka-admin")).all().get();
   }
 
   static void reconcileTopics(Admin admin, List<TopicSpec> topics, boolean check, List<String> actions, List<String> drift) throws Exception {
