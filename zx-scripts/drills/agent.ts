@@ -1,4 +1,4 @@
-// The controller's side of the drill agents (pg-agent.ts, kafka-agent.ts): runs one inside an app host's network
+// The controller's side of the drill agents (pg-agent.ts, kafka-agent.ts, redis-agent.ts): runs one inside an app host's network
 // namespace with the lab's settings, either to its end (one JSON answer) or as a load streaming JSON lines.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { repoRoot } from '../lab/lab.ts';
 import { stateDir } from '../lab/state.ts';
 import type { AgentConfig } from './pg-agent.ts';
 import type { KafkaAgentConfig } from './kafka-agent.ts';
+import type { RedisAgentConfig } from './redis-agent.ts';
 
 export interface AgentKind {
   name: string;
@@ -50,6 +51,22 @@ export const KAFKA_AGENT: AgentKind = {
     topic: KAFKA_DRILL_TOPIC,
     user: 'drill-agent',
     password: labSecret('kafka-drill-agent'),
+  }),
+};
+
+export const REDIS_SENTINEL_PORT = 26379;
+export const REDIS_MASTER_NAME = 'oms-cache';
+
+export const REDIS_AGENT: AgentKind = {
+  name: 'redis-agent',
+  script: join(repoRoot, 'zx-scripts/drills/redis-agent.ts'),
+  config: (inventory): RedisAgentConfig => ({
+    pki: labPki(),
+    sentinels: groupHosts(inventory, 'redis_sentinel').map((h) => `${h.address}:${REDIS_SENTINEL_PORT}`),
+    masterName: REDIS_MASTER_NAME,
+    certIdentity: 'order-service',
+    user: 'drill-agent',
+    password: labSecret('redis-drill-agent'),
   }),
 };
 

@@ -8,6 +8,7 @@ import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { formatReport, runDrill, type Drill, type DrillReport, type DrillTarget } from './framework.ts';
 import { kafkaDrills, kafkaTarget } from './kafka.ts';
 import { postgresDrills, postgresTarget } from './postgres.ts';
+import { redisDrills, redisTarget } from './redis.ts';
 
 const USAGE = `usage: npm run drill -- <drill>... | all | list [--json]
 
@@ -24,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
   const drills: (Drill<unknown> & { target: () => DrillTarget })[] = [
     ...postgresDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => postgresTarget(inventory) })),
     ...kafkaDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => kafkaTarget(inventory) })),
+    ...redisDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => redisTarget(inventory) })),
   ];
   if (names.length === 0) throw new UsageError('name a drill, all, or list');
   if (names[0] === 'list') {

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type KafkaConfig, type Producer } from 'kafkajs';
+import { emit, emitLast, message, parseArgs, runAgentMain } from './agent-io.ts';
 
 export interface KafkaAgentConfig {
   /** lab PKI folder on the controller (trust-bundle.pem, clients/<identity>/client.{crt,key}) */
@@ -58,16 +59,6 @@ function client(clientId: string, creds: Credentials, retries = 3): Kafka {
   if (creds.user !== null) settings.sasl = { mechanism: 'scram-sha-512', username: creds.user, password: creds.password };
   return new Kafka(settings);
 }
-
-function message(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = (error as { cause?: unknown }).cause;
-  return cause instanceof Error && cause.message !== error.message ? `${error.message}: ${cause.message}` : error.message;
-}
-
-const emit = (line: object): void => { process.stdout.write(JSON.stringify(line) + '\n'); };
-/** The last line, written out before the process exits (a pipe's writes are asynchronous). */
-const emitLast = (line: object): Promise<void> => new Promise((resolve) => { process.stdout.write(JSON.stringify(line) + '\n', () => { resolve(); }); });
 
 async function load(runId: string, producers: number, intervalMs: number): Promise<void> {
   let stopping = false;
@@ -178,21 +169,9 @@ async function probe(args: Map<string, string | true>): Promise<void> {
   }
 }
 
-function parse(argv: string[]): Map<string, string | true> {
-  const args = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? '';
-    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'`);
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith('--')) args.set(a.slice(2), true);
-    else { args.set(a.slice(2), next); i++; }
-  }
-  return args;
-}
-
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  const args = parse(rest);
+  const args = parseArgs(rest);
   if (command === 'load') {
     const run = args.get('run');
     if (typeof run !== 'string') throw new Error('load needs --run ID');
@@ -204,7 +183,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).then(() => process.exit(0), (error: unknown) => {
-  process.stderr.write(`kafka-agent: ${message(error)}\n`);
-  process.exit(1);
-});
+runAgentMain('kafka-agent', main);

@@ -16,6 +16,7 @@ import { stateDir } from '../state.ts';
 import { assertOk, bin, inHost, inventory, lab, MINUTES, recap, run, type Run } from './harness.ts';
 import { dataZoneTests } from './data-zone.ts';
 import { kafkaTests } from './kafka.ts';
+import { redisTests } from './redis.ts';
 import { formatReport, type MatrixReport } from '../zone-matrix.ts';
 
 async function assertNothingLeft(): Promise<void> {
@@ -298,6 +299,7 @@ describe('the single-machine lab', { timeout: 75 * MINUTES }, () => {
 
   dataZoneTests();
   kafkaTests();
+  redisTests();
 
   it('down removes every namespace, bridge, mount, cgroup and process', async (t) => {
     const down = await lab('down');

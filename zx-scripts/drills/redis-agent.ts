@@ -1,0 +1,188 @@
+// Runs inside an app host's network namespace (`ip netns exec app1 ...`, see agent.ts), where the services run: an
+// ioredis client in Sentinel mode over TLS with a client certificate and an ACL user, as order-service connects.
+// One JSON document (or, for `load`, one JSON line per event) on stdout.
+//
+//   load --run ID [--writers N] [--interval-ms MS]
+//       N writers, each its own connection: SET a key with a client-made id, WAIT until one replica has it, GET it
+//       back. A write is acknowledged when the replica confirmed it (Redis replicates asynchronously: a SET the
+//       master answered but no replica had can vanish with the master, so it counts as unknown, not acknowledged).
+//       One line per write ({"kind":"write",...}); on SIGTERM the writers stop and a last line lists the ids whose
+//       keys the current master holds ({"kind":"present","ids":[...]}).
+//   probe [--user U] [--password P] [--no-cert] [--host ADDRESS --port PORT] --command "SET drill:x 1"
+//       one command with those credentials, through the Sentinels or straight to ADDRESS:PORT:
+//       {"ok":true,"reply":...} or {"ok":false,"error":"..."}
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis, type RedisOptions } from 'ioredis';
+import { emit, emitLast, message, parseArgs, runAgentMain } from './agent-io.ts';
+
+export interface RedisAgentConfig {
+  /** lab PKI folder on the controller (trust-bundle.pem, clients/<identity>/client.{crt,key}) */
+  pki: string;
+  /** the Sentinels, address:port */
+  sentinels: string[];
+  /** the master's name at the Sentinels */
+  masterName: string;
+  /** the client certificate presented (a service identity of the app hosts) */
+  certIdentity: string;
+  /** the ACL user the drills write as (keys drill:*) */
+  user: string;
+  password: string;
+}
+
+const config = JSON.parse(process.env['OMS_AGENT_CONFIG'] ?? '{}') as RedisAgentConfig;
+/** a connection that stays silent this long after a command is destroyed (a hung master: its TCP stays open) */
+const SOCKET_TIMEOUT_MS = 1000;
+const COMMAND_TIMEOUT_MS = 2000;
+const WAIT_TIMEOUT_MS = 500;
+/** drill keys expire: the cache tier keeps no drill data for long */
+const KEY_TTL_S = 3600;
+
+interface Credentials {
+  user: string;
+  password: string;
+  cert: boolean;
+}
+
+function tls(cert: boolean): RedisOptions['tls'] {
+  return {
+    ca: readFileSync(`${config.pki}/trust-bundle.pem`, 'utf8'),
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.3',
+    ...(cert ? {
+      cert: readFileSync(`${config.pki}/clients/${config.certIdentity}/client.crt`, 'utf8'),
+      key: readFileSync(`${config.pki}/clients/${config.certIdentity}/client.key`, 'utf8'),
+    } : {}),
+  };
+}
+
+const endpoint = (address: string) => {
+  const [host = '', port = ''] = address.split(':');
+  return { host, port: Number(port) };
+};
+
+/**
+ * The Sentinel-mode client the kit recommends: the master asked from the Sentinels over TLS, its role checked on
+ * every connection (INFO), a reconnect as soon as a Sentinel announces a failover (+switch-master), a connection that
+ * stops answering destroyed (socketTimeout: a paused master's socket never closes, and a graceful close waits for it),
+ * and READONLY (a demoted master) or NOREPLICAS (an isolated master) treated as "reconnect to the real master".
+ */
+function sentinelClient(creds: Credentials, extra: RedisOptions = {}): Redis {
+  return new Redis({
+    sentinels: config.sentinels.map(endpoint),
+    name: config.masterName,
+    role: 'master',
+    username: creds.user,
+    password: creds.password,
+    sentinelUsername: creds.user,
+    sentinelPassword: creds.password,
+    enableTLSForSentinelMode: true,
+    tls: tls(creds.cert),
+    sentinelTLS: tls(creds.cert),
+    failoverDetector: true,
+    // a TLS handshake on the app network takes milliseconds: a paused master's half-open handshake is given up fast
+    connectTimeout: 500,
+    socketTimeout: SOCKET_TIMEOUT_MS,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    maxRetriesPerRequest: 1,
+    sentinelRetryStrategy: (times: number) => Math.min(times * 100, 1000),
+    retryStrategy: (times: number) => Math.min(times * 50, 250),
+    reconnectOnError: (error: Error) => (/^(READONLY|NOREPLICAS)/.test(error.message) ? 2 : false),
+    lazyConnect: true,
+    ...extra,
+  });
+}
+
+const key = (runId: string, id: string) => `drill:${runId}:${id}`;
+
+async function load(runId: string, writers: number, intervalMs: number): Promise<void> {
+  let stopping = false;
+  process.on('SIGTERM', () => { stopping = true; });
+  process.on('SIGINT', () => { stopping = true; });
+  const creds: Credentials = { user: config.user, password: config.password, cert: true };
+  const acknowledged: string[] = [];
+
+  const writer = async (): Promise<void> => {
+    const client = sentinelClient(creds);
+    client.on('error', () => undefined); // each command's own error is what counts
+    await client.connect().catch(() => undefined);
+    while (!stopping) {
+      const id = randomUUID();
+      const start = Date.now();
+      let written = false;
+      try {
+        await client.set(key(runId, id), id, 'EX', KEY_TTL_S);
+        written = true;
+        const replicas = await client.wait(1, WAIT_TIMEOUT_MS);
+        if (replicas < 1) throw new Error(`WAIT: no replica confirmed the write within ${WAIT_TIMEOUT_MS} ms`);
+        const read = await client.get(key(runId, id));
+        if (read !== id) throw new Error(`read back ${String(read)} instead of the value written`);
+        acknowledged.push(id);
+        emit({ kind: 'write', id, start, end: Date.now(), outcome: 'ok' });
+      } catch (error) {
+        // a SET that left but got no answer, or that no replica confirmed, may or may not survive
+        emit({ kind: 'write', id, start, end: Date.now(), outcome: written || /timed? ?out/i.test(message(error)) ? 'unknown' : 'failed', error: message(error) });
+      }
+      await sleep(intervalMs);
+    }
+    client.disconnect();
+  };
+  await Promise.all(Array.from({ length: writers }, () => writer()));
+
+  // what the current master holds of this run's keys (the caller stops the load once the topology is whole)
+  const reader = sentinelClient(creds, { commandTimeout: 5000, maxRetriesPerRequest: 5 });
+  reader.on('error', () => undefined);
+  await reader.connect();
+  const present: string[] = [];
+  for (let i = 0; i < acknowledged.length; i += 500) {
+    const ids = acknowledged.slice(i, i + 500);
+    const values = await reader.mget(ids.map((id) => key(runId, id)));
+    values.forEach((value, n) => { if (value !== null && value === ids[n]) present.push(value); });
+  }
+  reader.disconnect();
+  await emitLast({ kind: 'present', ids: present });
+}
+
+async function probe(args: Map<string, string | true>): Promise<void> {
+  const command = String(args.get('command') ?? 'PING').split(' ').filter(Boolean);
+  const creds: Credentials = {
+    user: String(args.get('user') ?? config.user),
+    password: String(args.get('password') ?? config.password),
+    cert: !args.has('no-cert'),
+  };
+  const host = args.get('host');
+  const once = { retryStrategy: () => null, sentinelRetryStrategy: () => null, maxRetriesPerRequest: 0, commandTimeout: 5000, failoverDetector: false };
+  const client = typeof host === 'string'
+    ? new Redis({ host, port: Number(args.get('port') ?? 6379), username: creds.user, password: creds.password, tls: tls(creds.cert), connectTimeout: 3000, lazyConnect: true, enableReadyCheck: false, ...once })
+    : sentinelClient(creds, once);
+  let lastError: unknown = null;
+  client.on('error', (error: unknown) => { lastError = error; });
+  try {
+    await client.connect();
+    const [name = 'PING', ...rest] = command;
+    const reply: unknown = await client.call(name, ...rest);
+    await emitLast({ ok: true, reply });
+  } catch (error) {
+    const detail = lastError !== null && message(lastError) !== message(error) ? `${message(error)} (${message(lastError)})` : message(error);
+    await emitLast({ ok: false, error: detail });
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const args = parseArgs(rest);
+  if (command === 'load') {
+    const run = args.get('run');
+    if (typeof run !== 'string') throw new Error('load needs --run ID');
+    await load(run, Number(args.get('writers') ?? 4), Number(args.get('interval-ms') ?? 20));
+  } else if (command === 'probe') {
+    await probe(args);
+  } else {
+    throw new Error('usage: redis-agent.ts load --run ID [--writers N] [--interval-ms MS] | probe [...] --command "..."');
+  }
+}
+
+runAgentMain('redis-agent', main);

@@ -1,0 +1,117 @@
+// Redis and Sentinel on the lab: TLS only, clients refused without a certificate or with a wrong ACL login, each
+// service user kept to its commands and keys; the drills (master killed, paused, a replica killed) heal the
+// topology; a re-run after a failover changes nothing and keeps the master Sentinel chose. Runs inside lab.e2e.ts.
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { labSecret, REDIS_AGENT, REDIS_SENTINEL_PORT, runAgent } from '../../drills/agent.ts';
+import type { DrillReport } from '../../drills/framework.ts';
+import { redisMaster } from '../../drills/redis.ts';
+import { assertOk, bin, inHost, inventory, MINUTES, recap, run } from './harness.ts';
+
+interface Probe {
+  ok: boolean;
+  reply?: unknown;
+  error?: string;
+}
+
+const probe = (...args: string[]): Promise<Probe> => runAgent<Probe>(REDIS_AGENT, inventory, 'app1', ['probe', ...args]);
+const as = (user: string): string[] => ['--user', user, '--password', labSecret(`redis-${user}`)];
+const cacheHosts = inventory.hosts.filter((h) => h.groups.includes('redis'));
+const address = (host: string): string => inventory.hosts.find((h) => h.name === host)?.address ?? '?';
+
+async function refused(what: string, args: string[], error: RegExp): Promise<void> {
+  const result = await probe(...args);
+  assert.equal(result.ok, false, `${what} was allowed: ${JSON.stringify(result)}`);
+  assert.match(result.error ?? '', error, `${what}: ${JSON.stringify(result)}`);
+}
+
+export function redisTests(): void {
+  it('redis: clients need a certificate and their own ACL login; each service user keeps to its commands and keys', async () => {
+    const master = address(await redisMaster(inventory));
+    const direct = ['--host', master, '--port', '6379'];
+    const sentinel = ['--host', address('cache2'), '--port', String(REDIS_SENTINEL_PORT)];
+
+    // allowed: each service through the Sentinels (ioredis in Sentinel mode), on its own keys
+    assert.deepEqual(await probe('--command', 'SET drill:e2e ok'), { ok: true, reply: 'OK' });
+    assert.deepEqual(await probe(...as('order-service'), '--command', 'SET oms:e2e ok'), { ok: true, reply: 'OK' });
+    assert.deepEqual(await probe(...as('order-service'), '--command', 'GET oms:e2e'), { ok: true, reply: 'ok' });
+
+    // no certificate: the TLS handshake fails, at Redis and at Sentinel
+    await refused('Redis without a client certificate', ['--no-cert', ...direct], /certificate|handshake|socket|ECONNRESET|closed/i);
+    await refused('Sentinel without a client certificate', ['--no-cert', ...sentinel, '--command', `SENTINEL get-master-addr-by-name oms-cache`], /certificate|handshake|socket|ECONNRESET|closed/i);
+    await refused('Sentinel-mode client without a certificate', ['--no-cert'], /certificate|handshake|socket|ECONNRESET|closed|connect|sentinel/i);
+    // a valid certificate but a wrong login: refused by the ACLs (the default user is off)
+    await refused('a wrong password', [...direct, '--user', 'order-service', '--password', 'not-the-password-0123456789'], /WRONGPASS/);
+    await refused('an unknown user', [...direct, '--user', 'intruder', '--password', 'not-the-password-0123456789'], /WRONGPASS/);
+    await refused('the default user', [...direct, '--user', 'default', '--password', 'x'], /WRONGPASS/);
+    await refused('a wrong password at Sentinel', [...sentinel, '--user', 'order-service', '--password', 'not-the-password-0123456789', '--command', 'PING'], /WRONGPASS/);
+
+    // service users: their own keys, read/write commands only
+    const order = [...direct, ...as('order-service')];
+    await refused('order-service on the drills\' keys', [...order, '--command', 'SET drill:e2e x'], /NOPERM.*key/i);
+    await refused('drill-agent on order-service\'s keys', [...direct, '--command', 'GET oms:e2e'], /NOPERM.*key/i);
+    for (const command of ['FLUSHALL', 'KEYS *', 'CONFIG GET maxmemory', 'CONFIG SET maxmemory 1mb', 'DEBUG SLEEP 0', 'REPLICAOF NO ONE', 'ACL LIST', 'SHUTDOWN', 'SCRIPT FLUSH']) {
+      await refused(`order-service running ${command}`, [...order, '--command', command], /NOPERM/);
+    }
+    // at Sentinel, a service may ask where the master is, and change nothing
+    const asked = await probe(...sentinel, ...as('order-service'), '--command', 'SENTINEL get-master-addr-by-name oms-cache');
+    assert.deepEqual(asked, { ok: true, reply: [master, '6379'] });
+    for (const command of ['SENTINEL SET oms-cache quorum 1', 'SENTINEL FAILOVER oms-cache', 'SENTINEL REMOVE oms-cache', 'ACL LIST', 'SHUTDOWN']) {
+      await refused(`order-service running ${command} at Sentinel`, [...sentinel, ...as('order-service'), '--command', command], /NOPERM/);
+    }
+  });
+
+  it('redis: Redis and Sentinel listen on their TLS ports only; a plain-text client gets nothing', async () => {
+    for (const host of cacheHosts) {
+      const listening = await inHost(host.name, 'sh', '-c', "ss -Htlnp | grep -E '\"redis-(server|sentinel)\"' | awk '{print $4}' | sort -u");
+      assertOk(listening, `ss on ${host.name}`);
+      const sockets = listening.stdout.split('\n').filter(Boolean).sort();
+      assert.deepEqual(sockets, [`${host.address}:26379`, `${host.address}:6379`, '127.0.0.1:26379', '127.0.0.1:6379'].sort(), `${host.name} listens on ${sockets.join(', ')}`);
+      for (const port of [6379, 26379]) {
+        const plain = await inHost(host.name, 'sh', '-c', `exec 3<>/dev/tcp/${host.address}/${port}; printf 'PING\\r\\n' >&3; timeout 3 cat <&3 || true`);
+        assert.doesNotMatch(plain.stdout, /PONG|NOAUTH|ERR/, `${host.name}:${port} answered a plain-text client`);
+      }
+    }
+  });
+
+  it('redis: drills fail over and heal the topology (master killed, master paused, replica killed)', { timeout: 20 * MINUTES }, async (t) => {
+    const drills = ['redis-master-kill', 'redis-master-pause', 'redis-replica-kill'];
+    const result = await run(process.execPath, ['--import', 'tsx', 'zx-scripts/drills/cli.ts', ...drills, '--json'], 20 * MINUTES);
+    assert.ok(result.code === 0 || result.code === 1, `drills failed to run (exit ${String(result.code)}): ${result.stderr}`);
+    const reports = JSON.parse(result.stdout) as DrillReport[];
+    assert.deepEqual(reports.map((r) => r.drill), drills);
+    for (const r of reports) {
+      t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), writes back ${r.secondsToWritesBack ?? 'never'} s, whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
+        `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept); LOST ${r.lost.length}; ${r.whole.detail}`);
+      assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
+      assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
+      assert.deepEqual(r.problems, [], `${r.drill}: ${r.problems.join('; ')}`);
+    }
+    assertOk(result, 'npm run drill -- <redis drills>');
+  });
+
+  it('redis: a re-run after a failover puts drifted settings back, changes nothing else, and keeps the current master', { timeout: 20 * MINUTES }, async (t) => {
+    const master = await redisMaster(inventory);
+    t.diagnostic(`master after the drills: ${master} (the inventory's initial master is cache1)`);
+    // drift by hand: a replica's maxmemory, a Sentinel's down-after
+    const replica = cacheHosts.map((h) => h.name).find((h) => h !== master) ?? 'cache1';
+    assertOk(await inHost(replica, 'oms-redis-cli', 'CONFIG', 'SET', 'maxmemory', '64mb'), 'CONFIG SET by hand');
+    assertOk(await inHost('cache3', 'oms-redis-cli', '--sentinel', 'SENTINEL', 'SET', 'oms-cache', 'down-after-milliseconds', '7000'), 'SENTINEL SET by hand');
+    const fix = await run(bin('ansible-playbook'), ['ansible/site.yml', '--limit', 'redis,redis_sentinel', '--skip-tags', 'firewall']);
+    assertOk(fix, 'site.yml --limit redis,redis_sentinel --skip-tags firewall');
+    // exactly the two drifted settings changed: one task on the replica, one on cache3
+    for (const [host, c] of recap(fix.stdout)) {
+      assert.equal(c.changed, (host === replica ? 1 : 0) + (host === 'cache3' ? 1 : 0), `${host}: changed ${c.changed}`);
+    }
+    const maxmemory = await inHost(replica, 'oms-redis-cli', 'CONFIG', 'GET', 'maxmemory');
+    assert.equal(maxmemory.stdout.split('\n')[1], String(128 * 1024 * 1024));
+    const downAfter = await inHost('cache3', 'sh', '-c', 'oms-redis-cli --sentinel SENTINEL MASTER oms-cache | grep -A1 -x down-after-milliseconds | tail -1');
+    assert.equal(downAfter.stdout.trim(), '2000');
+
+    const again = await run(bin('ansible-playbook'), ['ansible/site.yml']);
+    assertOk(again, 'site.yml after the failover drills');
+    for (const [host, c] of recap(again.stdout)) assert.equal(c.changed, 0, `${host}: site.yml after the drills changed ${c.changed} things`);
+    assert.equal(await redisMaster(inventory), master, 'site.yml moved the Redis master');
+    t.diagnostic(`site.yml after the failover drills: changed=0 in ${again.seconds} s; ${master} still the master`);
+  });
+}
