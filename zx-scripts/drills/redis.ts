@@ -39,7 +39,11 @@ export async function redisTopology(inventory: Inventory, avoid: string[] = []):
   ].join('; ');
   const on = servers.map((h) => h.name).find((name) => running(name) && !avoid.includes(name));
   if (!on) throw new Error('no cache host runs');
-  const out = await sh(on, `${script}; true`);
+  return parseTopology(await sh(on, `${script}; true`));
+}
+
+/** Reads what redisTopology's script printed: "== redis HOST" + INFO replication, "== sentinel HOST" + two answers. */
+export function parseTopology(out: string): Topology {
   const topology: Topology = { servers: [], sentinels: [] };
   for (const section of out.split('== ').filter((s) => s.trim())) {
     const [head = '', ...body] = section.split('\n');

@@ -50,7 +50,7 @@ export function redisTests(): void {
     const order = [...direct, ...as('order-service')];
     await refused('order-service on the drills\' keys', [...order, '--command', 'SET drill:e2e x'], /NOPERM.*key/i);
     await refused('drill-agent on order-service\'s keys', [...direct, '--command', 'GET oms:e2e'], /NOPERM.*key/i);
-    for (const command of ['FLUSHALL', 'KEYS *', 'CONFIG GET maxmemory', 'CONFIG SET maxmemory 1mb', 'DEBUG SLEEP 0', 'REPLICAOF NO ONE', 'ACL LIST', 'SHUTDOWN', 'SCRIPT FLUSH']) {
+    for (const command of ['FLUSHALL', 'KEYS *', 'CONFIG GET maxmemory', 'CONFIG SET maxmemory 1mb', 'BGSAVE', 'CLIENT KILL TYPE normal', 'REPLICAOF NO ONE', 'ACL LIST', 'SHUTDOWN', 'SCRIPT FLUSH']) {
       await refused(`order-service running ${command}`, [...order, '--command', command], /NOPERM/);
     }
     // at Sentinel, a service may ask where the master is, and change nothing
