@@ -47,3 +47,15 @@ export function recap(output: string): Map<string, { ok: number; changed: number
   return hosts;
 }
 
+
+/** The tasks an ansible-playbook run reported changed on a host ("role : task"), for messages about idempotence. */
+export function changedTasks(output: string, host: string): string[] {
+  const tasks: string[] = [];
+  let task = '';
+  for (const line of output.split('\n')) {
+    const header = /^(?:TASK|RUNNING HANDLER) \[(.+)\]/.exec(line);
+    if (header) task = header[1] ?? '';
+    else if (line.startsWith(`changed: [${host}]`)) tasks.push(task);
+  }
+  return tasks;
+}
