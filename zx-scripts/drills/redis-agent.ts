@@ -32,6 +32,20 @@ export interface RedisAgentConfig {
 }
 
 const config = JSON.parse(process.env['OMS_AGENT_CONFIG'] ?? '{}') as RedisAgentConfig;
+
+// ioredis handles only the first error of a connection's socket (stream.once('error')). A server that refuses a TLS
+// handshake may send an alert and then reset the connection: the reset is a second error, thrown from the socket,
+// and would end the agent (CI saw a probe die of it). The connection is dead either way and ioredis's close handler
+// takes it from there, so a socket error after the first is noted (a probe reports it), never fatal.
+let straySocketError: Error | null = null;
+process.on('uncaughtException', (error: NodeJS.ErrnoException) => {
+  if (typeof error.code === 'string' && /^(ECONNRESET|EPIPE|ETIMEDOUT|ECONNREFUSED|ERR_SSL_)/.test(error.code)) {
+    straySocketError ??= error;
+    return;
+  }
+  process.stderr.write(`redis-agent: ${error.stack ?? String(error)}\n`);
+  process.exit(1);
+});
 /** a connection that stays silent this long after a command is destroyed (a hung master: its TCP stays open) */
 const SOCKET_TIMEOUT_MS = 1000;
 const COMMAND_TIMEOUT_MS = 2000;
@@ -164,7 +178,8 @@ async function probe(args: Map<string, string | true>): Promise<void> {
     const reply: unknown = await client.call(name, ...rest);
     await emitLast({ ok: true, reply });
   } catch (error) {
-    const detail = lastError !== null && message(lastError) !== message(error) ? `${message(error)} (${message(lastError)})` : message(error);
+    const also = lastError ?? straySocketError;
+    const detail = also !== null && message(also) !== message(error) ? `${message(error)} (${message(also)})` : message(error);
     await emitLast({ ok: false, error: detail });
   } finally {
     client.disconnect();
