@@ -81,12 +81,13 @@ describe('the PKI', () => {
     assert.equal(out.trim().split('\n').filter((l) => l.endsWith(': OK')).length, files.length, out);
   });
 
-  it('puts hostname, FQDN and every address in SANs (gateways also the VIP), with the right key usages', () => {
+  it('puts hostname, FQDN and every address in SANs (gateways also the VIP and the API name, app hosts the order-service name), with the right key usages', () => {
     for (const host of inventory.hosts) {
       const text = openssl('x509', '-in', p.leafCert({ kind: 'server', name: host.name }), '-noout', '-ext', 'subjectAltName,extendedKeyUsage,basicConstraints');
       const sans = /Subject Alternative Name: \n\s+(.*)/.exec(text)?.[1]?.split(', ').sort();
       const want = [`DNS:${host.name}`, `DNS:${host.name}.oms.lab`, `IP Address:${host.address}`, `IP Address:${host.mgmtAddress}`];
-      if (host.groups.includes('gateways')) want.push('IP Address:10.90.20.100');
+      if (host.groups.includes('gateways')) want.push('IP Address:10.90.20.100', 'DNS:api.oms.lab');
+      if (host.groups.includes('app_servers')) want.push('DNS:order-service.oms.lab');
       assert.deepEqual(sans, want.sort(), host.name);
       assert.match(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
       assert.match(text, /CA:FALSE/);

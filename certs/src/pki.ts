@@ -66,15 +66,25 @@ export function pkiPaths(dir: string) {
   };
 }
 
+/**
+ * Service names a group's hosts also answer for: clients that reach a service on any of several hosts (Nginx to the
+ * order-service upstream) check this one name, whichever host answers.
+ */
+const SERVICE_NAMES: Record<string, string[]> = { app_servers: ['order-service'] };
+
 /** What the inventory implies: every host's server certificate and every service identity's client certificate. */
 export function leafSpecs(inventory: Inventory): LeafSpec[] {
-  const hosts = inventory.hosts.map((h): LeafSpec => ({
-    kind: 'server',
-    name: h.name,
-    dnsNames: [h.name, `${h.name}.${inventory.domain}`],
-    ips: [h.address, h.mgmtAddress, ...(h.groups.includes('gateways') && inventory.gatewayVip ? [inventory.gatewayVip] : [])],
-    pkcs12: h.groups.some((g) => JAVA_GROUPS.has(g)),
-  }));
+  const hosts = inventory.hosts.map((h): LeafSpec => {
+    const gateway = h.groups.includes('gateways');
+    const services = h.groups.flatMap((g) => SERVICE_NAMES[g] ?? []).map((s) => `${s}.${inventory.domain}`);
+    return {
+      kind: 'server',
+      name: h.name,
+      dnsNames: [h.name, `${h.name}.${inventory.domain}`, ...services, ...(gateway && inventory.gatewayName ? [inventory.gatewayName] : [])],
+      ips: [h.address, h.mgmtAddress, ...(gateway && inventory.gatewayVip ? [inventory.gatewayVip] : [])],
+      pkcs12: h.groups.some((g) => JAVA_GROUPS.has(g)),
+    };
+  });
   const clients = SERVICE_IDENTITIES.map((id): LeafSpec => ({ kind: 'client', name: id, dnsNames: [], ips: [], pkcs12: JAVA_IDENTITIES.has(id) }));
   return [...hosts, ...clients];
 }

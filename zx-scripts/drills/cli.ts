@@ -6,6 +6,7 @@ import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { formatReport, runDrill, type Drill, type DrillReport, type DrillTarget } from './framework.ts';
+import { gatewayDrills, gatewayTarget } from './gateway.ts';
 import { kafkaDrills, kafkaTarget } from './kafka.ts';
 import { postgresDrills, postgresTarget } from './postgres.ts';
 import { redisDrills, redisTarget } from './redis.ts';
@@ -26,6 +27,7 @@ async function main(argv: string[]): Promise<number> {
     ...postgresDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => postgresTarget(inventory) })),
     ...kafkaDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => kafkaTarget(inventory) })),
     ...redisDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => redisTarget(inventory) })),
+    ...gatewayDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => gatewayTarget(inventory) })),
   ];
   if (names.length === 0) throw new UsageError('name a drill, all, or list');
   if (names[0] === 'list') {

@@ -80,6 +80,10 @@ export function networkPlan(inventory: Inventory): NetworkStep[] {
     steps.push({ cmd: [...ns, 'addr', 'add', `${host.address}/${prefixOf(inventory, host.zone)}`, 'dev', 'eth0'] });
     steps.push({ cmd: [...ns, 'link', 'set', 'eth0', 'up'] });
     if (zone) steps.push({ cmd: [...ns, 'route', 'add', 'default', 'via', zone.router, 'dev', 'eth0'] });
+    // the many users a load comes from (lab_source_addresses); /32 each, so they add no routes
+    if (host.sourceAddresses.length > 0) {
+      steps.push({ cmd: ['ip', 'netns', 'exec', host.name, 'sh', '-c', host.sourceAddresses.map((a) => `ip addr add ${a}/32 dev eth0`).join(' && ')] });
+    }
     // management leg: mgmt0 in the host, m-<host> on the management bridge of the controller (no route beyond it)
     // journaled on its own: deleting the host's namespace frees this end only asynchronously, later
     steps.push({

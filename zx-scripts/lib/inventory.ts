@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
-import { containsHost, overlaps, parseCidr, parseIPv4, type Cidr } from './ipv4.ts';
+import { containsHost, formatIPv4, overlaps, parseCidr, parseIPv4, type Cidr } from './ipv4.ts';
 
 export interface Zone {
   readonly name: string;
@@ -24,6 +24,11 @@ export interface InventoryHost {
   readonly mgmtAddress: string;
   /** every group the host belongs to, directly or through a parent group, `all` excluded */
   readonly groups: readonly string[];
+  /**
+   * lab only: extra addresses of the host on its zone network (lab_source_addresses: {first, count}), from which the
+   * lab's client sends load, so per-address rate limits see many users as on the internet
+   */
+  readonly sourceAddresses: readonly string[];
   readonly vars: Readonly<Record<string, unknown>>;
 }
 
@@ -33,6 +38,8 @@ export interface Inventory {
   readonly zones: readonly Zone[];
   readonly mgmt: { readonly subnet: Cidr; readonly controller: string };
   readonly gatewayVip: string | undefined;
+  /** the API's public name at the VIP (network_gateway_name), in the gateways' certificates */
+  readonly gatewayName: string | undefined;
   readonly domain: string;
   /** variables of the `all` group (group_vars/all and all.vars) */
   readonly vars: Readonly<Record<string, unknown>>;
@@ -182,11 +189,33 @@ function addHost(
   }
 }
 
+/** A host's lab_source_addresses ({first, count}): consecutive addresses inside its zone subnet. */
+function checkSourceAddresses(host: RawHost, zone: Zone | undefined, problems: InventoryProblem[]): string[] {
+  const value = host.vars['lab_source_addresses'];
+  if (value === undefined) return [];
+  const spec = value as { first?: unknown; count?: unknown };
+  const first = typeof spec.first === 'string' ? parseIPv4(spec.first) : undefined;
+  const count = spec.count;
+  if (first === undefined || typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 1024) {
+    problems.push({ host: host.name, field: 'lab_source_addresses', message: `must be {first: IPv4 address, count: 1-1024}, got ${show(value)}` });
+    return [];
+  }
+  const addresses = Array.from({ length: count }, (_, i) => first + i);
+  const outside = addresses.find((a) => zone && !containsHost(zone.subnet, a));
+  if (outside !== undefined && zone) {
+    problems.push({ host: host.name, field: 'lab_source_addresses', message: `${formatIPv4(outside)} is outside the ${zone.name} zone subnet ${zone.subnet.text}` });
+    return [];
+  }
+  return addresses.map(formatIPv4);
+}
+
+const DNS_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
+
 function checkTopology(dir: string, raw: RawHost[], vars: Vars, problems: InventoryProblem[]): Inventory | undefined {
   const zones = checkZones(vars['network_zones'], problems);
   const mgmt = checkMgmt(vars['network_mgmt'], problems);
   const domain = typeof vars['network_domain'] === 'string' ? vars['network_domain'] : '';
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(domain)) {
+  if (!DNS_NAME.test(domain)) {
     problems.push({ field: 'network_domain', message: `must be a DNS domain such as oms.example.com, got ${show(domain)}` });
   }
   if (mgmt) {
@@ -208,6 +237,7 @@ function checkTopology(dir: string, raw: RawHost[], vars: Vars, problems: Invent
   if (mgmt) claim(mgmt.controller, 'the controller', { field: 'network_mgmt.controller' });
 
   const gatewayVip = typeof vars['network_gateway_vip'] === 'string' ? vars['network_gateway_vip'] : undefined;
+  const gatewayName = typeof vars['network_gateway_name'] === 'string' ? vars['network_gateway_name'] : undefined;
   const dmz = zones.find((z) => z.name === 'dmz');
   const hasGateways = raw.some((h) => h.groups.has('gateways'));
   if (hasGateways) {
@@ -218,6 +248,9 @@ function checkTopology(dir: string, raw: RawHost[], vars: Vars, problems: Invent
       problems.push({ field: 'network_gateway_vip', message: `${gatewayVip} is outside the dmz subnet ${dmz?.subnet.text ?? '(no dmz zone)'}` });
     } else {
       claim(gatewayVip ?? '', 'the gateway VIP', { field: 'network_gateway_vip' });
+    }
+    if (gatewayName === undefined || !DNS_NAME.test(gatewayName)) {
+      problems.push({ field: 'network_gateway_name', message: `must be the API's DNS name at the VIP, such as api.example.com, got ${show(vars['network_gateway_name'])}` });
     }
   }
 
@@ -251,18 +284,21 @@ function checkTopology(dir: string, raw: RawHost[], vars: Vars, problems: Invent
     } else {
       claim(String(mgmtAddress), `host ${host.name} (ansible_host)`, { host: host.name, field: 'ansible_host' });
     }
+    const sourceAddresses = checkSourceAddresses(host, zone, problems);
+    for (const a of sourceAddresses) claim(a, `host ${host.name} (lab_source_addresses)`, { host: host.name, field: 'lab_source_addresses' });
     hosts.push({
       name: host.name,
       zone: String(zoneName),
       address: String(address),
       mgmtAddress: String(mgmtAddress),
       groups: [...host.groups].sort(),
+      sourceAddresses,
       vars: host.vars,
     });
   }
   if (hosts.length === 0) problems.push({ field: 'all', message: 'the inventory has no hosts' });
   if (problems.length > 0 || !mgmt) return undefined;
-  return { dir, hosts, zones, mgmt, gatewayVip, domain, vars };
+  return { dir, hosts, zones, mgmt, gatewayVip, gatewayName, domain, vars };
 }
 
 function checkZones(value: unknown, problems: InventoryProblem[]): Zone[] {

@@ -3,11 +3,10 @@
 // failover drills lose no acknowledged write. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import type { DrillReport } from '../../drills/framework.ts';
 import { agent } from '../../drills/pg.ts';
 import { join } from 'node:path';
 import { stateDir } from '../state.ts';
-import { assertOk, inventory, MINUTES, run } from './harness.ts';
+import { assertOk, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
 
 interface Answer {
   rows?: Record<string, unknown>[];
@@ -108,18 +107,7 @@ export function dataZoneTests(): void {
 
   it('data zone: PostgreSQL drills lose no acknowledged write, and the cluster is whole after each', { timeout: 20 * MINUTES }, async (t) => {
     const drills = ['pg-switchover', 'pg-primary-host-kill', 'pg-postgres-kill', 'pg-primary-partition', 'etcd-member-kill'];
-    const result = await run(process.execPath, ['--import', 'tsx', 'zx-scripts/drills/cli.ts', ...drills, '--json'], 20 * MINUTES);
-    assert.ok(result.code === 0 || result.code === 1, `drills failed to run (exit ${String(result.code)}): ${result.stderr}`);
-    const reports = JSON.parse(result.stdout) as DrillReport[];
-    assert.deepEqual(reports.map((r) => r.drill), drills);
-    for (const r of reports) {
-      t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
-        `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} committed); LOST ${r.lost.length}`);
-      assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
-      assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
-      assert.deepEqual(r.problems, [], `${r.drill}: ${r.problems.join('; ')}`);
-    }
-    assertOk(result, 'npm run drill -- all');
+    await runDrillsTest(t, drills, 20 * MINUTES);
   });
 
   it('bench -- db measures the order-creation transaction through HAProxy at rising concurrency', { timeout: 5 * MINUTES }, async (t) => {

@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import type { DrillReport } from '../../drills/framework.ts';
 import { loadInventory } from '../../lib/inventory.ts';
 import { defaultInventory, repoRoot } from '../lab.ts';
 
@@ -58,4 +60,24 @@ export function changedTasks(output: string, host: string): string[] {
     else if (line.startsWith(`changed: [${host}]`)) tasks.push(task);
   }
   return tasks;
+}
+
+/**
+ * Runs drills as a user would (npm run drill -- NAMES --json), prints each report's figures as a diagnostic, and
+ * asserts what every drill must show: LOST 0, writes acknowledged, no problems, the command's own success.
+ */
+export async function runDrillsTest(t: TestContext, drills: string[], timeoutMs = 30 * MINUTES): Promise<DrillReport[]> {
+  const result = await run(process.execPath, ['--import', 'tsx', 'zx-scripts/drills/cli.ts', ...drills, '--json'], timeoutMs);
+  assert.ok(result.code === 0 || result.code === 1, `drills failed to run (exit ${String(result.code)}): ${result.stderr}`);
+  const reports = JSON.parse(result.stdout) as DrillReport[];
+  assert.deepEqual(reports.map((r) => r.drill), drills);
+  for (const r of reports) {
+    t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), writes back ${r.secondsToWritesBack ?? 'never'} s, whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
+      `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept); LOST ${r.lost.length}; ${r.whole.detail}`);
+    assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
+    assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
+    assert.deepEqual(r.problems, [], `${r.drill}: ${r.problems.join('; ')}`);
+  }
+  assertOk(result, `npm run drill -- ${drills.join(' ')}`);
+  return reports;
 }

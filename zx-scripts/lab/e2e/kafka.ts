@@ -4,8 +4,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { KAFKA_AGENT, labSecret, runAgent } from '../../drills/agent.ts';
-import type { DrillReport } from '../../drills/framework.ts';
-import { assertOk, inHost, inventory, MINUTES, run } from './harness.ts';
+import { assertOk, inHost, inventory, MINUTES, runDrillsTest } from './harness.ts';
 
 interface Probe {
   ok: boolean;
@@ -102,17 +101,6 @@ export function kafkaTests(): void {
 
   it('kafka: drills lose no acknowledged message (broker, controller, ZooKeeper leader, rolling restart)', { timeout: 30 * MINUTES }, async (t) => {
     const drills = ['kafka-broker-kill', 'kafka-controller-kill', 'zookeeper-node-kill', 'kafka-rolling-restart'];
-    const result = await run(process.execPath, ['--import', 'tsx', 'zx-scripts/drills/cli.ts', ...drills, '--json'], 30 * MINUTES);
-    assert.ok(result.code === 0 || result.code === 1, `drills failed to run (exit ${String(result.code)}): ${result.stderr}`);
-    const reports = JSON.parse(result.stdout) as DrillReport[];
-    assert.deepEqual(reports.map((r) => r.drill), drills);
-    for (const r of reports) {
-      t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
-        `${r.writes.acknowledged} acknowledged, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} consumed); LOST ${r.lost.length}`);
-      assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
-      assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
-      assert.deepEqual(r.problems, [], `${r.drill}: ${r.problems.join('; ')}`);
-    }
-    assertOk(result, 'npm run drill -- <kafka drills>');
+    await runDrillsTest(t, drills, 30 * MINUTES);
   });
 }

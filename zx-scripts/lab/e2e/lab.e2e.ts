@@ -15,6 +15,7 @@ import { MGMT_BRIDGE, ROUTER_NS } from '../network.ts';
 import { stateDir } from '../state.ts';
 import { assertOk, bin, inHost, inventory, lab, MINUTES, recap, run, type Run } from './harness.ts';
 import { dataZoneTests } from './data-zone.ts';
+import { gatewayTests } from './gateway.ts';
 import { kafkaTests } from './kafka.ts';
 import { redisTests } from './redis.ts';
 import { formatReport, type MatrixReport } from '../zone-matrix.ts';
@@ -308,6 +309,7 @@ describe('the single-machine lab', { timeout: 75 * MINUTES }, () => {
   dataZoneTests();
   kafkaTests();
   redisTests();
+  gatewayTests();
 
   it('down removes every namespace, bridge, mount, cgroup and process', async (t) => {
     const down = await lab('down');

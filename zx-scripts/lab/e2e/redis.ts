@@ -4,9 +4,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { labSecret, REDIS_AGENT, REDIS_SENTINEL_PORT, runAgent } from '../../drills/agent.ts';
-import type { DrillReport } from '../../drills/framework.ts';
 import { redisMaster } from '../../drills/redis.ts';
-import { assertOk, bin, changedTasks, inHost, inventory, MINUTES, recap, run } from './harness.ts';
+import { assertOk, bin, changedTasks, inHost, inventory, MINUTES, recap, run, runDrillsTest } from './harness.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 interface Probe {
@@ -77,18 +76,7 @@ export function redisTests(): void {
 
   it('redis: drills fail over and heal the topology (master killed, master paused, replica killed)', { timeout: 20 * MINUTES }, async (t) => {
     const drills = ['redis-master-kill', 'redis-master-pause', 'redis-replica-kill'];
-    const result = await run(process.execPath, ['--import', 'tsx', 'zx-scripts/drills/cli.ts', ...drills, '--json'], 20 * MINUTES);
-    assert.ok(result.code === 0 || result.code === 1, `drills failed to run (exit ${String(result.code)}): ${result.stderr}`);
-    const reports = JSON.parse(result.stdout) as DrillReport[];
-    assert.deepEqual(reports.map((r) => r.drill), drills);
-    for (const r of reports) {
-      t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), writes back ${r.secondsToWritesBack ?? 'never'} s, whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
-        `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept); LOST ${r.lost.length}; ${r.whole.detail}`);
-      assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
-      assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
-      assert.deepEqual(r.problems, [], `${r.drill}: ${r.problems.join('; ')}`);
-    }
-    assertOk(result, 'npm run drill -- <redis drills>');
+    await runDrillsTest(t, drills, 20 * MINUTES);
   });
 
   it('redis: a re-run after a failover puts drifted settings back, changes nothing else, and keeps the current master', { timeout: 20 * MINUTES }, async (t) => {

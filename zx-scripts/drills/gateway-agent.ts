@@ -1,0 +1,175 @@
+// The internet's side of the gateway drills and tests: runs in the lab's client namespace (ext zone) and talks HTTPS to
+// the gateways' virtual IP by the API's name, verifying its certificate against the lab CA. Each request comes from
+// the next of the client's many source addresses (lab_source_addresses), as from many users.
+//   load --run ID [--workers N] [--interval-ms MS]   POSTs ids to the upstream (JSON lines: one per write) until SIGTERM
+//   probe --path P [--method M] [--header 'k: v']... [--body B] [--from ADDR] [--tls-max-version TLSv1.2]
+//                                                    one request; prints {status, headers, body} or {error}
+//   burst --path P --count N [--from ADDR] [--method M] [--body B]
+//                                                    N requests one after another from one address; prints the statuses
+import { readFileSync } from 'node:fs';
+import { request, type RequestOptions } from 'node:https';
+import { join } from 'node:path';
+import type { SecureVersion } from 'node:tls';
+import { emit, emitLast, message, parseArgs, runAgentMain } from './agent-io.ts';
+
+export interface GatewayAgentConfig {
+  pki: string;
+  vip: string;
+  name: string;
+  sourceAddresses: string[];
+}
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+const config = JSON.parse(process.env['OMS_AGENT_CONFIG'] ?? '{}') as GatewayAgentConfig;
+const ca = readFileSync(join(config.pki, 'trust-bundle.pem'));
+
+interface Call {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  from?: string | undefined;
+  timeoutMs?: number;
+  tlsMaxVersion?: SecureVersion;
+}
+
+/** A failed call; afterSend: the request had been written out in full (the upstream may have acted on it). */
+export class CallError extends Error {
+  constructor(text: string, readonly afterSend: boolean) { super(text); }
+}
+
+/** One HTTPS request to the VIP on a new connection (no keep-alive: every request finds the VIP anew). */
+export function call(c: Call): Promise<Answer> {
+  const options: RequestOptions = {
+    host: config.vip,
+    servername: config.name,
+    port: 443,
+    method: c.method,
+    path: c.path,
+    ca,
+    agent: false,
+    minVersion: 'TLSv1.2',
+    ...(c.tlsMaxVersion ? { maxVersion: c.tlsMaxVersion, minVersion: 'TLSv1' } : {}),
+    ...(c.from ? { localAddress: c.from } : {}),
+    headers: { host: config.name, ...(c.body === undefined ? {} : { 'content-type': 'application/json' }), ...c.headers },
+    timeout: c.timeoutMs ?? 5000,
+  };
+  return new Promise((resolve, reject) => {
+    let sent = false;
+    const fail = (error: Error): void => { reject(new CallError(error.message, sent)); };
+    const req = request(options, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body }); });
+      res.on('error', fail);
+    });
+    req.on('finish', () => { sent = true; });
+    req.on('timeout', () => { req.destroy(new Error(`no answer within ${String(c.timeoutMs ?? 5000)} ms`)); });
+    req.on('error', fail);
+    req.end(c.body);
+  });
+}
+
+/** The client's source addresses in turn. */
+function sources(): () => string | undefined {
+  let next = 0;
+  return () => {
+    const list = config.sourceAddresses;
+    if (list.length === 0) return undefined;
+    const a = list[next % list.length];
+    next++;
+    return a;
+  };
+}
+
+async function load(args: Map<string, string | true>): Promise<void> {
+  const run = String(args.get('run') ?? 'run');
+  const workers = Number(args.get('workers') ?? 8);
+  const intervalMs = Number(args.get('interval-ms') ?? 20);
+  const from = sources();
+  let stopping = false;
+  process.once('SIGTERM', () => { stopping = true; });
+  let seq = 0;
+  const worker = async (w: number): Promise<void> => {
+    while (!stopping) {
+      const id = `${run}-${String(w)}-${String(seq++)}`;
+      const start = Date.now();
+      try {
+        const answer = await call({ method: 'POST', path: '/api/v1/drill/writes', body: JSON.stringify({ id }), from: from(), timeoutMs: 1000 });
+        if (answer.status === 201) emit({ kind: 'write', id, start, end: Date.now(), outcome: 'ok' });
+        else emit({ kind: 'write', id, start, end: Date.now(), outcome: answer.status >= 500 || answer.status === 429 ? 'failed' : 'unknown', error: `HTTP ${String(answer.status)}` });
+      } catch (error) {
+        // a request written out in full may have reached the upstream: unknown, not failed
+        const afterSend = error instanceof CallError && error.afterSend;
+        emit({ kind: 'write', id, start, end: Date.now(), outcome: afterSend ? 'unknown' : 'failed', error: message(error).slice(0, 120) });
+      }
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
+  await emitLast({ kind: 'end' });
+}
+
+function headersOf(args: string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const h of args) {
+    const i = h.indexOf(':');
+    if (i < 1) throw new Error(`--header takes 'name: value', got '${h}'`);
+    headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  return headers;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  // --header may repeat: take those out before the single-valued arguments
+  const headerArgs: string[] = [];
+  const others: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === '--header') headerArgs.push(rest[++i] ?? '');
+    else others.push(rest[i] ?? '');
+  }
+  const args = parseArgs(others);
+  const str = (name: string): string | undefined => { const v = args.get(name); return typeof v === 'string' ? v : undefined; };
+  const base = (): Call => {
+    const body = str('body');
+    const from = str('from');
+    const tls = str('tls-max-version');
+    return {
+      method: str('method') ?? (body === undefined ? 'GET' : 'POST'),
+      path: str('path') ?? '/',
+      headers: headersOf(headerArgs),
+      ...(body === undefined ? {} : { body }),
+      ...(from === undefined ? {} : { from }),
+      ...(tls === undefined ? {} : { tlsMaxVersion: tls as SecureVersion }),
+    };
+  };
+  switch (command) {
+    case 'load':
+      await load(args);
+      return;
+    case 'probe':
+      try {
+        await emitLast(await call(base()));
+      } catch (error) {
+        await emitLast({ error: message(error) });
+      }
+      return;
+    case 'burst': {
+      const statuses: number[] = [];
+      for (let i = 0; i < Number(str('count') ?? 1); i++) statuses.push((await call(base())).status);
+      await emitLast({ statuses });
+      return;
+    }
+    default:
+      throw new Error(`usage: gateway-agent load|probe|burst ... (got '${String(command)}')`);
+  }
+}
+
+runAgentMain('gateway-agent', main);

@@ -1,0 +1,200 @@
+// The DMZ gateway on the lab, from the internet's side (the client host, many source addresses) to the VIP: TLS 1.3
+// only with a certificate that verifies for the API's name, HTTP only redirecting; mutual TLS to the upstream and
+// the request id carried through; the WAF refusing SQL injection and XSS in query, body and headers while ordinary
+// API traffic passes; per-address rate limits; `nginx -t` guarding a broken change; the drills (gateway host stopped,
+// Nginx killed, the standby returning) and a re-run afterwards. Runs inside lab.e2e.ts.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { ensureUpstreamStub, GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
+import type { Answer } from '../../drills/gateway-agent.ts';
+import { vipHolder } from '../../drills/gateway.ts';
+import { stateDir } from '../state.ts';
+import { assertOk, bin, changedTasks, inHost, inventory, MINUTES, recap, run, runDrillsTest } from './harness.ts';
+
+const vip = inventory.gatewayVip ?? '';
+const apiName = inventory.gatewayName ?? '';
+const client = inventory.hosts.find((h) => h.groups.includes('clients'));
+const sources = [...(client?.sourceAddresses ?? [])];
+let nextSource = 0;
+/** a fresh source address for each probe, so the rate limits never interfere with what a test looks at */
+const fresh = (): string => sources[nextSource++ % sources.length] ?? '';
+
+const probe = (args: string[]): Promise<Answer & { error?: string }> => runAgent(GATEWAY_AGENT, inventory, 'client', ['probe', ...args]);
+const get = (path: string, ...headers: string[]) => probe(['--path', path, '--from', fresh(), ...headers.flatMap((h) => ['--header', h])]);
+const send = (method: string, path: string, body: string, ...headers: string[]) =>
+  probe(['--method', method, '--path', path, '--body', body, '--from', fresh(), ...headers.flatMap((h) => ['--header', h])]);
+const inClient = (...cmd: string[]) => run('ip', ['netns', 'exec', 'client', ...cmd]);
+const bundle = join(stateDir, 'pki', 'lab', 'trust-bundle.pem');
+
+function problemOf(answer: Answer, status: number): { type: string; status: number; requestId: string } {
+  assert.equal(answer.status, status, `expected ${status}, got ${answer.status}: ${answer.body.slice(0, 300)}`);
+  assert.match(String(answer.headers['content-type']), /^application\/problem\+json/);
+  const problem = JSON.parse(answer.body) as { type: string; status: number; requestId: string };
+  assert.equal(problem.status, status);
+  assert.equal(problem.requestId, answer.headers['x-request-id']);
+  return problem;
+}
+
+export function gatewayTests(): void {
+  it('gateway: TLS 1.3 only at the VIP, the certificate verifies for the API name, HTTP only redirects', async () => {
+    await ensureUpstreamStub(inventory);
+    const connect = (...args: string[]) => inClient('openssl', 's_client', '-connect', `${vip}:443`, '-servername', apiName,
+      '-verify_hostname', apiName, '-CAfile', bundle, '-verify_return_error', ...args);
+    const tls13 = await connect('-tls1_3');
+    assert.match(tls13.stdout, /Protocol *: TLSv1\.3/);
+    assert.match(tls13.stdout, /Verify return code: 0 \(ok\)/);
+    for (const old of ['-tls1_2', '-tls1_1']) {
+      const refused = await connect(old);
+      assert.notEqual(refused.code, 0, `${old} was accepted`);
+      assert.doesNotMatch(refused.stdout, /Protocol *: TLSv1/, `${old} negotiated a session`);
+    }
+    const healthz = await get('/healthz');
+    assert.equal(healthz.status, 200);
+    assert.match(String(healthz.headers['strict-transport-security']), /max-age=63072000/);
+    assert.equal(healthz.headers['x-content-type-options'], 'nosniff');
+    assert.equal(healthz.headers['x-frame-options'], 'DENY');
+    assert.equal(healthz.headers['server'], 'nginx', 'no version in the Server header');
+
+    const plain = await inClient('curl', '--silent', '--output', '/dev/null', '--write-out', '%{http_code} %{redirect_url}', `http://${vip}/api/v1/products?page=2`);
+    assert.equal(plain.stdout, `301 https://${apiName}/api/v1/products?page=2`);
+    const unknown = await get('/admin');
+    problemOf(unknown, 404);
+  });
+
+  it('gateway: mutual TLS to the upstream, the request id kept or made, JSON access logs', async () => {
+    const echoed = await get('/api/v1/drill/echo', 'X-Request-Id: e2e-request-0001');
+    assert.equal(echoed.status, 200, echoed.body);
+    const seen = JSON.parse(echoed.body) as { clientCn: string; headers: Record<string, string>; host: string };
+    assert.equal(seen.clientCn, 'gateway-to-app', 'the upstream saw the gateway\'s client certificate');
+    assert.equal(seen.headers['x-request-id'], 'e2e-request-0001');
+    assert.equal(echoed.headers['x-request-id'], 'e2e-request-0001');
+    assert.equal(seen.headers['x-forwarded-proto'], 'https');
+
+    const made = await get('/api/v1/drill/echo', 'X-Request-Id: not a valid id!');
+    const madeId = String(made.headers['x-request-id']);
+    assert.match(madeId, /^[0-9a-f]{32}$/, 'a malformed request id is replaced by one Nginx makes');
+    assert.equal((JSON.parse(made.body) as { headers: Record<string, string> }).headers['x-request-id'], madeId);
+
+    const holder = await vipHolder(inventory);
+    const log = await inHost(holder, 'sh', '-c', `grep -F '"request_id":"${madeId}"' /var/log/nginx/access.json`);
+    assertOk(log, `the access log of ${holder} has the request`);
+    const entry = JSON.parse(log.stdout.trim().split('\n')[0] ?? '{}') as Record<string, unknown>;
+    assert.equal(entry['status'], 200);
+    assert.equal(entry['tls'], 'TLSv1.3');
+    assert.equal(entry['uri'], '/api/v1/drill/echo');
+    assert.match(String(entry['upstream']), /:8443$/);
+
+    // the upstream lets nobody in without the gateway's certificate (checked from the gateway host itself)
+    const app = inventory.hosts.find((h) => h.groups.includes('app_servers'));
+    assert.ok(app);
+    const bare = await inHost(holder, 'sh', '-c', `curl --silent --max-time 5 --cacert /etc/oms/pki/ca-bundle.pem --resolve order-service.${inventory.domain}:8443:${app.address} https://order-service.${inventory.domain}:8443/api/v1/drill/echo; echo " exit=$?"`);
+    assert.doesNotMatch(bare.stdout, /clientCn/, 'the upstream answered a client without a certificate');
+  });
+
+  it('gateway: the WAF refuses SQL injection and XSS in query, body and headers; ordinary API traffic passes', async () => {
+    const attacks: [string, Promise<Answer>][] = [
+      ['SQLi in the query', get(`/api/v1/products?category=${encodeURIComponent("books' OR '1'='1")}`)],
+      ['SQLi (UNION) in the query', get(`/api/v1/orders?customer=${encodeURIComponent('1 UNION SELECT password FROM users--')}`)],
+      ['XSS in the query', get(`/api/v1/products?q=${encodeURIComponent('<script>alert(document.cookie)</script>')}`)],
+      ['SQLi in a JSON body', send('POST', '/api/v1/orders', JSON.stringify({ items: [{ sku: "x' OR 1=1 --", quantity: 1 }] }))],
+      ['XSS in a JSON body', send('POST', '/api/v1/orders', JSON.stringify({ note: '<img src=x onerror=alert(1)>' }))],
+      ['SQLi in the User-Agent', get('/api/v1/products', "User-Agent: ' UNION SELECT username, password FROM users --")],
+      ['XSS in the Referer', get('/api/v1/products', 'Referer: https://shop.example/<script>alert(1)</script>')],
+      ['SQLi in a cookie', get('/api/v1/products', "Cookie: session=1' OR '1'='1")],
+    ];
+    for (const [what, answer] of attacks) {
+      const a = await answer;
+      assert.equal(a.status, 403, `${what}: ${a.status} ${a.body.slice(0, 200)}`);
+      assert.equal(problemOf(a, 403).type, 'urn:oms:problem:forbidden', what);
+    }
+
+    const token = `Authorization: Bearer ${['eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9', 'eyJzdWIiOiJjdXN0LTQyIiwicm9sZSI6ImN1c3RvbWVyIn0', 'c2lnbmF0dXJlLS1fXy0tc2lnbmF0dXJl'].join('.')}`;
+    const order = {
+      items: [{ productId: 'prod-0042', quantity: 2 }, { productId: 'prod-0007', quantity: 1 }],
+      shippingAddress: { name: "Zoë O'Brien-Smith", line1: '12 Main St., Flat #4', line2: 'c/o "The Old Mill" -- back door', city: "L'Aquila", postcode: 'AB1 2CD', country: 'IT' },
+      note: 'Please leave it at the back door; ring twice (no answer = neighbour at #6).',
+      paymentToken: 'tok_approve_4242',
+    };
+    const valid: [string, Promise<Answer>][] = [
+      ['catalog with filters', get('/api/v1/products?category=garden-tools&minPrice=10.5&maxPrice=200&available=true&sort=-price&page=2&pageSize=20')],
+      ['one product', get('/api/v1/products/prod-0042')],
+      ['an order', send('POST', '/api/v1/orders', JSON.stringify(order), token, 'Idempotency-Key: 6f1c3f0e-8d2b-4c55-9a51-2f5d0b7e9c11')],
+      ['my orders', get('/api/v1/orders?customer=cust-42&page=1&pageSize=50', token)],
+      ['one order and its history', get('/api/v1/orders/5b0e8a52-1f7e-4b38-9c0a-7d9f3f2c1a00/history', token)],
+      ['cancel', send('POST', '/api/v1/orders/5b0e8a52-1f7e-4b38-9c0a-7d9f3f2c1a00/cancel', JSON.stringify({ reason: "Ordered the wrong size - I'll reorder" }), token)],
+      ['ship (staff)', send('PATCH', '/api/v1/orders/5b0e8a52-1f7e-4b38-9c0a-7d9f3f2c1a00', JSON.stringify({ status: 'SHIPPED', trackingNumber: 'JD014600006271234567', expectedVersion: 3 }), token)],
+      ['the OpenAPI document', get('/api/v1/openapi.json')],
+    ];
+    for (const [what, answer] of valid) {
+      const a = await answer;
+      assert.equal(a.status, 200, `${what} was refused: ${a.status} ${a.body.slice(0, 300)}`);
+    }
+
+    // other request types than JSON, and methods the API does not have, are refused too
+    const xml = await probe(['--method', 'POST', '--path', '/api/v1/orders', '--body', '<order/>', '--header', 'Content-Type: application/xml', '--from', fresh()]);
+    assert.equal(xml.status, 403, `an XML body: ${xml.status}`);
+    const del = await probe(['--method', 'DELETE', '--path', '/api/v1/orders/1', '--from', fresh()]);
+    assert.equal(del.status, 403, `DELETE: ${del.status}`);
+    const big = await send('POST', '/api/v1/orders', JSON.stringify({ note: 'x'.repeat(70 * 1024) }));
+    problemOf(big, 413);
+  });
+
+  it('gateway: over the rate limit a client gets 429 with a JSON problem and Retry-After; other clients are unaffected', async () => {
+    const noisy = fresh();
+    const orders = fresh();
+    const burst = async (from: string, count: number, ...args: string[]): Promise<number[]> =>
+      (await runAgent<{ statuses: number[] }>(GATEWAY_AGENT, inventory, 'client', ['burst', '--count', String(count), '--from', from, ...args])).statuses;
+    // the API limit: 100/minute with a burst of 50 (the design's figure and the role's default burst)
+    const api = await burst(noisy, 80, '--path', '/api/v1/products');
+    assert.deepEqual(api.slice(0, 51), Array<number>(51).fill(200), 'the first 51 requests (1 + burst 50) pass');
+    const limited = api.filter((s) => s === 429).length;
+    assert.ok(limited >= 20, `only ${limited} of 80 requests were limited: ${api.join(',')}`);
+    assert.deepEqual([...new Set(api)].sort(), [200, 429]);
+
+    const refused = await get('/api/v1/products');
+    assert.equal(refused.status, 200, 'a client with another address is not limited');
+    const again = await probe(['--path', '/api/v1/products', '--from', noisy]);
+    assert.equal(problemOf(again, 429).type, 'urn:oms:problem:rate-limited');
+    assert.ok(Number(again.headers['retry-after']) > 0, 'Retry-After');
+
+    // order creation: 10/minute with a burst of 10, counted on top of the API limit
+    const created = await burst(orders, 14, '--method', 'POST', '--path', '/api/v1/orders', '--body', '{"items":[]}');
+    assert.deepEqual(created.slice(0, 11), Array<number>(11).fill(200));
+    assert.ok(created.slice(11).every((s) => s === 429), `order creation past the limit: ${created.join(',')}`);
+    const browse = await probe(['--path', '/api/v1/products', '--from', orders]);
+    assert.equal(browse.status, 200, 'the orders limit leaves browsing alone');
+    const other = await send('POST', '/api/v1/orders', '{"items":[]}');
+    assert.equal(other.status, 200, 'another client can still order');
+  });
+
+  it('gateway: nginx -t guards every change; a broken one is put back and the running gateway keeps serving', { timeout: 10 * MINUTES }, async () => {
+    const fingerprint = async (host: string): Promise<string> => {
+      const r = await inHost(host, 'sh', '-c', 'find /etc/nginx/nginx.conf /etc/nginx/oms -type f | sort | xargs sha256sum; oms-gateway-config status');
+      assertOk(r, `fingerprint ${host}`);
+      return r.stdout;
+    };
+    const gateways = inventory.hosts.filter((h) => h.groups.includes('gateways')).map((h) => h.name);
+    const before = await Promise.all(gateways.map(fingerprint));
+    const broken = await run(bin('ansible-playbook'), ['ansible/site.yml', '--limit', 'gateways', '--skip-tags', 'firewall', '-e',
+      JSON.stringify({ nginx_gateway_waf_exclusions: [{ why: 'a typo', rule: 'SecRule REQUEST_URI "@streq /x" "id:1001,phase:1,pas,nolog"' }] })]);
+    assert.notEqual(broken.code, 0, 'a configuration that fails nginx -t must fail the play');
+    assert.match(broken.stdout, /The gateway configuration fails `nginx -t` on gw\d; the previous files are back and Nginx was not reloaded/);
+    assert.deepEqual(await Promise.all(gateways.map(fingerprint)), before, 'the files on disk are the previous ones, and loaded');
+    assert.equal((await get('/healthz')).status, 200, 'the gateway still serves');
+
+    const rerun = await run(bin('ansible-playbook'), ['ansible/site.yml', '--limit', 'gateways']);
+    assertOk(rerun, 'site.yml --limit gateways');
+    for (const [host, c] of recap(rerun.stdout)) assert.equal(c.changed, 0, `${host}: changed ${c.changed}: ${changedTasks(rerun.stdout, host).join('; ')}`);
+  });
+
+  it('gateway: drills (host stopped, Nginx killed, standby back) move the VIP within the goal, lose nothing, do not flap', { timeout: 20 * MINUTES }, async (t) => {
+    await runDrillsTest(t, ['gateway-host-stop', 'gateway-nginx-kill', 'gateway-standby-return']);
+    const holder = await vipHolder(inventory);
+    const rerun = await run(bin('ansible-playbook'), ['ansible/site.yml', '--limit', 'gateways']);
+    assertOk(rerun, 'site.yml --limit gateways after the drills');
+    for (const [host, c] of recap(rerun.stdout)) assert.equal(c.changed, 0, `${host}: changed ${c.changed}: ${changedTasks(rerun.stdout, host).join('; ')}`);
+    assert.equal(await vipHolder(inventory), holder, 'the re-run moved the VIP');
+    t.diagnostic(`site.yml --limit gateways after the drills: changed=0, ${holder} still holds the VIP`);
+  });
+}
