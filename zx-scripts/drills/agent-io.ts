@@ -33,3 +33,19 @@ export function runAgentMain(name: string, main: (argv: string[]) => Promise<voi
     process.exit(1);
   });
 }
+
+/** An agent of subcommands (`load`, `probe`...): each gets its parsed arguments; anything else is answered with the usage. */
+export function runAgentCommands(name: string, usage: string, commands: Record<string, (args: Map<string, string | true>) => Promise<void>>): void {
+  runAgentMain(name, async ([command = '', ...rest]) => {
+    const handler = commands[command];
+    if (!handler) throw new Error(`usage: ${usage}`);
+    await handler(parseArgs(rest));
+  });
+}
+
+/** A required `--name value` argument. */
+export function required(args: Map<string, string | true>, name: string): string {
+  const value = args.get(name);
+  if (typeof value !== 'string') throw new Error(`--${name} VALUE is required`);
+  return value;
+}

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
 import type { Inventory } from '../lib/inventory.ts';
+import type { Load, WriteEvent } from './framework.ts';
 import { repoRoot } from '../lab/lab.ts';
 import { stateDir } from '../lab/state.ts';
 import type { AgentConfig } from './pg-agent.ts';
@@ -159,6 +160,29 @@ export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line
       clearTimeout(timer);
       if (buffered.trim()) onLine(JSON.parse(buffered));
       if (code !== 0) throw new Error(`the load exited with ${String(code)}: ${stderr}`);
+    },
+  };
+}
+
+/**
+ * A drill's load, run by an agent on a lab host: its `write` lines (or every line, for an agent that writes only
+ * those) become the load's events; any other line goes to `onOther`; `afterStop` may refuse a load that ended
+ * without its final report.
+ */
+export function agentLoad(kind: AgentKind, inventory: Inventory, host: string, args: string[],
+  options: { graceMs?: number; onOther?: (line: { kind?: string; ids?: string[] }) => void; afterStop?: () => void } = {}): Load {
+  const events: WriteEvent[] = [];
+  const stream = streamAgent(startAgent(kind, inventory, host, args), (line) => {
+    const l = line as WriteEvent & { kind?: string; ids?: string[] };
+    if (l.kind === undefined || l.kind === 'write') events.push({ id: l.id, start: l.start, end: l.end, outcome: l.outcome, ...(l.error ? { error: l.error } : {}) });
+    else options.onOther?.(l);
+  }, options.graceMs);
+  return {
+    events: () => events,
+    async stop() {
+      await stream.stop();
+      options.afterStop?.();
+      return events;
     },
   };
 }

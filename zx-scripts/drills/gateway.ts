@@ -7,8 +7,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
-import { ensureUpstreamStub, GATEWAY_AGENT, startAgent, streamAgent, upstreamRecords } from './agent.ts';
-import type { Drill, DrillTarget, Load, Whole, WriteEvent } from './framework.ts';
+import { agentLoad, ensureUpstreamStub, GATEWAY_AGENT, upstreamRecords } from './agent.ts';
+import type { Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { running, sh } from './postgres.ts';
 
 const LOAD_HOST = 'client';
@@ -77,13 +77,7 @@ export function gatewayTarget(inventory: Inventory): DrillTarget {
   return {
     async startLoad(runId: string): Promise<Load> {
       await ensureUpstreamStub(inventory);
-      const events: WriteEvent[] = [];
-      const child = startAgent(GATEWAY_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--workers', '8', '--interval-ms', '20']);
-      const stream = streamAgent(child, (line) => {
-        const l = line as WriteEvent & { kind: 'write' | 'end' };
-        if (l.kind === 'write') events.push({ id: l.id, start: l.start, end: l.end, outcome: l.outcome, ...(l.error ? { error: l.error } : {}) });
-      });
-      return { events: () => events, async stop() { await stream.stop(); return events; } };
+      return agentLoad(GATEWAY_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--workers', '8', '--interval-ms', '20']);
     },
     async whole(): Promise<Whole> {
       try {

@@ -4,8 +4,8 @@
 import { join } from 'node:path';
 import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, runPlaybook } from '../lab/lab.ts';
-import { KAFKA_AGENT, KAFKA_DRILL_TOPIC, startAgent, streamAgent } from './agent.ts';
-import type { Drill, DrillTarget, Load, Whole, WriteEvent } from './framework.ts';
+import { agentLoad, KAFKA_AGENT, KAFKA_DRILL_TOPIC } from './agent.ts';
+import type { Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { running, sh } from './postgres.ts';
 
 const LOAD_HOST = 'app1';
@@ -18,12 +18,6 @@ interface Health {
   notInSync: string[];
   healthy: boolean;
   error?: string;
-}
-
-interface AgentLine {
-  kind: 'write' | 'consumed';
-  ids?: string[];
-  duplicates?: number;
 }
 
 const kafkaHosts = (inventory: Inventory) => inventory.hosts.filter((h) => h.groups.includes('kafka'));
@@ -66,21 +60,11 @@ export function kafkaTarget(inventory: Inventory): DrillTarget {
   const brokers = kafkaHosts(inventory).length;
   return {
     startLoad(runId: string): Promise<Load> {
-      const events: WriteEvent[] = [];
-      const child = startAgent(KAFKA_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--producers', '4', '--interval-ms', '20']);
-      const stream = streamAgent(child, (line) => {
-        const l = line as AgentLine & WriteEvent;
-        if (l.kind === 'write') events.push({ id: l.id, start: l.start, end: l.end, outcome: l.outcome, ...(l.error ? { error: l.error } : {}) });
-        else consumedByRun.set(runId, new Set(l.ids ?? []));
-      }, 90_000);
-      return Promise.resolve({
-        events: () => events,
-        async stop() {
-          await stream.stop();
-          if (!consumedByRun.has(runId)) throw new Error('the load ended without reporting what its consumer read');
-          return events;
-        },
-      });
+      return Promise.resolve(agentLoad(KAFKA_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--producers', '4', '--interval-ms', '20'], {
+        graceMs: 90_000,
+        onOther: (l) => { consumedByRun.set(runId, new Set(l.ids ?? [])); },
+        afterStop: () => { if (!consumedByRun.has(runId)) throw new Error('the load ended without reporting what its consumer read'); },
+      }));
     },
 
     async whole(): Promise<Whole> {

@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Inventory } from '../lib/inventory.ts';
 import { findNspawn, hostInit, inHost } from '../lab/hosts.ts';
 import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
-import type { Drill, DrillTarget, Load, Whole, WriteEvent } from './framework.ts';
-import { PG_AGENT, startAgent, streamAgent } from './agent.ts';
+import type { Drill, DrillTarget, Load, Whole } from './framework.ts';
+import { agentLoad, PG_AGENT } from './agent.ts';
 import { agent } from './pg.ts';
 
 const LOAD_HOST = 'app1';
@@ -68,16 +68,7 @@ export function postgresTarget(inventory: Inventory): DrillTarget {
   const postgresHosts = inventory.hosts.filter((h) => h.groups.includes('postgres')).map((h) => h.name);
   return {
     startLoad(runId: string): Promise<Load> {
-      const events: WriteEvent[] = [];
-      const child = startAgent(PG_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--writers', '4', '--interval-ms', '20']);
-      const stream = streamAgent(child, (line) => { events.push(line as WriteEvent); });
-      return Promise.resolve({
-        events: () => events,
-        async stop() {
-          await stream.stop();
-          return events;
-        },
-      });
+      return Promise.resolve(agentLoad(PG_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--writers', '4', '--interval-ms', '20']));
     },
 
     async whole(): Promise<Whole> {

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
-import { emit, emitLast, message, parseArgs, runAgentMain } from './agent-io.ts';
+import { emit, emitLast, message, required, runAgentCommands } from './agent-io.ts';
 
 export interface RedisAgentConfig {
   /** lab PKI folder on the controller (trust-bundle.pem, clients/<identity>/client.{crt,key}) */
@@ -186,18 +186,7 @@ async function probe(args: Map<string, string | true>): Promise<void> {
   }
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  const args = parseArgs(rest);
-  if (command === 'load') {
-    const run = args.get('run');
-    if (typeof run !== 'string') throw new Error('load needs --run ID');
-    await load(run, Number(args.get('writers') ?? 4), Number(args.get('interval-ms') ?? 20));
-  } else if (command === 'probe') {
-    await probe(args);
-  } else {
-    throw new Error('usage: redis-agent.ts load --run ID [--writers N] [--interval-ms MS] | probe [...] --command "..."');
-  }
-}
-
-runAgentMain('redis-agent', main);
+runAgentCommands('redis-agent', 'redis-agent.ts load --run ID [--writers N] [--interval-ms MS] | probe [...] --command "..."', {
+  load: (args) => load(required(args, 'run'), Number(args.get('writers') ?? 4), Number(args.get('interval-ms') ?? 20)),
+  probe,
+});

@@ -4,8 +4,8 @@
 // measure how long the cache tier takes writes nowhere, and prove the topology heals (the old master back as a replica).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Inventory } from '../lib/inventory.ts';
-import { REDIS_AGENT, REDIS_MASTER_NAME, startAgent, streamAgent } from './agent.ts';
-import type { Drill, DrillTarget, Load, Whole, WriteEvent } from './framework.ts';
+import { agentLoad, REDIS_AGENT, REDIS_MASTER_NAME } from './agent.ts';
+import type { Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { running, sh } from './postgres.ts';
 
 const LOAD_HOST = 'app1';
@@ -103,21 +103,11 @@ export function redisTarget(inventory: Inventory): DrillTarget {
   const presentByRun = new Map<string, Set<string>>();
   return {
     startLoad(runId: string): Promise<Load> {
-      const events: WriteEvent[] = [];
-      const child = startAgent(REDIS_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--writers', '4', '--interval-ms', '20']);
-      const stream = streamAgent(child, (line) => {
-        const l = line as WriteEvent & { kind: 'write' | 'present'; ids?: string[] };
-        if (l.kind === 'write') events.push({ id: l.id, start: l.start, end: l.end, outcome: l.outcome, ...(l.error ? { error: l.error } : {}) });
-        else presentByRun.set(runId, new Set(l.ids ?? []));
-      }, 60_000);
-      return Promise.resolve({
-        events: () => events,
-        async stop() {
-          await stream.stop();
-          if (!presentByRun.has(runId)) throw new Error('the load ended without reporting what the master holds');
-          return events;
-        },
-      });
+      return Promise.resolve(agentLoad(REDIS_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--writers', '4', '--interval-ms', '20'], {
+        graceMs: 60_000,
+        onOther: (l) => { presentByRun.set(runId, new Set(l.ids ?? [])); },
+        afterStop: () => { if (!presentByRun.has(runId)) throw new Error('the load ended without reporting what the master holds'); },
+      }));
     },
 
     async whole(): Promise<Whole> {

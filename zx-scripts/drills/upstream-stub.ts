@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
-import { parseArgs, runAgentMain } from './agent-io.ts';
+import { parseArgs, required, runAgentMain } from './agent-io.ts';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -36,11 +36,7 @@ function answer(res: ServerResponse, status: number, body: object): void {
 
 async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
-  const need = (name: string): string => {
-    const v = args.get(name);
-    if (typeof v !== 'string') throw new Error(`--${name} is required`);
-    return v;
-  };
+  const need = (name: string): string => required(args, name);
   const host = need('host');
   const pki = need('pki');
   const records = need('records');
