@@ -5,7 +5,7 @@
 //   probe --path P [--method M] [--header 'k: v']... [--body B] [--from ADDR] [--tls-max-version TLSv1.2]
 //                                                    one request; prints {status, headers, body} or {error}
 //   burst --path P --count N [--from ADDR] [--method M] [--body B]
-//                                                    N requests one after another from one address; prints the statuses
+//                                                    N requests one after another from one address; prints the statuses and the last answer
 import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
@@ -163,8 +163,12 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'burst': {
       const statuses: number[] = [];
-      for (let i = 0; i < Number(str('count') ?? 1); i++) statuses.push((await call(base())).status);
-      await emitLast({ statuses });
+      let last: Answer | undefined;
+      for (let i = 0; i < Number(str('count') ?? 1); i++) {
+        last = await call(base());
+        statuses.push(last.status);
+      }
+      await emitLast({ statuses, last });
       return;
     }
     default:

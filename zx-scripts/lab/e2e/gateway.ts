@@ -47,7 +47,8 @@ export function gatewayTests(): void {
     for (const old of ['-tls1_2', '-tls1_1']) {
       const refused = await connect(old);
       assert.notEqual(refused.code, 0, `${old} was accepted`);
-      assert.doesNotMatch(refused.stdout, /Protocol *: TLSv1/, `${old} negotiated a session`);
+      assert.match(refused.stderr, /alert protocol version/, `${old}: the gateway did not refuse the protocol version`);
+      assert.match(refused.stdout, /Cipher is \(NONE\)/, `${old} negotiated a cipher`);
     }
     const healthz = await get('/healthz');
     assert.equal(healthz.status, 200);
@@ -143,29 +144,28 @@ export function gatewayTests(): void {
   it('gateway: over the rate limit a client gets 429 with a JSON problem and Retry-After; other clients are unaffected', async () => {
     const noisy = fresh();
     const orders = fresh();
-    const burst = async (from: string, count: number, ...args: string[]): Promise<number[]> =>
-      (await runAgent<{ statuses: number[] }>(GATEWAY_AGENT, inventory, 'client', ['burst', '--count', String(count), '--from', from, ...args])).statuses;
+    const burst = (from: string, count: number, ...args: string[]): Promise<{ statuses: number[]; last: Answer }> =>
+      runAgent(GATEWAY_AGENT, inventory, 'client', ['burst', '--count', String(count), '--from', from, ...args]);
     // the API limit: 100/minute with a burst of 50 (the design's figure and the role's default burst)
-    const api = await burst(noisy, 80, '--path', '/api/v1/products');
+    const { statuses: api, last } = await burst(noisy, 80, '--path', '/api/v1/products');
     assert.deepEqual(api.slice(0, 51), Array<number>(51).fill(200), 'the first 51 requests (1 + burst 50) pass');
     const limited = api.filter((s) => s === 429).length;
     assert.ok(limited >= 20, `only ${limited} of 80 requests were limited: ${api.join(',')}`);
     assert.deepEqual([...new Set(api)].sort(), [200, 429]);
 
-    const refused = await get('/api/v1/products');
-    assert.equal(refused.status, 200, 'a client with another address is not limited');
-    const again = await probe(['--path', '/api/v1/products', '--from', noisy]);
-    assert.equal(problemOf(again, 429).type, 'urn:oms:problem:rate-limited');
-    assert.ok(Number(again.headers['retry-after']) > 0, 'Retry-After');
+    assert.equal(problemOf(last, 429).type, 'urn:oms:problem:rate-limited');
+    assert.ok(Number(last.headers['retry-after']) > 0, 'Retry-After');
+    const other = await get('/api/v1/products');
+    assert.equal(other.status, 200, 'a client with another address is not limited');
 
     // order creation: 10/minute with a burst of 10, counted on top of the API limit
-    const created = await burst(orders, 14, '--method', 'POST', '--path', '/api/v1/orders', '--body', '{"items":[]}');
+    const { statuses: created } = await burst(orders, 14, '--method', 'POST', '--path', '/api/v1/orders', '--body', '{"items":[]}');
     assert.deepEqual(created.slice(0, 11), Array<number>(11).fill(200));
     assert.ok(created.slice(11).every((s) => s === 429), `order creation past the limit: ${created.join(',')}`);
     const browse = await probe(['--path', '/api/v1/products', '--from', orders]);
     assert.equal(browse.status, 200, 'the orders limit leaves browsing alone');
-    const other = await send('POST', '/api/v1/orders', '{"items":[]}');
-    assert.equal(other.status, 200, 'another client can still order');
+    const otherOrder = await send('POST', '/api/v1/orders', '{"items":[]}');
+    assert.equal(otherOrder.status, 200, 'another client can still order');
   });
 
   it('gateway: nginx -t guards every change; a broken one is put back and the running gateway keeps serving', { timeout: 10 * MINUTES }, async () => {
