@@ -76,6 +76,13 @@ export function call(c: Call): Promise<Answer> {
   });
 }
 
+/**
+ * A load request gives up after this long and the worker tries again at once. A SYN sent to the VIP in the instant it
+ * moves is lost, and TCP would resend it only after 1 s (its initial retransmission timeout): the drills measure the
+ * VIP, not that timer, so clients here retry sooner than a browser would.
+ */
+const REQUEST_TIMEOUT_MS = 500;
+
 /** The client's source addresses in turn. */
 function sources(): () => string | undefined {
   let next = 0;
@@ -101,7 +108,7 @@ async function load(args: Map<string, string | true>): Promise<void> {
       const id = `${run}-${String(w)}-${String(seq++)}`;
       const start = Date.now();
       try {
-        const answer = await call({ method: 'POST', path: '/api/v1/drill/writes', body: JSON.stringify({ id }), from: from(), timeoutMs: 1000 });
+        const answer = await call({ method: 'POST', path: '/api/v1/drill/writes', body: JSON.stringify({ id }), from: from(), timeoutMs: REQUEST_TIMEOUT_MS });
         if (answer.status === 201) emit({ kind: 'write', id, start, end: Date.now(), outcome: 'ok' });
         else emit({ kind: 'write', id, start, end: Date.now(), outcome: answer.status >= 500 || answer.status === 429 ? 'failed' : 'unknown', error: `HTTP ${String(answer.status)}` });
       } catch (error) {

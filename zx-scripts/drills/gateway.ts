@@ -136,7 +136,7 @@ export function gatewayDrills(inventory: Inventory, inventoryDir = defaultInvent
     {
       name: 'gateway-nginx-kill',
       description: 'SIGKILL of every Nginx process on the gateway holding the VIP (the host and Keepalived stay up)',
-      goal: { seconds: 1, boundBy: 'track_process sees the exit at once; the priority-0 advert hands the VIP over within the skew; clients retry on the refused connection' },
+      goal: { seconds: 1, boundBy: "nginx.service's ExecStopPost flips the track file; Keepalived (inotify) goes to FAULT and its priority-0 advert hands the VIP over within the skew" },
       prepare: prepare(true),
       async fault(v) {
         await sh(v.host, 'systemctl kill --signal=KILL nginx');
