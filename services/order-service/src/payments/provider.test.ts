@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PaymentTimeout, SimulatedProvider } from './provider.ts';
+
+const charge = (token: string) => ({ orderId: '5b0e8a52-1f7e-4b38-9c0a-7d9f3f2c1a00', amountCents: 4200, currency: 'EUR', token });
+
+describe('simulated payment provider', () => {
+  const provider = new SimulatedProvider(1);
+
+  it('the token decides: approve, decline, unknown card', async () => {
+    assert.deepEqual(await provider.charge(charge('tok_approve_4242'), 1000), { status: 'approved', reference: 'sim_5b0e8a52-1f7e-4b38-9c0a-7d9f3f2c1a00' });
+    assert.deepEqual(await provider.charge(charge('tok_decline_0002'), 1000), { status: 'declined', reason: 'card declined' });
+    assert.deepEqual(await provider.charge(charge('tok_other'), 1000), { status: 'declined', reason: 'unknown card' });
+  });
+
+  it('a timeout token gets no answer within the deadline, and the lookup finds no decision', async () => {
+    const started = performance.now();
+    await assert.rejects(provider.charge(charge('tok_timeout_1'), 50), PaymentTimeout);
+    assert.ok(performance.now() - started >= 45, 'it waited for the deadline');
+    assert.deepEqual(await provider.lookup(charge('tok_timeout_1')), { status: 'unknown' });
+  });
+
+  it('a lookup gives the same outcome as the charge (charges are idempotent by order id)', async () => {
+    assert.deepEqual(await provider.lookup(charge('tok_approve_4242')), await provider.charge(charge('tok_approve_4242'), 1000));
+  });
+});
