@@ -1,0 +1,176 @@
+// Orders in PostgreSQL, read and moved through their states. Every query runs in a transaction that says whom it acts
+// for (actAs: Row Level Security lets a customer see only their own rows, whatever the query); status changes are
+// checked by the state machine and applied with optimistic locking (the version the client saw must still be there).
+import type { ClientBase, Pool, PoolClient } from 'pg';
+import { actAs } from '../db/create-order.ts';
+import { ApiError } from '../http/problem.ts';
+import { RELEASES_STOCK, transition, type Actor, type OrderStatus } from './state-machine.ts';
+
+export interface Scope {
+  actor: Actor;
+  /** the customer a customer-scoped transaction acts for ('' for staff and system) */
+  customerId: string;
+}
+
+export interface OrderView {
+  id: string;
+  customerId: string;
+  status: OrderStatus;
+  totalCents: number;
+  currency: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+  items: { productId: string; quantity: number; unitPriceCents: number }[];
+}
+
+interface OrderRow {
+  id: string;
+  customer_id: string;
+  status: OrderStatus;
+  total_cents: string;
+  currency: string;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const view = (row: OrderRow, items: OrderView['items']): OrderView => ({
+  id: row.id,
+  customerId: row.customer_id,
+  status: row.status,
+  totalCents: Number(row.total_cents),
+  currency: row.currency,
+  version: row.version,
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString(),
+  items,
+});
+
+/** Runs `work` in one transaction acting for `scope`; rolls back on any error. */
+export async function inScope<T>(pool: Pool, scope: Scope, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await actAs(client, scope.actor === 'customer' ? 'customer' : scope.actor, scope.customerId);
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function items(client: ClientBase, orderIds: string[]): Promise<Map<string, OrderView['items']>> {
+  const { rows } = await client.query<{ order_id: string; product_id: string; quantity: number; unit_price_cents: string }>(
+    'SELECT order_id, product_id, quantity, unit_price_cents FROM oms.order_items WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line',
+    [orderIds],
+  );
+  const byOrder = new Map<string, OrderView['items']>();
+  for (const r of rows) {
+    const list = byOrder.get(r.order_id) ?? [];
+    list.push({ productId: r.product_id, quantity: r.quantity, unitPriceCents: Number(r.unit_price_cents) });
+    byOrder.set(r.order_id, list);
+  }
+  return byOrder;
+}
+
+/** One order, or not-found (also for another customer's order: RLS hides it, and so does the answer). */
+export async function getOrder(client: ClientBase, id: string): Promise<OrderView> {
+  const { rows } = await client.query<OrderRow>('SELECT * FROM oms.orders WHERE id = $1', [id]);
+  const row = rows[0];
+  if (!row) throw new ApiError('not-found', `no order ${id}`);
+  return view(row, (await items(client, [id])).get(id) ?? []);
+}
+
+export interface Page<T> {
+  items: T[];
+  /** pass as `after` for the next page; absent on the last page */
+  next?: string;
+}
+
+/** A customer's orders, newest first, by keyset pagination (stable while new orders arrive). */
+export async function listOrders(client: ClientBase, customerId: string | undefined, pageSize: number, after?: string): Promise<Page<OrderView>> {
+  const cursor = after === undefined ? undefined : decodeCursor(after);
+  const { rows } = await client.query<OrderRow>(
+    `SELECT * FROM oms.orders
+     WHERE ($1::text IS NULL OR customer_id = $1)
+       AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
+     ORDER BY created_at DESC, id DESC
+     LIMIT $4`,
+    [customerId ?? null, cursor?.createdAt ?? null, cursor?.id ?? null, pageSize + 1],
+  );
+  const page = rows.slice(0, pageSize);
+  const byOrder = await items(client, page.map((r) => r.id));
+  const last = page.at(-1);
+  return {
+    items: page.map((r) => view(r, byOrder.get(r.id) ?? [])),
+    ...(rows.length > pageSize && last ? { next: encodeCursor(last.created_at, last.id) } : {}),
+  };
+}
+
+export function encodeCursor(createdAt: Date, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
+}
+
+export function decodeCursor(text: string): { createdAt: string; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown[];
+    if (typeof createdAt === 'string' && !Number.isNaN(Date.parse(createdAt)) && typeof id === 'string' && /^[0-9a-f-]{36}$/.test(id)) return { createdAt, id };
+  } catch {
+    // fall through: a cursor the client made up
+  }
+  throw new ApiError('bad-request', 'after: not a cursor this API gave out');
+}
+
+export interface HistoryEntry {
+  from: OrderStatus | null;
+  to: OrderStatus;
+  actor: string;
+  at: string;
+}
+
+export async function orderHistory(client: ClientBase, id: string): Promise<HistoryEntry[]> {
+  await getOrder(client, id);
+  const { rows } = await client.query<{ from_status: OrderStatus | null; to_status: OrderStatus; actor: string; at: Date }>(
+    'SELECT from_status, to_status, actor, at FROM oms.order_history WHERE order_id = $1 ORDER BY id',
+    [id],
+  );
+  return rows.map((r) => ({ from: r.from_status, to: r.to_status, actor: r.actor, at: r.at.toISOString() }));
+}
+
+/**
+ * Moves an order to `to` if the state machine lets `actor` do it and the order is still at `expectedVersion` (when
+ * given); writes its history and an outbox event in the same transaction, and puts reserved stock back when the
+ * order ends unfulfilled.
+ */
+export async function moveOrder(client: ClientBase, id: string, to: OrderStatus, actor: Actor, expectedVersion?: number): Promise<OrderView> {
+  const current = await getOrder(client, id);
+  if (expectedVersion !== undefined && current.version !== expectedVersion) {
+    throw new ApiError('version-conflict', `order ${id} is at version ${String(current.version)}, not ${String(expectedVersion)}: read it again`, { currentVersion: current.version });
+  }
+  const check = transition(current.status, to, actor);
+  if (!check.ok) throw new ApiError(check.reason === 'forbidden' ? 'forbidden' : 'transition-not-allowed', check.detail);
+  const { rowCount } = await client.query(
+    'UPDATE oms.orders SET status = $2, version = version + 1, updated_at = now() WHERE id = $1 AND version = $3',
+    [id, to, current.version],
+  );
+  if (rowCount !== 1) throw new ApiError('version-conflict', `order ${id} changed meanwhile: read it again`);
+  if (RELEASES_STOCK.has(to)) {
+    for (const item of [...current.items].sort((a, b) => a.productId.localeCompare(b.productId))) {
+      await client.query('UPDATE oms.products SET stock = stock + $2, version = version + 1, updated_at = now() WHERE id = $1', [item.productId, item.quantity]);
+    }
+  }
+  await client.query(
+    'INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES ($1, $2, $3, $4, $5)',
+    [id, current.customerId, current.status, to, actor],
+  );
+  await client.query(
+    `INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), $1, $2, $3, $4)`,
+    [id, `order.${to.toLowerCase().replace(/_/g, '-')}`, current.customerId, JSON.stringify({ orderId: id, customerId: current.customerId, from: current.status, status: to, totalCents: current.totalCents, currency: current.currency })],
+  );
+  return { ...current, status: to, version: current.version + 1 };
+}
