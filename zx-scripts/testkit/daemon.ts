@@ -55,7 +55,7 @@ export class Daemon {
     });
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (!this.running) throw new Error(`${this.spec.name} ended while starting (exit ${String(child.exitCode ?? child.signalCode)}):\n${this.tail()}`);
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${this.spec.name} ended while starting (exit ${String(child.exitCode ?? child.signalCode)}):\n${this.tail()}`);
       if (await ready().catch(() => false)) return;
       if (Date.now() > deadline) {
         await this.stop();

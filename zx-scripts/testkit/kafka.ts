@@ -58,7 +58,7 @@ export interface LocalKafka {
 
 const portOpen = (port: number): Promise<boolean> => new Promise((resolve) => {
   const s = connect({ host: '127.0.0.1', port }, () => { s.end(); resolve(true); });
-  s.on('error', () => resolve(false));
+  s.on('error', () => { resolve(false); });
 });
 
 export async function startKafka(dir: string, pki: LocalPki): Promise<LocalKafka> {

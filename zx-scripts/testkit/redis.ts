@@ -44,7 +44,7 @@ function pings(port: number, pki: LocalPki, admin: RedisUser): Promise<boolean> 
       if (seen.includes('PONG')) { socket.end(); resolve(true); }
       if (seen.includes('-')) { socket.destroy(); resolve(false); }
     });
-    socket.on('error', () => resolve(false));
+    socket.on('error', () => { resolve(false); });
   });
 }
 

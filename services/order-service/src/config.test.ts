@@ -10,7 +10,7 @@ export const sample = {
   http: { port: 8443, tls, allowedClientNames: ['gateway-to-app'] },
   postgres: { host: '127.0.0.1', port: 5000, database: 'orders', user: 'order_service', tls },
   redis: { sentinels: ['10.90.30.21:26379'], masterName: 'oms-cache', user: 'order-service', password: 'x'.repeat(32), tls },
-  kafka: { brokers: ['10.90.40.21:9094'], user: 'order-service', password: 'y'.repeat(32), ca: tls.ca, topic: 'oms.order-events' },
+  kafka: { brokers: ['10.90.40.21:9094'], user: 'order-service', password: 'y'.repeat(32), tls, topic: 'oms.order-events' },
   auth: { publicKey: '/etc/oms/order-service/jwt.pub', issuer: 'oms-lab-idp', audience: 'oms-api' },
 };
 

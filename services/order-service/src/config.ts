@@ -24,6 +24,8 @@ export const configSchema = z.strictObject({
     database: z.string().min(1),
     user: z.string().min(1),
     tls,
+    /** names the server certificate may carry: behind HAProxy it is whichever Patroni member leads (default: host) */
+    serverNames: z.array(z.string().min(1)).min(1).optional(),
     poolSize: z.number().int().min(1).max(200).default(16),
     statementTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
   }),
@@ -41,7 +43,8 @@ export const configSchema = z.strictObject({
     brokers: z.array(hostPort).min(1),
     user: z.string().min(1),
     password: z.string().min(16, 'must be at least 16 characters'),
-    ca: file,
+    /** the brokers' CLIENT listener asks for a client certificate besides SCRAM */
+    tls,
     topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name'),
   }),
   auth: z.strictObject({

@@ -20,12 +20,16 @@ export interface NewOrder {
   /** sha256 of the request as the service received it; the same key with another body is refused */
   requestSha256: string;
   lines: OrderLine[];
+  /** the payment provider's token, kept for the recovery sweep's lookup (omitted by the drills and the bench) */
+  paymentToken?: string;
 }
 
 export type CreateOrderResult =
-  | { kind: 'created'; orderId: string; totalCents: number; currency: string }
-  | { kind: 'replay'; orderId: string | null; state: 'IN_FLIGHT' | 'DONE'; sameRequest: boolean }
-  | { kind: 'out_of_stock'; productId: string };
+  /** soldOut: products this order took the last units of (their availability changed: the catalog cache is stale) */
+  | { kind: 'created'; orderId: string; totalCents: number; currency: string; soldOut: string[] }
+  | { kind: 'replay'; orderId: string | null; state: 'IN_FLIGHT' | 'DONE'; sameRequest: boolean; responseStatus: number | null; responseBody: unknown }
+  | { kind: 'out_of_stock'; productId: string }
+  | { kind: 'unknown_product'; productId: string };
 
 /**
  * The COMMIT was sent but no answer came (connection lost, timeout, failover): the order may or may not exist. The
@@ -55,6 +59,7 @@ export async function actAs(client: ClientBase, scope: 'customer' | 'staff' | 's
 export async function createOrder(client: ClientBase, order: NewOrder): Promise<CreateOrderResult> {
   let total = 0;
   let currency = '';
+  const soldOut: string[] = [];
   await client.query('BEGIN');
   try {
     await actAs(client, 'customer', order.customerId);
@@ -68,28 +73,33 @@ export async function createOrder(client: ClientBase, order: NewOrder): Promise<
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       await client.query('ROLLBACK TO SAVEPOINT claim');
-      const { rows } = await client.query<{ state: 'IN_FLIGHT' | 'DONE'; order_id: string | null; request_sha256: string }>(
-        'SELECT state, order_id, request_sha256 FROM oms.idempotency_keys WHERE customer_id = $1 AND key = $2',
+      const { rows } = await client.query<{ state: 'IN_FLIGHT' | 'DONE'; order_id: string | null; request_sha256: string; response_status: number | null; response_body: unknown }>(
+        'SELECT state, order_id, request_sha256, response_status, response_body FROM oms.idempotency_keys WHERE customer_id = $1 AND key = $2',
         [order.customerId, order.idempotencyKey],
       );
       await client.query('COMMIT');
       const row = rows[0];
-      return { kind: 'replay', orderId: row?.order_id ?? null, state: row?.state ?? 'IN_FLIGHT', sameRequest: row?.request_sha256 === order.requestSha256 };
+      return {
+        kind: 'replay', orderId: row?.order_id ?? null, state: row?.state ?? 'IN_FLIGHT', sameRequest: row?.request_sha256 === order.requestSha256,
+        responseStatus: row?.response_status ?? null, responseBody: row?.response_body ?? null,
+      };
     }
 
     const priced: { productId: string; quantity: number; unitPriceCents: number }[] = [];
     // a fixed lock order (by product id) keeps concurrent orders of the same products from deadlocking
     for (const line of [...order.lines].sort((a, b) => a.productId.localeCompare(b.productId))) {
-      const { rows } = await client.query<{ price_cents: string; currency: string }>(
+      const { rows } = await client.query<{ price_cents: string; currency: string; stock: number }>(
         `UPDATE oms.products SET stock = stock - $2, version = version + 1, updated_at = now()
-         WHERE id = $1 AND stock >= $2 RETURNING price_cents, currency`,
+         WHERE id = $1 AND stock >= $2 RETURNING price_cents, currency, stock`,
         [line.productId, line.quantity],
       );
       const row = rows[0];
       if (!row) {
+        const known = await client.query('SELECT 1 FROM oms.products WHERE id = $1', [line.productId]);
         await client.query('ROLLBACK');
-        return { kind: 'out_of_stock', productId: line.productId };
+        return { kind: known.rowCount === 0 ? 'unknown_product' : 'out_of_stock', productId: line.productId };
       }
+      if (row.stock === 0) soldOut.push(line.productId);
       const price = Number(row.price_cents);
       total += price * line.quantity;
       currency = row.currency;
@@ -97,8 +107,8 @@ export async function createOrder(client: ClientBase, order: NewOrder): Promise<
     }
 
     await client.query(
-      `INSERT INTO oms.orders (id, customer_id, status, total_cents, currency) VALUES ($1, $2, 'PENDING_PAYMENT', $3, $4)`,
-      [order.orderId, order.customerId, total, currency],
+      `INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token) VALUES ($1, $2, 'PENDING_PAYMENT', $3, $4, $5)`,
+      [order.orderId, order.customerId, total, currency, order.paymentToken ?? null],
     );
     await client.query(
       `INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents)
@@ -126,5 +136,5 @@ export async function createOrder(client: ClientBase, order: NewOrder): Promise<
   } catch (error) {
     throw new CommitOutcomeUnknown(order.orderId, error);
   }
-  return { kind: 'created', orderId: order.orderId, totalCents: total, currency };
+  return { kind: 'created', orderId: order.orderId, totalCents: total, currency, soldOut };
 }

@@ -15,9 +15,11 @@ export const PROBLEMS = {
   'version-conflict': { status: 409, title: 'Version Conflict' },
   'transition-not-allowed': { status: 409, title: 'Transition Not Allowed' },
   'out-of-stock': { status: 409, title: 'Out Of Stock' },
+  'payment-declined': { status: 402, title: 'Payment Declined' },
   'payload-too-large': { status: 413, title: 'Payload Too Large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported Media Type' },
   'idempotency-key-reused': { status: 422, title: 'Idempotency-Key Reused' },
+  'unknown-product': { status: 422, title: 'Unknown Product' },
   internal: { status: 500, title: 'Internal Server Error' },
   unavailable: { status: 503, title: 'Service Unavailable' },
 } as const;

@@ -1,0 +1,127 @@
+// Placing an order: the Idempotency-Key claim, stock reservation and the order in ONE transaction (db/create-order),
+// then the charge at the payment provider, then the outcome (CONFIRMED, or PAYMENT_FAILED with the stock released)
+// with the key's stored response in a second transaction. A charge whose answer does not come in time leaves the
+// order PENDING_PAYMENT for the recovery sweep (recovery.ts) and the client gets 202; a retry with the same key
+// replays whatever response was stored, or 409 while the first request is still at work.
+import { randomUUID } from 'node:crypto';
+import type { Pool, PoolClient } from 'pg';
+import type { Logger } from 'pino';
+import type { CatalogCache } from '../catalog/cache.ts';
+import { CommitOutcomeUnknown, createOrder } from '../db/create-order.ts';
+import { ApiError, toProblem } from '../http/problem.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { PaymentTimeout, type ChargeOutcome, type PaymentProvider } from '../payments/provider.ts';
+import { getOrder, inScope, moveOrder, type OrderView } from './repository.ts';
+import { requestFingerprint, type CreateOrderBody } from './schema.ts';
+
+export interface OrdersDeps {
+  pool: Pool;
+  payments: PaymentProvider;
+  paymentTimeoutMs: number;
+  catalog: CatalogCache;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export interface StoredResponse {
+  status: number;
+  body: unknown;
+  /** true when this is the stored answer to an earlier request with the same key */
+  replayed: boolean;
+}
+
+/** The response an order's current state calls for (also what the key stores, and what a replay returns). */
+export function responseFor(order: OrderView, path: string): { status: number; body: unknown } {
+  if (order.status === 'PAYMENT_FAILED') {
+    const { document } = toProblem(new ApiError('payment-declined', 'the payment was declined; the order is closed and its stock released', { order }), { instance: path });
+    return { status: 402, body: document };
+  }
+  return { status: order.status === 'PENDING_PAYMENT' ? 202 : 201, body: order };
+}
+
+/** Stores the final response of the key that created `orderId` (no-op if it is no longer in flight). */
+export async function finishKey(client: PoolClient, orderId: string, response: { status: number; body: unknown }): Promise<void> {
+  await client.query(
+    `UPDATE oms.idempotency_keys SET state = 'DONE', response_status = $2, response_body = $3, updated_at = now()
+     WHERE order_id = $1 AND state = 'IN_FLIGHT'`,
+    [orderId, response.status, JSON.stringify(response.body)],
+  );
+}
+
+/**
+ * Inside a transaction acting as the system: moves a pending order to the payment's outcome and stores its key's
+ * response. If someone else moved it first (the sweep, a cancellation), the order as it now is stays as it is.
+ */
+export async function settleIn(client: PoolClient, orderId: string, outcome: ChargeOutcome, path: string): Promise<{ order: OrderView; released: boolean }> {
+  const current = await getOrder(client, orderId);
+  if (current.status !== 'PENDING_PAYMENT') return { order: current, released: false };
+  const moved = await moveOrder(client, orderId, outcome.status === 'approved' ? 'CONFIRMED' : 'PAYMENT_FAILED', 'system', current.version);
+  if (outcome.status === 'approved') await client.query('UPDATE oms.orders SET payment_reference = $2 WHERE id = $1', [orderId, outcome.reference]);
+  await finishKey(client, orderId, responseFor(moved, path));
+  return { order: moved, released: moved.status === 'PAYMENT_FAILED' };
+}
+
+/** settleIn in its own transaction; released stock makes the catalog cache stale. */
+export async function settlePayment(deps: Pick<OrdersDeps, 'pool' | 'catalog'>, orderId: string, outcome: ChargeOutcome, path: string): Promise<OrderView> {
+  const { order, released } = await inScope(deps.pool, { actor: 'system', customerId: '' }, (client) => settleIn(client, orderId, outcome, path));
+  if (released) await deps.catalog.invalidate(`stock of ${orderId} released`);
+  return order;
+}
+
+export async function placeOrder(deps: OrdersDeps, customerId: string, key: string, body: CreateOrderBody, path: string): Promise<StoredResponse> {
+  const orderId = randomUUID();
+  const client = await deps.pool.connect();
+  let result;
+  try {
+    result = await createOrder(client, {
+      orderId, customerId, idempotencyKey: key, requestSha256: requestFingerprint('POST', '/api/v1/orders', body),
+      lines: body.items, paymentToken: body.paymentToken,
+    });
+  } catch (error) {
+    if (error instanceof CommitOutcomeUnknown) {
+      deps.log.warn({ err: error, orderId }, 'order commit outcome unknown');
+      throw new ApiError('unavailable', 'the order may or may not have been saved: retry with the same Idempotency-Key to find out');
+    }
+    throw error;
+  } finally {
+    client.release();
+  }
+
+  switch (result.kind) {
+    case 'unknown_product':
+      deps.metrics.orders.inc({ outcome: 'rejected' });
+      throw new ApiError('unknown-product', `no product ${result.productId} in the catalog`, { productId: result.productId });
+    case 'out_of_stock':
+      deps.metrics.orders.inc({ outcome: 'out_of_stock' });
+      throw new ApiError('out-of-stock', `not enough stock of ${result.productId}`, { productId: result.productId });
+    case 'replay':
+      if (!result.sameRequest) throw new ApiError('idempotency-key-reused', 'this Idempotency-Key was used for a different request; use a new key for a new order');
+      if (result.state === 'IN_FLIGHT' || result.responseStatus === null) {
+        throw new ApiError('request-in-flight', 'the first request with this Idempotency-Key is still being processed; retry shortly', { orderId: result.orderId });
+      }
+      deps.metrics.orders.inc({ outcome: 'replayed' });
+      return { status: result.responseStatus, body: result.responseBody, replayed: true };
+    case 'created':
+      break;
+  }
+  deps.metrics.orders.inc({ outcome: 'created' });
+  if (result.soldOut.length > 0) await deps.catalog.invalidate(`sold out: ${result.soldOut.join(', ')}`);
+
+  let outcome: ChargeOutcome;
+  try {
+    outcome = await deps.payments.charge({ orderId, amountCents: result.totalCents, currency: result.currency, token: body.paymentToken }, deps.paymentTimeoutMs);
+  } catch (error) {
+    // no answer (timeout or the provider failing): the charge may exist; the recovery sweep asks the provider later
+    if (!(error instanceof PaymentTimeout)) deps.log.warn({ err: error, orderId }, 'payment provider failed; left to the recovery sweep');
+    deps.metrics.orders.inc({ outcome: 'payment_pending' });
+    const pending = await inScope(deps.pool, { actor: 'system', customerId: '' }, async (c) => {
+      const order = await getOrder(c, orderId);
+      if (order.status === 'PENDING_PAYMENT') await finishKey(c, orderId, responseFor(order, path));
+      return order;
+    });
+    return { ...responseFor(pending, path), replayed: false };
+  }
+  const order = await settlePayment(deps, orderId, outcome, path);
+  deps.metrics.orders.inc({ outcome: order.status === 'CONFIRMED' ? 'confirmed' : order.status === 'PAYMENT_FAILED' ? 'payment_failed' : 'other' });
+  return { ...responseFor(order, path), replayed: false };
+}

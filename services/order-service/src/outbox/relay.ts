@@ -1,0 +1,122 @@
+// The outbox relay: events written in the orders' own transactions are published to Kafka (idempotent producer,
+// acks=all; key = order id, so one order's events stay in order on one partition; the event id in a header), then
+// marked published in the same transaction that read them. Kafka's ack comes before the mark: a crash in between
+// publishes an event again, never loses one (consumers deduplicate by event id).
+//
+// Several instances (app1, app2) may run: a batch is taken under a transaction-level advisory lock, so one relay
+// publishes at a time and events leave in the order they were written. A failed batch (Kafka or PostgreSQL away,
+// a failover) is rolled back and retried with backoff; the relay never stops on its own.
+import type { Producer } from 'kafkajs';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { actAs } from '../db/create-order.ts';
+import type { Metrics } from '../ops/metrics.ts';
+
+const RELAY_LOCK = 0x6f6d735f6f7574; // "oms_out"
+
+export interface RelaySettings {
+  topic: string;
+  pollMs: number;
+  batchSize: number;
+}
+
+interface OutboxRow {
+  id: string;
+  aggregate_id: string;
+  event_type: string;
+  payload: unknown;
+  created_at: Date;
+}
+
+export class OutboxRelay {
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly producer: Producer,
+    private readonly settings: RelaySettings,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Finishes the batch in hand and stops. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** Publishes one batch; returns how many events went out (0: nothing pending, or another relay holds the lock). */
+  async relayOnce(): Promise<number> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await actAs(client, 'system');
+      const { rows: [lock] } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS held', [RELAY_LOCK]);
+      if (!lock?.held) {
+        await client.query('COMMIT');
+        return 0;
+      }
+      const { rows } = await client.query<OutboxRow>(
+        `SELECT id, aggregate_id, event_type, payload, created_at FROM oms.outbox WHERE published_at IS NULL
+         ORDER BY created_at, id LIMIT $1`,
+        [this.settings.batchSize],
+      );
+      if (rows.length > 0) {
+        await this.producer.send({
+          topic: this.settings.topic,
+          acks: -1,
+          messages: rows.map((r) => ({
+            key: r.aggregate_id,
+            value: JSON.stringify({ id: r.id, type: r.event_type, occurredAt: r.created_at.toISOString(), data: r.payload }),
+            headers: { 'event-id': r.id, 'event-type': r.event_type },
+          })),
+        });
+        await client.query('UPDATE oms.outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
+      }
+      const { rows: [backlog] } = await client.query<{ n: string }>('SELECT count(*) AS n FROM oms.outbox WHERE published_at IS NULL');
+      await client.query('COMMIT');
+      this.metrics.outboxBacklog.set(Number(backlog?.n ?? 0));
+      this.metrics.outboxPublished.inc(rows.length);
+      return rows.length;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      let published = 0;
+      try {
+        published = await this.relayOnce();
+        if (failures > 0) this.log.info({ failures }, 'outbox relay publishing again');
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        this.log.warn({ err: error, failures }, 'outbox relay batch failed; retrying');
+      }
+      // a full batch means more may be waiting: go on at once; otherwise poll (backing off while failing)
+      if (published < this.settings.batchSize || failures > 0) {
+        await this.pause(failures > 0 ? Math.min(this.settings.pollMs * 2 ** failures, 5000) : this.settings.pollMs);
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void { clearTimeout(timer); resolve(); }
+      this.wake = done;
+    });
+  }
+}

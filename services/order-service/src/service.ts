@@ -1,0 +1,150 @@
+// The composition root's body: builds the clients from the configuration, the app, the HTTPS server (mutual TLS:
+// only the gateway's certificate may call), the outbox relay and the recovery sweep; and stops them in the order of
+// STYLE.md: not ready -> drain -> close server -> stop relay and sweep -> close Kafka, Redis, pool.
+// main.ts runs it as a process; the tests run it in-process against real servers.
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { publicKeyFromPem } from './auth/jwt.ts';
+import { CatalogCache } from './catalog/cache.ts';
+import type { Config } from './config.ts';
+import { createApp } from './http/app.ts';
+import { createMetrics, type Metrics } from './ops/metrics.ts';
+import { sweepOnce } from './orders/recovery.ts';
+import { OutboxRelay } from './outbox/relay.ts';
+import { SimulatedProvider, type PaymentProvider } from './payments/provider.ts';
+
+export interface RunningService {
+  /** https://address:port */
+  url: string;
+  port: number;
+  metrics: Metrics;
+  pool: pg.Pool;
+  relay: OutboxRelay;
+  /** resolves pending orders now (the sweep also runs on its own every recovery.everySeconds) */
+  sweep(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const file = (path: string): string => readFileSync(path, 'utf8');
+const endpoint = (address: string): { host: string; port: number } => {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
+};
+
+export async function startService(config: Config, log: Logger, options: { payments?: PaymentProvider } = {}): Promise<RunningService> {
+  const metrics = createMetrics();
+  const payments = options.payments ?? new SimulatedProvider();
+  const serverNames = config.postgres.serverNames ?? [config.postgres.host];
+
+  const pool = new pg.Pool({
+    host: config.postgres.host, port: config.postgres.port, database: config.postgres.database, user: config.postgres.user,
+    max: config.postgres.poolSize, application_name: 'order-service',
+    statement_timeout: config.postgres.statementTimeoutMs, query_timeout: config.postgres.statementTimeoutMs + 1000,
+    connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000, keepAlive: true,
+    ssl: {
+      ca: file(config.postgres.tls.ca), cert: file(config.postgres.tls.cert), key: file(config.postgres.tls.key),
+      rejectUnauthorized: true, minVersion: 'TLSv1.3',
+      checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+        serverNames.some((n) => checkServerIdentity(n, cert) === undefined) ? undefined : new Error(`the PostgreSQL certificate is for none of ${serverNames.join(', ')}`),
+    },
+  });
+  // an idle client's connection dropped (failover, restart): pg removes it from the pool; nothing else to do
+  pool.on('error', (error) => { log.warn({ err: error }, 'idle PostgreSQL connection lost'); });
+
+  const redisTls = { ca: file(config.redis.tls.ca), cert: file(config.redis.tls.cert), key: file(config.redis.tls.key), rejectUnauthorized: true, minVersion: 'TLSv1.3' as const };
+  const redis = new Redis({
+    sentinels: config.redis.sentinels.map(endpoint), name: config.redis.masterName, role: 'master',
+    username: config.redis.user, password: config.redis.password,
+    sentinelUsername: config.redis.user, sentinelPassword: config.redis.password,
+    enableTLSForSentinelMode: true, tls: redisTls, sentinelTLS: redisTls, failoverDetector: true,
+    // the cache must never slow a request down: no queue while disconnected, short timeouts, PostgreSQL answers instead
+    enableOfflineQueue: false, connectTimeout: 500, commandTimeout: 250, maxRetriesPerRequest: 0,
+    retryStrategy: (times: number) => Math.min(times * 100, 2000),
+    sentinelRetryStrategy: (times: number) => Math.min(times * 100, 2000),
+    reconnectOnError: (error: Error) => (/^(READONLY|NOREPLICAS)/.test(error.message) ? 2 : false),
+  });
+  redis.on('error', (error: Error) => { log.debug({ err: error }, 'redis connection error'); });
+
+  const kafka = new Kafka({
+    clientId: 'order-service', brokers: config.kafka.brokers,
+    ssl: { ca: file(config.kafka.tls.ca), cert: file(config.kafka.tls.cert), key: file(config.kafka.tls.key), rejectUnauthorized: true, minVersion: 'TLSv1.3' },
+    sasl: { mechanism: 'scram-sha-512', username: config.kafka.user, password: config.kafka.password },
+    connectionTimeout: 3000, authenticationTimeout: 5000, requestTimeout: 10_000,
+    retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
+    logLevel: logLevel.NOTHING,
+  });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+
+  const catalog = new CatalogCache(redis, { ttlSeconds: config.redis.catalogTtlSeconds, jitterSeconds: config.redis.ttlJitterSeconds }, metrics, log);
+  const relay = new OutboxRelay(pool, producer, { topic: config.kafka.topic, ...config.outbox }, metrics, log);
+  const sweepDeps = { pool, payments, catalog, log };
+  let accepting = false;
+
+  const app = createApp({
+    pool, payments, paymentTimeoutMs: config.payments.timeoutMs, catalog, metrics, log,
+    jwt: { publicKey: publicKeyFromPem(file(config.auth.publicKey)), issuer: config.auth.issuer, audience: config.auth.audience, clockSkewSeconds: config.auth.clockSkewSeconds },
+    ready: async () => {
+      if (!accepting) return { ready: false, checks: { service: 'stopping or starting' } };
+      try {
+        await pool.query('SELECT 1');
+        return { ready: true, checks: { postgres: 'ok', redis: redis.status } };
+      } catch (error) {
+        return { ready: false, checks: { postgres: error instanceof Error ? error.message : String(error), redis: redis.status } };
+      }
+    },
+  });
+
+  const server: Server = createServer({
+    ca: file(config.http.tls.ca), cert: file(config.http.tls.cert), key: file(config.http.tls.key),
+    requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3',
+  }, app);
+  // a certificate of the kit's CA is not enough: only the named callers (the gateway) get past the handshake
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const cn: unknown = socket.getPeerCertificate().subject.CN;
+    const name = typeof cn === 'string' ? cn : '';
+    if (!config.http.allowedClientNames.includes(name)) {
+      log.warn({ client: name, remote: socket.remoteAddress }, 'client certificate not allowed; connection closed');
+      socket.destroy();
+    }
+  });
+  server.keepAliveTimeout = 65_000; // longer than the gateway's upstream keepalive_timeout: the gateway closes first
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.http.port, config.http.address, () => { server.off('error', reject); resolve(); });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  relay.start();
+  let sweeping: Promise<number> | undefined;
+  const sweep = (): Promise<number> => (sweeping ??= sweepOnce(sweepDeps, config.recovery.pendingAfterSeconds).finally(() => { sweeping = undefined; }));
+  const sweepTimer = setInterval(() => { sweep().catch((error: unknown) => { log.warn({ err: error }, 'recovery sweep failed; next round retries'); }); }, config.recovery.everySeconds * 1000);
+  accepting = true;
+  log.info({ port, address: config.http.address }, 'order-service ready');
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= (async () => {
+    accepting = false; // 1. not ready: the gateway's health checks take this instance out
+    log.info('shutting down: draining requests');
+    const closed = new Promise<void>((resolve) => { server.close(() => { resolve(); }); }); // 2-3. drain, then close
+    server.closeIdleConnections();
+    const drain = setTimeout(() => { server.closeAllConnections(); }, config.http.drainSeconds * 1000);
+    await closed;
+    clearTimeout(drain);
+    clearInterval(sweepTimer); // 4. relay and sweep
+    await relay.stop();
+    await sweeping?.catch(() => undefined);
+    await producer.disconnect().catch(() => undefined); // 5. Kafka, Redis, pool
+    redis.disconnect();
+    await pool.end();
+    log.info('stopped');
+  })());
+
+  return { url: `https://${config.http.address === '0.0.0.0' ? '127.0.0.1' : config.http.address}:${String(port)}`, port, metrics, pool, relay, sweep, stop };
+}
