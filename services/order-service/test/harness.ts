@@ -17,7 +17,7 @@ export interface Reply {
   headers: Record<string, string | string[] | undefined>;
   text: string;
   /** the parsed JSON body (undefined when the body is not JSON) */
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read whatever came back
+  body: any;
 }
 
 export interface Harness {
