@@ -1,5 +1,6 @@
-// npm run bench -- db [--seconds S] [--json]
-// The database ceiling: the order-creation transaction (services/order-service/src/db/create-order.ts, the statements
+// npm run bench -- db | orders [--seconds S] [--json]
+// orders: POST /orders through the order service in-process on loopback, beside pgbench's ceiling (bench/orders.ts).
+// db: the database ceiling on the lab: the order-creation transaction (services/order-service/src/db/create-order.ts, the statements
 // the service runs) from app1 through HAProxy to the Patroni leader, with synchronous replication on, at rising
 // concurrency. Prints TPS and latency percentiles per step and the ceiling; the figures every later load test and
 // service benchmark are compared with. A JSON report goes to reports/bench/.
@@ -9,11 +10,21 @@ import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { agent } from '../drills/pg.ts';
+import { benchOrders } from './orders.ts';
 
-const USAGE = `usage: npm run bench -- db [--seconds S] [--json]
+const USAGE = `usage: npm run bench -- db | orders [--seconds S] [--json]
 
-  db    the order-creation transaction through HAProxy to the Patroni leader (synchronous replication on),
-        1 to 32 connections; TPS and latency percentiles per step, and the ceiling`;
+  db      the order-creation transaction through HAProxy to the Patroni leader (synchronous replication on),
+          1 to 32 connections; TPS and latency percentiles per step, and the ceiling (needs the lab)
+  orders  POST /orders through the order service in-process against PostgreSQL, Redis and Kafka on loopback, 4 to 32
+          clients, beside the same database work run by pgbench against the same PostgreSQL; the ratio of the
+          service's best rate with p95 < 50 ms to pgbench's ceiling`;
+
+/** Keeps a report in reports/bench/<name>-<time>.json. */
+function keep(name: string, report: { at: string }): void {
+  mkdirSync(join(repoRoot, 'reports', 'bench'), { recursive: true });
+  writeFileSync(join(repoRoot, 'reports', 'bench', `${name}-${report.at.replace(/[-:.TZ]/g, '').slice(0, 14)}.json`), JSON.stringify(report, null, 2) + '\n');
+}
 
 interface Step {
   clients: number;
@@ -40,7 +51,19 @@ async function main(argv: string[]): Promise<number> {
       words.push(a);
     }
   }
-  if (words.length !== 1 || words[0] !== 'db') throw new UsageError(words.length === 0 ? 'name a benchmark' : `unknown benchmark '${words.join(' ')}'`);
+  if (words.length !== 1 || (words[0] !== 'db' && words[0] !== 'orders')) throw new UsageError(words.length === 0 ? 'name a benchmark' : `unknown benchmark '${words.join(' ')}'`);
+  if (words[0] === 'orders') {
+    const report = await benchOrders(seconds, (line) => { if (!json) console.log(line); });
+    keep('orders', report);
+    if (json) console.log(JSON.stringify(report, null, 2));
+    else {
+      const s = report.sustained;
+      console.log(`pgbench ceiling: ${report.ceiling.perSecond} orders/s at ${report.ceiling.clients} connections (p95 ${report.ceiling.ms.p95} ms)`);
+      console.log(s === null ? 'service: no step had p95 < 50 ms without errors'
+        : `service: ${s.perSecond} orders/s at ${s.clients} clients (p95 ${s.ms.p95} ms, p99 ${s.ms.p99} ms) = ${String(report.ratio)} of the ceiling`);
+    }
+    return report.service.every((s) => s.errors === 0) && report.pgbench.every((s) => s.errors === 0) ? 0 : 1;
+  }
   if (!(await status(defaultInventory)).up) throw new Error('the lab is not up (npm run lab -- up)');
   const inventory = loadInventory(defaultInventory);
 
@@ -52,8 +75,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const ceiling = steps.reduce((best, s) => (s.tps > best.tps ? s : best));
   const report = { benchmark: 'db', at: new Date().toISOString(), transaction: 'order creation (create-order.ts)', path: 'app1 -> HAProxy :5000 -> Patroni leader, synchronous_commit on with a synchronous standby', steps, ceiling };
-  mkdirSync(join(repoRoot, 'reports', 'bench'), { recursive: true });
-  writeFileSync(join(repoRoot, 'reports', 'bench', `db-${report.at.replace(/[-:.TZ]/g, '').slice(0, 14)}.json`), JSON.stringify(report, null, 2) + '\n');
+  keep('db', report);
   if (json) console.log(JSON.stringify(report, null, 2));
   else console.log(`ceiling: ${ceiling.tps} orders/s at ${ceiling.clients} connections (p95 ${ceiling.ms.p95} ms, p99 ${ceiling.ms.p99} ms)`);
   return steps.every((s) => s.errors === 0) ? 0 : 1;

@@ -6,6 +6,9 @@
 //                                                    one request; prints {status, headers, body} or {error}
 //   burst --path P --count N [--from ADDR] [--method M] [--body B]
 //                                                    N requests one after another from one address; prints the statuses and the last answer
+//   replay                                           stdin: [{method, path, headers, body?}] (a recorded API test run);
+//                                                    sends each from the next address of the second half of the source
+//                                                    addresses (the tests' single probes use the first); prints each answer's status and body
 import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
@@ -178,8 +181,19 @@ async function main(argv: string[]): Promise<void> {
       await emitLast({ statuses, last });
       return;
     }
+    case 'replay': {
+      const calls = JSON.parse(readFileSync(0, 'utf8')) as Call[];
+      const answers: { status: number; body: string }[] = [];
+      const from = config.sourceAddresses.slice(Math.floor(config.sourceAddresses.length / 2));
+      for (const [i, c] of calls.entries()) {
+        const a = await call({ method: c.method, path: c.path, headers: c.headers ?? {}, ...(c.body === undefined ? {} : { body: c.body }), from: from[i % from.length] });
+        answers.push({ status: a.status, body: a.body.slice(0, 300) });
+      }
+      await emitLast({ answers });
+      return;
+    }
     default:
-      throw new Error(`usage: gateway-agent load|probe|burst ... (got '${String(command)}')`);
+      throw new Error(`usage: gateway-agent load|probe|burst|replay ... (got '${String(command)}')`);
   }
 }
 

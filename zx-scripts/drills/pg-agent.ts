@@ -15,6 +15,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { actAs, CommitOutcomeUnknown, createOrder } from '../../services/order-service/src/db/create-order.ts';
+import { latencyPercentiles, round1 } from '../lib/stats.ts';
 
 export interface AgentConfig {
   /** lab PKI folder on the controller (trust-bundle.pem, clients/<identity>/client.{crt,key}) */
@@ -137,12 +138,6 @@ async function load(runId: string, writers: number, intervalMs: number): Promise
   await Promise.all(Array.from({ length: writers }, (_, i) => writer(i)));
 }
 
-/** Latency percentile (ms) of sorted samples. */
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-}
-
 /**
  * The order-creation transaction as fast as `clients` connections can run it for `seconds`, on a catalog of 200
  * products (1-3 lines an order, so orders contend on stock rows as real ones do). Prints TPS and latency percentiles.
@@ -191,11 +186,8 @@ async function bench(clients: number, seconds: number, warmupSeconds: number): P
     }
   };
   await Promise.all(Array.from({ length: clients }, () => worker()));
-  latencies.sort((a, b) => a - b);
-  const round1 = (n: number): number => Math.round(n * 10) / 10;
   console.log(JSON.stringify({
-    clients, seconds, transactions: latencies.length, errors, tps: round1(latencies.length / seconds),
-    ms: { p50: round1(percentile(latencies, 50)), p95: round1(percentile(latencies, 95)), p99: round1(percentile(latencies, 99)) },
+    clients, seconds, transactions: latencies.length, errors, tps: round1(latencies.length / seconds), ms: latencyPercentiles(latencies),
   }));
 }
 

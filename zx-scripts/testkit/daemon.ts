@@ -15,6 +15,8 @@ export interface DaemonSpec {
   /** run as this user and group (PostgreSQL refuses to run as root) */
   uid?: number;
   gid?: number;
+  /** the signal of a clean stop (PostgreSQL: SIGINT, its fast shutdown; SIGTERM would wait for every client) */
+  stopSignal?: NodeJS.Signals;
 }
 
 const running = new Set<ChildProcess>();
@@ -65,11 +67,11 @@ export class Daemon {
     }
   }
 
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+  /** The clean stop signal (SIGTERM unless the spec says), then SIGKILL after `graceMs`; resolves when it is gone. */
   async stop(graceMs = 10_000): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
-    child.kill('SIGTERM');
+    child.kill(this.spec.stopSignal ?? 'SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     await this.exited;
     clearTimeout(timer);

@@ -38,6 +38,8 @@ export interface LocalPostgres {
   daemon: Daemon;
   /** a superuser connection over the socket (for test set-up and checks, never for the service itself) */
   admin(database: string): pg.Client;
+  /** waits until the server takes connections again (after daemon.start) */
+  ready(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -86,10 +88,11 @@ export async function startPostgres(dir: string, pki: LocalPki, options: { datab
       '-c', 'ssl=on', '-c', 'ssl_cert_file=server.crt', '-c', 'ssl_key_file=server.key', '-c', 'ssl_ca_file=ca.pem',
       '-c', 'ssl_min_protocol_version=TLSv1.3', '-c', 'max_connections=200', '-c', 'shared_buffers=256MB'],
     logFile: join(dir, 'postgresql.log'),
+    stopSignal: 'SIGINT',
     ...asServer,
   });
   const admin = (database: string): pg.Client => new pg.Client({ host: socketDir, port, user: 'postgres', database });
-  await daemon.start(async () => {
+  const ready = async (): Promise<boolean> => {
     const client = admin('postgres');
     try {
       await client.connect();
@@ -97,7 +100,8 @@ export async function startPostgres(dir: string, pki: LocalPki, options: { datab
     } finally {
       await client.end().catch(() => undefined);
     }
-  });
+  };
+  await daemon.start(ready);
 
   // what roles/patroni's database tasks do, in SQL
   const client = admin('postgres');
@@ -115,7 +119,7 @@ export async function startPostgres(dir: string, pki: LocalPki, options: { datab
   }
   for (const d of all) await migrate(socketDir, port, d);
 
-  return { host: '127.0.0.1', port, socketDir, daemon, admin, stop: () => daemon.stop() };
+  return { host: '127.0.0.1', port, socketDir, daemon, admin, ready, stop: () => daemon.stop() };
 }
 
 /** Applies a service's pending migrations with roles/patroni's runner; returns the files it applied. */

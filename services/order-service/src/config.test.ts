@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,5 +43,17 @@ describe('configuration', () => {
     assert.throws(() => loadConfig(join(dir, 'bad.json')), /bad\.json is not JSON/);
     writeFileSync(join(dir, 'good.json'), JSON.stringify(sample));
     assert.equal(loadConfig(join(dir, 'good.json')).kafka.topic, 'oms.order-events');
+  });
+
+  it('the service refuses to start on a bad configuration or command line: exit 2, the problems named, nothing opened', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oms-config-'));
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...sample, postgres: { ...sample.postgres, port: 'five' } }));
+    const main = new URL('./main.ts', import.meta.url).pathname;
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', main, join(dir, 'bad.json')], { encoding: 'utf8' });
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /bad\.json is invalid:\n {2}postgres\.port: /);
+    const none = spawnSync(process.execPath, ['--import', 'tsx', main], { encoding: 'utf8', env: { ...process.env, OMS_CONFIG: '' } });
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /^usage: order-service CONFIG\.json/);
   });
 });

@@ -1,9 +1,9 @@
 // The order service in-process against real servers on loopback (zx-scripts/testkit: PostgreSQL, Redis + Sentinel,
 // Kafka), called over HTTPS with the gateway's client certificate, as the gateway calls it.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { freePort } from '../../../zx-scripts/testkit/daemon.ts';
 import { startLocalStack, type LocalStack } from '../../../zx-scripts/testkit/stack.ts';
@@ -20,12 +20,23 @@ export interface Reply {
   body: any;
 }
 
+/** A request as the test sent it, and the service's status: the order API's own traffic, replayed at the gateway's WAF. */
+export interface RecordedCall {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+  status: number;
+}
+
 export interface Harness {
   stack: LocalStack;
   service: RunningService;
   config: Config;
   /** the service's log lines (JSON objects) */
   logs: Record<string, unknown>[];
+  /** every call made through `call`, in order */
+  recorded: RecordedCall[];
   token(subject: string, role?: Role): string;
   call(method: string, path: string, options?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string>; identity?: 'gateway-to-app' | 'order-service' }): Promise<Reply>;
   restart(overrides?: (c: Config) => void): Promise<void>;
@@ -80,8 +91,9 @@ export async function startHarness(overrides: (c: Config) => void = () => undefi
     return a;
   };
 
+  const recorded: RecordedCall[] = [];
   const harness: Harness = {
-    stack, config: cfg, logs,
+    stack, config: cfg, logs, recorded,
     get service() { return service; },
     token: (subject, role = 'customer') => mintToken({ privateKeyPem: keys.privateKey, issuer: ISSUER, audience: AUDIENCE, subject, role, ttlSeconds: 600 }),
     call: (method, path, options = {}) => new Promise((resolve, reject) => {
@@ -98,6 +110,7 @@ export async function startHarness(overrides: (c: Config) => void = () => undefi
         res.on('end', () => {
           let body: unknown;
           try { body = JSON.parse(text); } catch { body = undefined; }
+          recorded.push({ method, path, headers, ...(payload === undefined ? {} : { body: payload }), status: res.statusCode ?? 0 });
           resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
         });
       });
@@ -130,4 +143,20 @@ export function orderBody(items: { productId: string; quantity: number }[], paym
     shippingAddress: { name: "Zoë O'Brien", line1: '1 Rue de la Paix', city: 'Paris', postcode: '75002', country: 'FR' },
     paymentToken,
   };
+}
+
+/** Where the service tests leave their API traffic for the gateway's WAF test (zx-scripts/lab/e2e/gateway.ts). */
+export const CORPUS_FILE = new URL('../../../reports/corpus/order-api.json', import.meta.url).pathname;
+
+/**
+ * The well-formed API requests of a run: every call under /api/v1 the service did not refuse as malformed (400, 405,
+ * 413, 415). Refusals of well-formed requests (401, 402, 403, 404, 409, 422) stay in: they are ordinary traffic too.
+ */
+export function wellFormed(calls: RecordedCall[]): RecordedCall[] {
+  return calls.filter((c) => c.path.startsWith('/api/v1/') && ![400, 405, 413, 415].includes(c.status));
+}
+
+export function writeCorpus(calls: RecordedCall[]): void {
+  mkdirSync(dirname(CORPUS_FILE), { recursive: true });
+  writeFileSync(CORPUS_FILE, `${JSON.stringify(wellFormed(calls), null, 1)}\n`);
 }

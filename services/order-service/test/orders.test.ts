@@ -8,7 +8,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { newKey, orderBody, startHarness, type Harness, type Reply } from './harness.ts';
+import { freePort } from '../../../zx-scripts/testkit/daemon.ts';
+import { migrate, serviceDatabases } from '../../../zx-scripts/testkit/postgres.ts';
+import { createLogger } from '../src/ops/logger.ts';
+import { startService } from '../src/service.ts';
+import { newKey, orderBody, startHarness, writeCorpus, type Harness, type Reply } from './harness.ts';
 
 let h: Harness;
 let staff: string;
@@ -68,7 +72,10 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
       assert.equal(r.status, 201, r.text);
     }
   });
-  after(async () => { await h.stop(); });
+  after(async () => {
+    writeCorpus(h.recorded);
+    await h.stop();
+  });
 
   it('answers /livez, /readyz and /metrics', async () => {
     assert.equal((await h.call('GET', '/livez')).status, 200);
@@ -363,6 +370,57 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     assert.deepEqual(events.map((e) => e.type), ['order.created', 'order.confirmed']);
   });
 
+  it('PostgreSQL restarts: requests get 503 with Retry-After (never 500), /readyz says not ready; then all works again', async () => {
+    const postgres = h.stack.postgres!;
+    await postgres.daemon.stop();
+    const token = h.token('cust-k');
+    for (const r of [await h.call('GET', '/api/v1/orders', { token }), await place('cust-k', [{ productId: 'MUG-0001', quantity: 1 }])]) {
+      isProblem(r, 503, 'unavailable');
+      assert.equal(r.headers['retry-after'], '1');
+    }
+    assert.equal((await h.call('GET', '/readyz')).status, 503);
+    await postgres.daemon.start(() => postgres.ready(), 30_000);
+    const r = await place('cust-k', [{ productId: 'MUG-0001', quantity: 1 }]);
+    assert.equal(r.status, 201, r.text);
+    assert.equal((await h.call('GET', '/readyz')).status, 200);
+    assert.deepEqual((await consume(String(r.body.id), 2)).map((e) => e.type), ['order.created', 'order.confirmed'], 'the relay publishes again');
+  });
+
+  it('two instances: both relays run, every event is published exactly once, in order per order', async () => {
+    const second = await startService({ ...h.config, http: { ...h.config.http, port: await freePort() } }, createLogger({ level: 'silent' }));
+    try {
+      const ids: string[] = [];
+      await Promise.all(Array.from({ length: 30 }, async (_, i) => {
+        const r = await place(`cust-two-${String(i % 5)}`, [{ productId: 'BOOK-0001', quantity: 1 }], i % 3 === 0 ? 'tok_decline_x' : 'tok_approve_x');
+        assert.ok(r.status === 201 || r.status === 402, r.text);
+        ids.push(String(r.body.id ?? r.body.order.id));
+      }));
+      const events = await consume(ids, 60);
+      assert.equal(events.length, 60, 'no event twice');
+      assert.equal(new Set(events.map((e) => e.id)).size, 60);
+      for (const id of ids) {
+        const types = events.filter((e) => e.orderId === id).map((e) => e.type);
+        assert.equal(types[0], 'order.created', `${id}: ${types.join(',')}`);
+      }
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('migrations are versioned and run once: a second run applies nothing', async () => {
+    const [orders] = serviceDatabases().filter((d) => d.name === 'orders');
+    assert.ok(orders);
+    assert.deepEqual(await migrate(h.stack.postgres!.socketDir, h.stack.postgres!.port, orders), []);
+    const c = h.stack.postgres!.admin('orders');
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ file: string }>('SELECT file FROM oms_migrations.applied ORDER BY file');
+      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql']);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('shuts down gracefully: a request in progress completes, then the service stops and is not ready', async () => {
     const slow = place('cust-j', [{ productId: 'MUG-0001', quantity: 1 }], 'tok_timeout_slow');
     await sleep(50);
@@ -374,10 +432,14 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
   });
 });
 
-interface SeenEvent { id: string; type: string; key: string; headerId: string }
+interface SeenEvent { id: string; type: string; key: string; headerId: string; orderId: string }
 
-/** Reads the order events topic from the start (as notification-service) until `count` events of `orderId` came. */
-async function consume(orderId: string, count: number): Promise<SeenEvent[]> {
+/**
+ * Reads the order events topic (as notification-service, its group) until `count` events of the given orders came,
+ * then listens one more second so that a duplicate would be seen too.
+ */
+async function consume(orderIds: string | string[], count: number): Promise<SeenEvent[]> {
+  const wanted = new Set(Array.isArray(orderIds) ? orderIds : [orderIds]);
   const kafka = h.stack.kafka!;
   const tls = h.stack.pki.client('notification-service');
   const client = new Kafka({
@@ -391,12 +453,14 @@ async function consume(orderId: string, count: number): Promise<SeenEvent[]> {
   try {
     await consumer.subscribe({ topic: 'oms.order-events', fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`only ${String(seen.length)} of ${String(count)} events of ${orderId} in 30 s`)); }, 30_000);
+      const timer = setTimeout(() => { reject(new Error(`only ${String(seen.length)} of ${String(count)} events in 30 s`)); }, 30_000);
       void consumer.run({
         eachMessage: async ({ message }) => {
           const event = JSON.parse(message.value?.toString() ?? '{}') as { id: string; type: string; data: { orderId: string } };
-          if (event.data.orderId === orderId) seen.push({ id: event.id, type: event.type, key: message.key?.toString() ?? '', headerId: message.headers?.['event-id']?.toString() ?? '' });
-          if (seen.length >= count) { clearTimeout(timer); resolve(); }
+          if (wanted.has(event.data.orderId)) {
+            seen.push({ id: event.id, type: event.type, orderId: event.data.orderId, key: message.key?.toString() ?? '', headerId: message.headers?.['event-id']?.toString() ?? '' });
+          }
+          if (seen.length === count) { clearTimeout(timer); setTimeout(resolve, 1000); }
           await Promise.resolve();
         },
       });

@@ -10,6 +10,7 @@ import type { Metrics } from '../ops/metrics.ts';
 import { ordersRouter } from '../orders/routes.ts';
 import type { OrdersDeps } from '../orders/service.ts';
 import { authenticate } from './auth.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import { openApiDocument } from './openapi.ts';
 import { ApiError, toProblem } from './problem.ts';
 
@@ -89,11 +90,15 @@ export function createApp(deps: AppDeps): express.Express {
       return;
     }
     const requestId = requestIds.get(req);
+    if (isDatabaseUnavailable(error)) {
+      deps.log.warn({ err: error, requestId, path: req.path }, 'PostgreSQL unavailable');
+      error = new ApiError('unavailable', 'the order database cannot be reached right now; retry shortly');
+    }
     const { document, internal } = toProblem(error, { instance: req.originalUrl, ...(requestId === undefined ? {} : { requestId }) });
     if (internal) deps.log.error({ err: error, requestId, path: req.path }, 'request failed');
     if (document.status === 401) res.set('WWW-Authenticate', 'Bearer realm="oms"');
     if (document.status === 405 && Array.isArray(document.allow)) res.set('Allow', (document.allow as string[]).join(', '));
-    if (document.status === 409 && document.type.endsWith(':request-in-flight')) res.set('Retry-After', '1');
+    if ((document.status === 409 && document.type.endsWith(':request-in-flight')) || document.status === 503) res.set('Retry-After', '1');
     res.status(document.status).type('application/problem+json').send(JSON.stringify(document));
   });
   return app;

@@ -2,6 +2,7 @@
 // for (actAs: Row Level Security lets a customer see only their own rows, whatever the query); status changes are
 // checked by the state machine and applied with optimistic locking (the version the client saw must still be there).
 import type { ClientBase, Pool, PoolClient } from 'pg';
+import { withClient } from '../db/client.ts';
 import { actAs } from '../db/create-order.ts';
 import { ApiError } from '../http/problem.ts';
 import { RELEASES_STOCK, transition, type Actor, type OrderStatus } from './state-machine.ts';
@@ -49,19 +50,18 @@ const view = (row: OrderRow, items: OrderView['items']): OrderView => ({
 
 /** Runs `work` in one transaction acting for `scope`; rolls back on any error. */
 export async function inScope<T>(pool: Pool, scope: Scope, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
+  return withClient(pool, async (client) => {
     await client.query('BEGIN');
-    await actAs(client, scope.actor === 'customer' ? 'customer' : scope.actor, scope.customerId);
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+    try {
+      await actAs(client, scope.actor === 'customer' ? 'customer' : scope.actor, scope.customerId);
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  });
 }
 
 async function items(client: ClientBase, orderIds: string[]): Promise<Map<string, OrderView['items']>> {

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import type { CatalogCache } from '../catalog/cache.ts';
+import { withClient } from '../db/client.ts';
 import { CommitOutcomeUnknown, createOrder } from '../db/create-order.ts';
 import { ApiError, toProblem } from '../http/problem.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -70,21 +71,18 @@ export async function settlePayment(deps: Pick<OrdersDeps, 'pool' | 'catalog'>, 
 
 export async function placeOrder(deps: OrdersDeps, customerId: string, key: string, body: CreateOrderBody, path: string): Promise<StoredResponse> {
   const orderId = randomUUID();
-  const client = await deps.pool.connect();
   let result;
   try {
-    result = await createOrder(client, {
+    result = await withClient(deps.pool, (client) => createOrder(client, {
       orderId, customerId, idempotencyKey: key, requestSha256: requestFingerprint('POST', '/api/v1/orders', body),
       lines: body.items, paymentToken: body.paymentToken,
-    });
+    }));
   } catch (error) {
     if (error instanceof CommitOutcomeUnknown) {
       deps.log.warn({ err: error, orderId }, 'order commit outcome unknown');
       throw new ApiError('unavailable', 'the order may or may not have been saved: retry with the same Idempotency-Key to find out');
     }
     throw error;
-  } finally {
-    client.release();
   }
 
   switch (result.kind) {

@@ -9,8 +9,8 @@
 import type { Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { actAs } from '../db/create-order.ts';
 import type { Metrics } from '../ops/metrics.ts';
+import { inScope } from '../orders/repository.ts';
 
 const RELAY_LOCK = 0x6f6d735f6f7574; // "oms_out"
 
@@ -54,15 +54,9 @@ export class OutboxRelay {
 
   /** Publishes one batch; returns how many events went out (0: nothing pending, or another relay holds the lock). */
   async relayOnce(): Promise<number> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await actAs(client, 'system');
+    const result = await inScope(this.pool, { actor: 'system', customerId: '' }, async (client) => {
       const { rows: [lock] } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS held', [RELAY_LOCK]);
-      if (!lock?.held) {
-        await client.query('COMMIT');
-        return 0;
-      }
+      if (!lock?.held) return undefined;
       const { rows } = await client.query<OutboxRow>(
         `SELECT id, aggregate_id, event_type, payload, created_at FROM oms.outbox WHERE published_at IS NULL
          ORDER BY created_at, id LIMIT $1`,
@@ -81,16 +75,12 @@ export class OutboxRelay {
         await client.query('UPDATE oms.outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
       }
       const { rows: [backlog] } = await client.query<{ n: string }>('SELECT count(*) AS n FROM oms.outbox WHERE published_at IS NULL');
-      await client.query('COMMIT');
-      this.metrics.outboxBacklog.set(Number(backlog?.n ?? 0));
-      this.metrics.outboxPublished.inc(rows.length);
-      return rows.length;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+      return { published: rows.length, backlog: Number(backlog?.n ?? 0) };
+    });
+    if (!result) return 0; // another instance's relay holds the lock
+    this.metrics.outboxBacklog.set(result.backlog);
+    this.metrics.outboxPublished.inc(result.published);
+    return result.published;
   }
 
   private async run(): Promise<void> {
