@@ -115,6 +115,8 @@ export async function startService(config: Config, log: Logger, options: { payme
     }
   });
   server.keepAliveTimeout = 65_000; // longer than the gateway's upstream keepalive_timeout: the gateway closes first
+  server.headersTimeout = 66_000; // above keepAliveTimeout, so an idle kept-alive connection is never cut mid-request
+  server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.http.port, config.http.address, () => { server.off('error', reject); resolve(); });
