@@ -7,8 +7,11 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { orderBody, newKey, startHarness, type Harness } from '../../services/order-service/test/harness.ts';
+import { Writable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { startHarness, type Harness } from '../../services/order-service/test/harness.ts';
 import { latencyPercentiles, round1 } from '../lib/stats.ts';
+import type { LoadInput, LoadOutput } from './order-load.ts';
 
 const run = promisify(execFile);
 const PRODUCTS = 200;
@@ -61,24 +64,21 @@ COMMIT;
 
 /** `clients` customers placing approved orders back to back for `seconds` (after `warmup` seconds not counted). */
 async function serviceStep(h: Harness, clients: number, seconds: number, warmup: number): Promise<OrdersStep> {
-  const latencies: number[] = [];
-  let errors = 0;
-  const measureFrom = Date.now() + warmup * 1000;
-  const until = measureFrom + seconds * 1000;
-  await Promise.all(Array.from({ length: clients }, async (_, i) => {
-    const token = h.token(`bench-${String(clients)}-${String(i)}`);
-    while (Date.now() < until) {
-      const t0 = performance.now();
-      const r = await h.call('POST', '/api/v1/orders', {
-        token, headers: { 'idempotency-key': newKey() },
-        body: orderBody([{ productId: productId(1 + Math.floor(Math.random() * PRODUCTS)), quantity: 1 }]),
-      });
-      if (Date.now() < measureFrom) continue;
-      if (r.status === 201) latencies.push(performance.now() - t0);
-      else errors++;
-    }
-  }));
-  return { clients, orders: latencies.length, errors, perSecond: round1(latencies.length / seconds), ms: latencyPercentiles(latencies) };
+  const input: LoadInput = {
+    url: h.service.url,
+    tls: h.stack.pki.client('gateway-to-app'),
+    tokens: Array.from({ length: clients }, (_, i) => h.token(`bench-${String(clients)}-${String(i)}`)),
+    products: Array.from({ length: PRODUCTS }, (_, i) => productId(i + 1)),
+    seconds,
+    warmupSeconds: warmup,
+  };
+  const output = await new Promise<LoadOutput>((resolve, reject) => {
+    const worker = new Worker(new URL('./order-load.ts', import.meta.url), { workerData: input });
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  if (output.firstError !== undefined) throw new Error(`orders failed during the benchmark (${String(output.errors)}), the first: ${output.firstError}`);
+  return { clients, orders: output.latencies.length, errors: output.errors, perSecond: round1(output.latencies.length / seconds), ms: latencyPercentiles(output.latencies) };
 }
 
 /** The same database work by pgbench, `clients` connections, with a per-transaction log for the percentiles. */
@@ -105,11 +105,11 @@ export async function benchOrders(seconds: number, progress: (line: string) => v
   const h = await startHarness((c) => {
     c.postgres.poolSize = 32;
     c.payments.timeoutMs = 3000;
-  });
+  }, { logsTo: new Writable({ write(_chunk, _encoding, done) { done(); } }) });
   try {
     const staff = h.token('bench-staff', 'staff');
     for (let n = 1; n <= PRODUCTS; n++) {
-      const r = await h.call('PUT', `/api/v1/products/${productId(n)}`, { token: staff, body: { name: `Bench item ${String(n)}`, category: 'bench', priceCents: 500, stock: 100_000_000 } });
+      const r = await h.call('PUT', `/api/v1/products/${productId(n)}`, { token: staff, body: { name: `Bench item ${String(n)}`, category: 'bench', priceCents: 500, stock: 10_000_000 } });
       if (r.status !== 201) throw new Error(`seeding ${productId(n)}: ${String(r.status)} ${r.text}`);
     }
     writeFileSync(join(h.stack.dir, 'order.sql'), PGBENCH_SCRIPT);

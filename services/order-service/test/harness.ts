@@ -46,7 +46,11 @@ export interface Harness {
 const ISSUER = 'oms-test-idp';
 const AUDIENCE = 'oms-api';
 
-export async function startHarness(overrides: (c: Config) => void = () => undefined): Promise<Harness> {
+/**
+ * Starts the servers and the service. `logsTo`: where the service's log lines go instead of `logs` (the benchmark
+ * passes a sink that only takes them, as journald would, without the tests' parsing).
+ */
+export async function startHarness(overrides: (c: Config) => void = () => undefined, options: { logsTo?: Writable } = {}): Promise<Harness> {
   const stack = await startLocalStack({ postgres: true, redis: { user: 'order-service', keyPrefix: 'oms:' }, kafka: true });
   const { postgres, redis, kafka } = stack;
   if (!postgres || !redis || !kafka) throw new Error('internal: stack incomplete');
@@ -71,7 +75,7 @@ export async function startHarness(overrides: (c: Config) => void = () => undefi
   };
   const logs: Record<string, unknown>[] = [];
   const destination = new Writable({ write(chunk: Buffer, _enc, done) { for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>); done(); } });
-  const log = createLogger({ level: 'debug', destination });
+  const log = createLogger({ level: options.logsTo ? 'info' : 'debug', destination: options.logsTo ?? destination });
   let cfg = config();
   let service: RunningService;
   try {

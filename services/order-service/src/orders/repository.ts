@@ -147,8 +147,9 @@ export async function orderHistory(client: ClientBase, id: string): Promise<Hist
  * given); writes its history and an outbox event in the same transaction, and puts reserved stock back when the
  * order ends unfulfilled.
  */
-export async function moveOrder(client: ClientBase, id: string, to: OrderStatus, actor: Actor, expectedVersion?: number): Promise<OrderView> {
-  const current = await getOrder(client, id);
+export async function moveOrder(client: ClientBase, id: string, to: OrderStatus, actor: Actor, expectedVersion?: number, read?: OrderView): Promise<OrderView> {
+  // `read`: the order as this transaction already read it (saves the round trips of reading it again)
+  const current = read ?? await getOrder(client, id);
   if (expectedVersion !== undefined && current.version !== expectedVersion) {
     throw new ApiError('version-conflict', `order ${id} is at version ${String(current.version)}, not ${String(expectedVersion)}: read it again`, { currentVersion: current.version });
   }
