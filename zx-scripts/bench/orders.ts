@@ -73,7 +73,7 @@ async function serviceStep(h: Harness, clients: number, seconds: number, warmup:
     warmupSeconds: warmup,
   };
   const output = await new Promise<LoadOutput>((resolve, reject) => {
-    const worker = new Worker(new URL('./order-load.ts', import.meta.url), { workerData: input });
+    const worker = new Worker(new URL('./ts-worker.mjs', import.meta.url), { workerData: { ...input, module: new URL('./order-load.ts', import.meta.url).href } });
     worker.once('message', resolve);
     worker.once('error', reject);
   });
