@@ -1,8 +1,8 @@
-// The load of `bench -- orders`, in a worker thread: customers placing approved orders back to back over HTTPS (the
-// gateway's client certificate, keep-alive) so that the client's work does not share the service's event loop.
+// The load of `bench -- orders`, in its own process (forked with an IPC channel): customers placing approved orders
+// back to back over HTTPS (the gateway's client certificate, keep-alive). Its own process keeps the client's work off
+// the service's event loop, and lets the benchmark say how much CPU the client used, apart from the service's.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { parentPort, workerData } from 'node:worker_threads';
 import { newKey, orderBody } from '../../services/order-service/test/harness.ts';
 
 export interface LoadInput {
@@ -15,12 +15,18 @@ export interface LoadInput {
 }
 
 export interface LoadOutput {
+  /** latencies of the orders placed after the warm-up, ms */
   latencies: number[];
+  /** orders placed in the whole run, warm-up included (what the CPU figures are divided by) */
+  ordersInRun: number;
+  /** CPU this process used in the whole run, ms */
+  cpuMs: number;
   errors: number;
   firstError?: string;
 }
 
-const input = workerData as LoadInput;
+const input = await new Promise<LoadInput>((resolve) => { process.once('message', (m) => { resolve(m as LoadInput); }); });
+const cpuAtStart = process.cpuUsage();
 const agent = new Agent({ keepAlive: true, ca: readFileSync(input.tls.ca), cert: readFileSync(input.tls.cert), key: readFileSync(input.tls.key), servername: 'localhost', maxSockets: input.tokens.length });
 
 function post(token: string, body: string): Promise<{ status: number; text: string }> {
@@ -40,6 +46,7 @@ function post(token: string, body: string): Promise<{ status: number; text: stri
 }
 
 const latencies: number[] = [];
+let ordersInRun = 0;
 let errors = 0;
 let firstError: string | undefined;
 const measureFrom = Date.now() + input.warmupSeconds * 1000;
@@ -55,6 +62,7 @@ await Promise.all(input.tokens.map(async (token) => {
     } catch (error) {
       outcome = { status: 0, text: error instanceof Error ? error.message : String(error) };
     }
+    if (outcome.status === 201) ordersInRun++;
     if (Date.now() < measureFrom) continue;
     if (outcome.status === 201) latencies.push(performance.now() - t0);
     else {
@@ -64,4 +72,6 @@ await Promise.all(input.tokens.map(async (token) => {
   }
 }));
 agent.destroy();
-parentPort?.postMessage({ latencies, errors, ...(firstError === undefined ? {} : { firstError }) } satisfies LoadOutput);
+const cpu = process.cpuUsage(cpuAtStart);
+const output: LoadOutput = { latencies, ordersInRun, cpuMs: (cpu.user + cpu.system) / 1000, errors, ...(firstError === undefined ? {} : { firstError }) };
+process.send?.(output, () => { process.disconnect(); });

@@ -3,13 +3,13 @@
 // against the same PostgreSQL in the same run. The pgbench script is what the service does to the database for one
 // approved order: the creation transaction (key claim, stock, order, item, history, outbox) and the settlement
 // transaction (read, move to CONFIRMED with the version check, history, outbox, payment reference, key response).
-import { execFile } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
 import { startHarness, type Harness } from '../../services/order-service/test/harness.ts';
+import { cpuByGroup, cpuMsOf } from '../lib/proc.ts';
 import { latencyPercentiles, round1 } from '../lib/stats.ts';
 import type { LoadInput, LoadOutput } from './order-load.ts';
 
@@ -23,6 +23,31 @@ export interface OrdersStep {
   errors: number;
   perSecond: number;
   ms: { p50: number; p95: number; p99: number };
+  /** where the CPU went, ms per order: the service (or nothing, for pgbench), the client, PostgreSQL, Kafka, Redis */
+  cpuMsPerOrder: Record<string, number>;
+}
+
+/** The servers' processes by their command names. */
+const SERVER_GROUPS: Record<string, string> = { postgres: 'postgres', java: 'kafka', 'redis-server': 'redis' };
+
+/** CPU ms of the servers the harness started, by group. */
+function serverCpu(): Map<string, number> {
+  return cpuByGroup(process.pid, (comm) => SERVER_GROUPS[comm]);
+}
+
+/** CPU ms per order in a step, from readings before and after it. */
+function perOrder(before: Map<string, number>, after: Map<string, number>, extra: Record<string, number>, orders: number): Record<string, number> {
+  const result: Record<string, number> = {};
+  for (const [name, ms] of Object.entries(extra)) result[name] = round2(ms / Math.max(orders, 1));
+  for (const [name, ms] of after) result[name] = round2((ms - (before.get(name) ?? 0)) / Math.max(orders, 1));
+  return result;
+}
+
+const round2 = (n: number): number => Math.round(n * 100) / 100;
+
+/** "service 2.1 ms, client 0.6 ms, ..." */
+export function describeCpu(cpu: Record<string, number>): string {
+  return Object.entries(cpu).map(([name, ms]) => `${name} ${String(ms)}`).join(', ');
 }
 
 export interface OrdersReport {
@@ -42,22 +67,19 @@ const PGBENCH_SCRIPT = `
 SELECT gen_random_uuid() AS oid, 'BENCH-' || lpad(:n::text, 3, '0') AS pid, 'pgbench-' || :client_id AS cid \\gset
 BEGIN;
 SELECT set_config('oms.scope', 'customer', true), set_config('oms.customer_id', ':cid', true);
-SAVEPOINT claim;
-INSERT INTO oms.idempotency_keys (customer_id, key, request_sha256, state, order_id) VALUES (':cid', ':oid', md5(':oid'), 'IN_FLIGHT', ':oid');
+INSERT INTO oms.idempotency_keys (customer_id, key, request_sha256, state, order_id) VALUES (':cid', ':oid', md5(':oid'), 'IN_FLIGHT', ':oid') ON CONFLICT (customer_id, key) DO NOTHING;
 UPDATE oms.products SET stock = stock - 1, version = version + 1, updated_at = now() WHERE id = ':pid' AND stock >= 1 RETURNING price_cents, currency, stock;
-INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token) VALUES (':oid', ':cid', 'PENDING_PAYMENT', 500, 'EUR', 'tok_approve_bench');
-INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents) VALUES (':oid', 1, ':cid', ':pid', 1, 500);
-INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (':oid', ':cid', NULL, 'PENDING_PAYMENT', 'customer');
-INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), ':oid', 'order.created', ':cid', '{"orderId": ":oid"}');
+WITH placed AS (INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token) VALUES (':oid', ':cid', 'PENDING_PAYMENT', 500, 'EUR', 'tok_approve_bench')),
+  lines AS (INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents) SELECT ':oid', ordinality, ':cid', product_id, quantity, unit_price_cents FROM unnest(ARRAY[':pid'], ARRAY[1], ARRAY[500]::bigint[]) WITH ORDINALITY AS l(product_id, quantity, unit_price_cents)),
+  history AS (INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (':oid', ':cid', NULL, 'PENDING_PAYMENT', 'customer'))
+  INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), ':oid', 'order.created', ':cid', '{"orderId": ":oid"}');
 COMMIT;
 BEGIN;
 SELECT set_config('oms.scope', 'system', true), set_config('oms.customer_id', '', true);
-SELECT * FROM oms.orders WHERE id = ':oid';
-SELECT order_id, product_id, quantity, unit_price_cents FROM oms.order_items WHERE order_id = ANY(ARRAY[':oid']::uuid[]) ORDER BY order_id, line;
-UPDATE oms.orders SET status = 'CONFIRMED', version = version + 1, updated_at = now() WHERE id = ':oid' AND version = 1;
-INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (':oid', ':cid', 'PENDING_PAYMENT', 'CONFIRMED', 'system');
-INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), ':oid', 'order.confirmed', ':cid', '{"orderId": ":oid"}');
-UPDATE oms.orders SET payment_reference = 'sim_bench' WHERE id = ':oid';
+SELECT o.*, coalesce((SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line) FROM oms.order_items i WHERE i.order_id = o.id), '[]') AS items FROM oms.orders o WHERE o.id = ':oid';
+UPDATE oms.orders SET status = 'CONFIRMED', version = version + 1, updated_at = now(), payment_reference = coalesce('sim_bench', payment_reference) WHERE id = ':oid' AND version = 1;
+WITH history AS (INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (':oid', ':cid', 'PENDING_PAYMENT', 'CONFIRMED', 'system'))
+  INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), ':oid', 'order.confirmed', ':cid', '{"orderId": ":oid"}');
 UPDATE oms.idempotency_keys SET state = 'DONE', response_status = 201, response_body = '{}', updated_at = now() WHERE order_id = ':oid' AND state = 'IN_FLIGHT';
 COMMIT;
 `;
@@ -72,19 +94,30 @@ async function serviceStep(h: Harness, clients: number, seconds: number, warmup:
     seconds,
     warmupSeconds: warmup,
   };
+  const servers = serverCpu();
+  const service = process.cpuUsage();
   const output = await new Promise<LoadOutput>((resolve, reject) => {
-    const worker = new Worker(new URL('./ts-worker.mjs', import.meta.url), { workerData: { ...input, module: new URL('./order-load.ts', import.meta.url).href } });
-    worker.once('message', resolve);
-    worker.once('error', reject);
+    const child = fork(new URL('./order-load.ts', import.meta.url), { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let answer: LoadOutput | undefined;
+    child.once('message', (m) => { answer = m as LoadOutput; });
+    child.once('error', reject);
+    child.once('exit', (code) => { if (answer) resolve(answer); else reject(new Error(`the load process ended (exit ${String(code)}) without its figures`)); });
+    child.send(input);
   });
+  const used = process.cpuUsage(service);
   if (output.firstError !== undefined) throw new Error(`orders failed during the benchmark (${String(output.errors)}), the first: ${output.firstError}`);
-  return { clients, orders: output.latencies.length, errors: output.errors, perSecond: round1(output.latencies.length / seconds), ms: latencyPercentiles(output.latencies) };
+  return {
+    clients, orders: output.latencies.length, errors: output.errors, perSecond: round1(output.latencies.length / seconds), ms: latencyPercentiles(output.latencies),
+    cpuMsPerOrder: perOrder(servers, serverCpu(), { service: (used.user + used.system) / 1000, client: output.cpuMs }, output.ordersInRun),
+  };
 }
 
 /** The same database work by pgbench, `clients` connections, with a per-transaction log for the percentiles. */
 async function pgbenchStep(h: Harness, dir: string, clients: number, seconds: number): Promise<OrdersStep> {
   const tls = h.stack.pki.client('order-service');
   const prefix = join(dir, `pgbench-${String(clients)}`);
+  const servers = serverCpu();
+  const reaped = cpuMsOf(process.pid, true) - cpuMsOf(process.pid, false); // pgbench counts here once it has ended
   const { stdout } = await run('/usr/lib/postgresql/15/bin/pgbench', [
     '-n', '-f', join(dir, 'order.sql'), '-c', String(clients), '-j', '2', '-T', String(seconds), '-l', `--log-prefix=${prefix}`, 'orders',
   ], {
@@ -98,7 +131,11 @@ async function pgbenchStep(h: Harness, dir: string, clients: number, seconds: nu
   const latencies = readdirSync(dir).filter((f) => f.startsWith(`pgbench-${String(clients)}.`))
     .flatMap((f) => readFileSync(join(dir, f), 'utf8').trim().split('\n'))
     .map((line) => Number(line.split(' ')[2]) / 1000);
-  return { clients, orders: latencies.length, errors: failed, perSecond: round1(latencies.length / seconds), ms: latencyPercentiles(latencies) };
+  const client = cpuMsOf(process.pid, true) - cpuMsOf(process.pid, false) - reaped;
+  return {
+    clients, orders: latencies.length, errors: failed, perSecond: round1(latencies.length / seconds), ms: latencyPercentiles(latencies),
+    cpuMsPerOrder: perOrder(servers, serverCpu(), { client }, latencies.length),
+  };
 }
 
 export async function benchOrders(seconds: number, progress: (line: string) => void): Promise<OrdersReport> {
@@ -119,10 +156,10 @@ export async function benchOrders(seconds: number, progress: (line: string) => v
     for (const clients of levels) {
       const s = await serviceStep(h, clients, seconds, 2);
       service.push(s);
-      progress(`service  ${String(clients).padStart(2)} clients: ${String(s.perSecond).padStart(6)} orders/s  p50 ${String(s.ms.p50)} ms  p95 ${String(s.ms.p95)} ms  p99 ${String(s.ms.p99)} ms  (${String(s.errors)} errors)`);
+      progress(`service  ${String(clients).padStart(2)} clients: ${String(s.perSecond).padStart(6)} orders/s  p50 ${String(s.ms.p50)} ms  p95 ${String(s.ms.p95)} ms  p99 ${String(s.ms.p99)} ms  (${String(s.errors)} errors)  CPU ms/order: ${describeCpu(s.cpuMsPerOrder)}`);
       const p = await pgbenchStep(h, h.stack.dir, clients, seconds);
       pgbench.push(p);
-      progress(`pgbench  ${String(clients).padStart(2)} conns:   ${String(p.perSecond).padStart(6)} orders/s  p50 ${String(p.ms.p50)} ms  p95 ${String(p.ms.p95)} ms  p99 ${String(p.ms.p99)} ms  (${String(p.errors)} failed)`);
+      progress(`pgbench  ${String(clients).padStart(2)} conns:   ${String(p.perSecond).padStart(6)} orders/s  p50 ${String(p.ms.p50)} ms  p95 ${String(p.ms.p95)} ms  p99 ${String(p.ms.p99)} ms  (${String(p.errors)} failed)  CPU ms/order: ${describeCpu(p.cpuMsPerOrder)}`);
     }
     const ceiling = pgbench.reduce((best, s) => (s.perSecond > best.perSecond ? s : best));
     const sustained = service.filter((s) => s.errors === 0 && s.ms.p95 < 50).reduce<OrdersStep | null>((best, s) => (best === null || s.perSecond > best.perSecond ? s : best), null);

@@ -42,11 +42,6 @@ export class CommitOutcomeUnknown extends Error {
   }
 }
 
-/** Thrown by pg for a unique violation (SQLSTATE 23505). */
-function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
-}
-
 /** Acts for the customer in this transaction (Row Level Security reads these settings). */
 export async function actAs(client: ClientBase, scope: 'customer' | 'staff' | 'system', customerId = ''): Promise<void> {
   await client.query("SELECT set_config('oms.scope', $1, true), set_config('oms.customer_id', $2, true)", [scope, customerId]);
@@ -63,16 +58,14 @@ export async function createOrder(client: ClientBase, order: NewOrder): Promise<
   await client.query('BEGIN');
   try {
     await actAs(client, 'customer', order.customerId);
-    try {
-      await client.query('SAVEPOINT claim');
-      await client.query(
-        `INSERT INTO oms.idempotency_keys (customer_id, key, request_sha256, state, order_id)
-         VALUES ($1, $2, $3, 'IN_FLIGHT', $4)`,
-        [order.customerId, order.idempotencyKey, order.requestSha256, order.orderId],
-      );
-    } catch (error) {
-      if (!isUniqueViolation(error)) throw error;
-      await client.query('ROLLBACK TO SAVEPOINT claim');
+    // the claim: a key already there (a retry, or a parallel request that got there first: this INSERT waits for its
+    // transaction to end) leaves this one nothing to do but answer with what that request stored
+    const claim = await client.query(
+      `INSERT INTO oms.idempotency_keys (customer_id, key, request_sha256, state, order_id)
+       VALUES ($1, $2, $3, 'IN_FLIGHT', $4) ON CONFLICT (customer_id, key) DO NOTHING`,
+      [order.customerId, order.idempotencyKey, order.requestSha256, order.orderId],
+    );
+    if (claim.rowCount === 0) {
       const { rows } = await client.query<{ state: 'IN_FLIGHT' | 'DONE'; order_id: string | null; request_sha256: string; response_status: number | null; response_body: unknown }>(
         'SELECT state, order_id, request_sha256, response_status, response_body FROM oms.idempotency_keys WHERE customer_id = $1 AND key = $2',
         [order.customerId, order.idempotencyKey],
@@ -106,26 +99,24 @@ export async function createOrder(client: ClientBase, order: NewOrder): Promise<
       priced.push({ ...line, unitPriceCents: price });
     }
 
+    // the order, its items, its history and its event in one statement (one round trip; the items' foreign key is
+    // checked at the statement's end, when the order row is there)
     await client.query(
-      `INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token) VALUES ($1, $2, 'PENDING_PAYMENT', $3, $4, $5)`,
-      [order.orderId, order.customerId, total, currency, order.paymentToken ?? null],
-    );
-    await client.query(
-      `INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents)
-       SELECT $1, ordinality, $2, product_id, quantity, unit_price_cents
-       FROM unnest($3::text[], $4::int[], $5::bigint[]) WITH ORDINALITY AS l(product_id, quantity, unit_price_cents)`,
-      [order.orderId, order.customerId, priced.map((l) => l.productId), priced.map((l) => l.quantity), priced.map((l) => l.unitPriceCents)],
-    );
-    await client.query(
-      `INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES ($1, $2, NULL, 'PENDING_PAYMENT', 'customer')`,
-      [order.orderId, order.customerId],
-    );
-    await client.query(
-      `INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES ($1, $2, 'order.created', $3, $4)`,
-      [randomUUID(), order.orderId, order.customerId, JSON.stringify({
-        orderId: order.orderId, customerId: order.customerId, status: 'PENDING_PAYMENT', totalCents: total, currency,
-        lines: priced,
-      })],
+      `WITH placed AS (
+         INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token)
+         VALUES ($1, $2, 'PENDING_PAYMENT', $3, $4, $5)
+       ), lines AS (
+         INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents)
+         SELECT $1, ordinality, $2, product_id, quantity, unit_price_cents
+         FROM unnest($6::text[], $7::int[], $8::bigint[]) WITH ORDINALITY AS l(product_id, quantity, unit_price_cents)
+       ), history AS (
+         INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor)
+         VALUES ($1, $2, NULL, 'PENDING_PAYMENT', 'customer')
+       )
+       INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES ($9, $1, 'order.created', $2, $10)`,
+      [order.orderId, order.customerId, total, currency, order.paymentToken ?? null,
+        priced.map((l) => l.productId), priced.map((l) => l.quantity), priced.map((l) => l.unitPriceCents),
+        randomUUID(), JSON.stringify({ orderId: order.orderId, customerId: order.customerId, status: 'PENDING_PAYMENT', totalCents: total, currency, lines: priced })],
     );
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -78,12 +78,18 @@ async function items(client: ClientBase, orderIds: string[]): Promise<Map<string
   return byOrder;
 }
 
-/** One order, or not-found (also for another customer's order: RLS hides it, and so does the answer). */
+/** One order, or not-found (also for another customer's order: RLS hides it, and so does the answer). One round trip. */
 export async function getOrder(client: ClientBase, id: string): Promise<OrderView> {
-  const { rows } = await client.query<OrderRow>('SELECT * FROM oms.orders WHERE id = $1', [id]);
+  const { rows } = await client.query<OrderRow & { items: OrderView['items'] }>(
+    `SELECT o.*, coalesce((
+       SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line)
+       FROM oms.order_items i WHERE i.order_id = o.id), '[]') AS items
+     FROM oms.orders o WHERE o.id = $1`,
+    [id],
+  );
   const row = rows[0];
   if (!row) throw new ApiError('not-found', `no order ${id}`);
-  return view(row, (await items(client, [id])).get(id) ?? []);
+  return view(row, row.items);
 }
 
 export interface Page<T> {
@@ -145,10 +151,10 @@ export async function orderHistory(client: ClientBase, id: string): Promise<Hist
 /**
  * Moves an order to `to` if the state machine lets `actor` do it and the order is still at `expectedVersion` (when
  * given); writes its history and an outbox event in the same transaction, and puts reserved stock back when the
- * order ends unfulfilled.
+ * order ends unfulfilled. `read`: the order as this transaction already read it (saves reading it again);
+ * `paymentReference`: the provider's reference, stored with the move to CONFIRMED.
  */
-export async function moveOrder(client: ClientBase, id: string, to: OrderStatus, actor: Actor, expectedVersion?: number, read?: OrderView): Promise<OrderView> {
-  // `read`: the order as this transaction already read it (saves the round trips of reading it again)
+export async function moveOrder(client: ClientBase, id: string, to: OrderStatus, actor: Actor, expectedVersion?: number, read?: OrderView, paymentReference?: string): Promise<OrderView> {
   const current = read ?? await getOrder(client, id);
   if (expectedVersion !== undefined && current.version !== expectedVersion) {
     throw new ApiError('version-conflict', `order ${id} is at version ${String(current.version)}, not ${String(expectedVersion)}: read it again`, { currentVersion: current.version });
@@ -156,8 +162,9 @@ export async function moveOrder(client: ClientBase, id: string, to: OrderStatus,
   const check = transition(current.status, to, actor);
   if (!check.ok) throw new ApiError(check.reason === 'forbidden' ? 'forbidden' : 'transition-not-allowed', check.detail);
   const { rowCount } = await client.query(
-    'UPDATE oms.orders SET status = $2, version = version + 1, updated_at = now() WHERE id = $1 AND version = $3',
-    [id, to, current.version],
+    `UPDATE oms.orders SET status = $2, version = version + 1, updated_at = now(), payment_reference = coalesce($4, payment_reference)
+     WHERE id = $1 AND version = $3`,
+    [id, to, current.version, paymentReference ?? null],
   );
   if (rowCount !== 1) throw new ApiError('version-conflict', `order ${id} changed meanwhile: read it again`);
   if (RELEASES_STOCK.has(to)) {
@@ -165,13 +172,14 @@ export async function moveOrder(client: ClientBase, id: string, to: OrderStatus,
       await client.query('UPDATE oms.products SET stock = stock + $2, version = version + 1, updated_at = now() WHERE id = $1', [item.productId, item.quantity]);
     }
   }
+  // the history entry and the event in one statement (one round trip)
   await client.query(
-    'INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES ($1, $2, $3, $4, $5)',
-    [id, current.customerId, current.status, to, actor],
-  );
-  await client.query(
-    `INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), $1, $2, $3, $4)`,
-    [id, `order.${to.toLowerCase().replace(/_/g, '-')}`, current.customerId, JSON.stringify({ orderId: id, customerId: current.customerId, from: current.status, status: to, totalCents: current.totalCents, currency: current.currency })],
+    `WITH history AS (
+       INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES ($1, $2, $3, $4, $5)
+     )
+     INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), $1, $6, $2, $7)`,
+    [id, current.customerId, current.status, to, actor, `order.${to.toLowerCase().replace(/_/g, '-')}`,
+      JSON.stringify({ orderId: id, customerId: current.customerId, from: current.status, status: to, totalCents: current.totalCents, currency: current.currency })],
   );
   return { ...current, status: to, version: current.version + 1 };
 }

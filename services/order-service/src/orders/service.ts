@@ -56,8 +56,9 @@ export async function finishKey(client: PoolClient, orderId: string, response: {
 export async function settleIn(client: PoolClient, orderId: string, outcome: ChargeOutcome, path: string): Promise<{ order: OrderView; released: boolean }> {
   const current = await getOrder(client, orderId);
   if (current.status !== 'PENDING_PAYMENT') return { order: current, released: false };
-  const moved = await moveOrder(client, orderId, outcome.status === 'approved' ? 'CONFIRMED' : 'PAYMENT_FAILED', 'system', current.version, current);
-  if (outcome.status === 'approved') await client.query('UPDATE oms.orders SET payment_reference = $2 WHERE id = $1', [orderId, outcome.reference]);
+  const moved = outcome.status === 'approved'
+    ? await moveOrder(client, orderId, 'CONFIRMED', 'system', current.version, current, outcome.reference)
+    : await moveOrder(client, orderId, 'PAYMENT_FAILED', 'system', current.version, current);
   await finishKey(client, orderId, responseFor(moved, path));
   return { order: moved, released: moved.status === 'PAYMENT_FAILED' };
 }
