@@ -18,7 +18,8 @@ const USAGE = `usage: npm run bench -- db | orders [--seconds S] [--json]
           1 to 32 connections; TPS and latency percentiles per step, and the ceiling (needs the lab)
   orders  POST /orders through the order service in-process against PostgreSQL, Redis and Kafka on loopback, 4 to 32
           clients, beside the same database work run by pgbench against the same PostgreSQL; the ratio of the
-          service's best rate with p95 < 50 ms to pgbench's ceiling`;
+          service's best rate with p95 < 50 ms to pgbench's ceiling, with every process on every CPU (shared) and
+          with PostgreSQL on CPUs of its own (zones); CPU ms per order by process for every step`;
 
 /** Keeps a report in reports/bench/<name>-<time>.json. */
 function keep(name: string, report: { at: string }): void {
@@ -57,12 +58,14 @@ async function main(argv: string[]): Promise<number> {
     keep('orders', report);
     if (json) console.log(JSON.stringify(report, null, 2));
     else {
-      const s = report.sustained;
-      console.log(`pgbench ceiling: ${report.ceiling.perSecond} orders/s at ${report.ceiling.clients} connections (p95 ${report.ceiling.ms.p95} ms)`);
-      console.log(s === null ? 'service: no step had p95 < 50 ms without errors'
-        : `service: ${s.perSecond} orders/s at ${s.clients} clients (p95 ${s.ms.p95} ms, p99 ${s.ms.p99} ms) = ${String(report.ratio)} of the ceiling`);
+      for (const l of report.layouts) {
+        const s = l.sustained;
+        console.log(`${l.layout}: pgbench ceiling ${String(l.ceiling.perSecond)} orders/s at ${String(l.ceiling.clients)} connections (p95 ${String(l.ceiling.ms.p95)} ms); ` + (s === null
+          ? 'the service had no step with p95 < 50 ms without errors'
+          : `the service ${String(s.perSecond)} orders/s at ${String(s.clients)} clients (p95 ${String(s.ms.p95)} ms, p99 ${String(s.ms.p99)} ms) = ${String(l.ratio)} of the ceiling`));
+      }
     }
-    return report.service.every((s) => s.errors === 0) && report.pgbench.every((s) => s.errors === 0) ? 0 : 1;
+    return report.layouts.every((l) => l.service.every((s) => s.errors === 0) && l.pgbench.every((s) => s.errors === 0)) ? 0 : 1;
   }
   if (!(await status(defaultInventory)).up) throw new Error('the lab is not up (npm run lab -- up)');
   const inventory = loadInventory(defaultInventory);

@@ -3,13 +3,18 @@
 // against the same PostgreSQL in the same run. The pgbench script is what the service does to the database for one
 // approved order: the creation transaction (key claim, stock, order, item, history, outbox) and the settlement
 // transaction (read, move to CONFIRMED with the version check, history, outbox, payment reference, key response).
+//
+// Two CPU layouts, measured in the same run: `shared`, every process on every CPU (as on the single-machine lab), and
+// `zones`, PostgreSQL on CPUs of its own and the service, its clients, Kafka and Redis on the others (as in the
+// deployment, where the data zone has its own hosts). Each step says where the CPU went, in ms per order.
 import { execFile, fork } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 import { startHarness, type Harness } from '../../services/order-service/test/harness.ts';
-import { cpuByGroup, cpuMsOf } from '../lib/proc.ts';
+import { cpuByGroup, cpuMsOf, descendantsOf } from '../lib/proc.ts';
 import { latencyPercentiles, round1 } from '../lib/stats.ts';
 import type { LoadInput, LoadOutput } from './order-load.ts';
 
@@ -45,21 +50,50 @@ function perOrder(before: Map<string, number>, after: Map<string, number>, extra
 
 const round2 = (n: number): number => Math.round(n * 100) / 100;
 
+/** The CPU sets of a layout on a machine with `count` CPUs: `zones` gives PostgreSQL the upper half. */
+export function layoutCpus(layout: Layout, count: number): { postgres: string; others: string } {
+  const all = count === 1 ? '0' : `0-${String(count - 1)}`;
+  if (layout === 'shared') return { postgres: all, others: all };
+  if (count < 2) throw new Error('the zones layout needs at least 2 CPUs');
+  const half = Math.floor(count / 2);
+  const range = (from: number, to: number): string => (from === to ? String(from) : `${String(from)}-${String(to)}`);
+  return { postgres: range(half, count - 1), others: range(0, half - 1) };
+}
+
+/** Pins PostgreSQL (its postmaster and backends; new backends inherit) and everything else this process runs. */
+async function applyLayout(cpus: { postgres: string; others: string }): Promise<void> {
+  const pin = (pid: number, list: string): Promise<unknown> => run('taskset', ['-a', '-p', '-c', list, String(pid)]).catch((error: unknown) => {
+    // a process that ended meanwhile (a backend closing) needs no pinning
+    if (!/No such process|failed to get pid/.test(String(error))) throw error;
+  });
+  await pin(process.pid, cpus.others);
+  for (const { pid, comm } of descendantsOf(process.pid)) await pin(pid, comm === 'postgres' ? cpus.postgres : cpus.others);
+}
+
 /** "service 2.1 ms, client 0.6 ms, ..." */
 export function describeCpu(cpu: Record<string, number>): string {
   return Object.entries(cpu).map(([name, ms]) => `${name} ${String(ms)}`).join(', ');
 }
 
-export interface OrdersReport {
-  benchmark: 'orders';
-  at: string;
-  seconds: number;
+export type Layout = 'shared' | 'zones';
+
+export interface LayoutReport {
+  layout: Layout;
+  /** the CPUs PostgreSQL ran on, and the CPUs of everything else */
+  cpus: { postgres: string; others: string };
   service: OrdersStep[];
   pgbench: OrdersStep[];
   /** the best service step with p95 < 50 ms and no errors */
   sustained: OrdersStep | null;
   ceiling: OrdersStep;
   ratio: number | null;
+}
+
+export interface OrdersReport {
+  benchmark: 'orders';
+  at: string;
+  seconds: number;
+  layouts: LayoutReport[];
 }
 
 const PGBENCH_SCRIPT = `
@@ -150,24 +184,36 @@ export async function benchOrders(seconds: number, progress: (line: string) => v
       if (r.status !== 201) throw new Error(`seeding ${productId(n)}: ${String(r.status)} ${r.text}`);
     }
     writeFileSync(join(h.stack.dir, 'order.sql'), PGBENCH_SCRIPT);
-    const levels = [4, 8, 16, 32];
-    const service: OrdersStep[] = [];
-    const pgbench: OrdersStep[] = [];
-    for (const clients of levels) {
-      const s = await serviceStep(h, clients, seconds, 2);
-      service.push(s);
-      progress(`service  ${String(clients).padStart(2)} clients: ${String(s.perSecond).padStart(6)} orders/s  p50 ${String(s.ms.p50)} ms  p95 ${String(s.ms.p95)} ms  p99 ${String(s.ms.p99)} ms  (${String(s.errors)} errors)  CPU ms/order: ${describeCpu(s.cpuMsPerOrder)}`);
-      const p = await pgbenchStep(h, h.stack.dir, clients, seconds);
-      pgbench.push(p);
-      progress(`pgbench  ${String(clients).padStart(2)} conns:   ${String(p.perSecond).padStart(6)} orders/s  p50 ${String(p.ms.p50)} ms  p95 ${String(p.ms.p95)} ms  p99 ${String(p.ms.p99)} ms  (${String(p.errors)} failed)  CPU ms/order: ${describeCpu(p.cpuMsPerOrder)}`);
+    const count = availableParallelism();
+    const layouts: LayoutReport[] = [];
+    for (const layout of count >= 2 ? ['shared', 'zones'] as const : ['shared'] as const) {
+      const cpus = layoutCpus(layout, count);
+      await applyLayout(cpus);
+      progress(`${layout}: PostgreSQL on CPUs ${cpus.postgres}, the service, its clients, Kafka and Redis on CPUs ${cpus.others}`);
+      layouts.push(await measureLayout(h, layout, cpus, seconds, progress));
     }
-    const ceiling = pgbench.reduce((best, s) => (s.perSecond > best.perSecond ? s : best));
-    const sustained = service.filter((s) => s.errors === 0 && s.ms.p95 < 50).reduce<OrdersStep | null>((best, s) => (best === null || s.perSecond > best.perSecond ? s : best), null);
-    return {
-      benchmark: 'orders', at: new Date().toISOString(), seconds, service, pgbench, sustained, ceiling,
-      ratio: sustained === null ? null : Math.round((sustained.perSecond / ceiling.perSecond) * 100) / 100,
-    };
+    await applyLayout(layoutCpus('shared', count));
+    return { benchmark: 'orders', at: new Date().toISOString(), seconds, layouts };
   } finally {
     await h.stop();
   }
+}
+
+async function measureLayout(h: Harness, layout: Layout, cpus: { postgres: string; others: string }, seconds: number, progress: (line: string) => void): Promise<LayoutReport> {
+  const service: OrdersStep[] = [];
+  const pgbench: OrdersStep[] = [];
+  for (const clients of [4, 8, 16, 32]) {
+    const s = await serviceStep(h, clients, seconds, 2);
+    service.push(s);
+    progress(`  service  ${String(clients).padStart(2)} clients: ${String(s.perSecond).padStart(6)} orders/s  p50 ${String(s.ms.p50)} ms  p95 ${String(s.ms.p95)} ms  p99 ${String(s.ms.p99)} ms  (${String(s.errors)} errors)  CPU ms/order: ${describeCpu(s.cpuMsPerOrder)}`);
+    const p = await pgbenchStep(h, h.stack.dir, clients, seconds);
+    pgbench.push(p);
+    progress(`  pgbench  ${String(clients).padStart(2)} conns:   ${String(p.perSecond).padStart(6)} orders/s  p50 ${String(p.ms.p50)} ms  p95 ${String(p.ms.p95)} ms  p99 ${String(p.ms.p99)} ms  (${String(p.errors)} failed)  CPU ms/order: ${describeCpu(p.cpuMsPerOrder)}`);
+  }
+  const ceiling = pgbench.reduce((best, s) => (s.perSecond > best.perSecond ? s : best));
+  const sustained = service.filter((s) => s.errors === 0 && s.ms.p95 < 50).reduce<OrdersStep | null>((best, s) => (best === null || s.perSecond > best.perSecond ? s : best), null);
+  return {
+    layout, cpus, service, pgbench, sustained, ceiling,
+    ratio: sustained === null ? null : Math.round((sustained.perSecond / ceiling.perSecond) * 100) / 100,
+  };
 }
