@@ -96,25 +96,26 @@ export interface OrdersReport {
   layouts: LayoutReport[];
 }
 
+// run with -M prepared (as the service's named statements): the variables are parameters, never inside a literal
 const PGBENCH_SCRIPT = `
 \\set n random(1, ${String(PRODUCTS)})
-SELECT gen_random_uuid() AS oid, 'BENCH-' || lpad(:n::text, 3, '0') AS pid, 'pgbench-' || :client_id AS cid \\gset
+SELECT gen_random_uuid() AS oid, 'BENCH-' || lpad(:n::text, 3, '0') AS pid, 'pgbench-' || :client_id::text AS cid \\gset
 BEGIN;
-SELECT set_config('oms.scope', 'customer', true), set_config('oms.customer_id', ':cid', true);
-INSERT INTO oms.idempotency_keys (customer_id, key, request_sha256, state, order_id) VALUES (':cid', ':oid', md5(':oid'), 'IN_FLIGHT', ':oid') ON CONFLICT (customer_id, key) DO NOTHING;
-UPDATE oms.products SET stock = stock - 1, version = version + 1, updated_at = now() WHERE id = ':pid' AND stock >= 1 RETURNING price_cents, currency, stock;
-WITH placed AS (INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token) VALUES (':oid', ':cid', 'PENDING_PAYMENT', 500, 'EUR', 'tok_approve_bench')),
-  lines AS (INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents) SELECT ':oid', ordinality, ':cid', product_id, quantity, unit_price_cents FROM unnest(ARRAY[':pid'], ARRAY[1], ARRAY[500]::bigint[]) WITH ORDINALITY AS l(product_id, quantity, unit_price_cents)),
-  history AS (INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (':oid', ':cid', NULL, 'PENDING_PAYMENT', 'customer'))
-  INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), ':oid', 'order.created', ':cid', '{"orderId": ":oid"}');
+SELECT set_config('oms.scope', 'customer', true), set_config('oms.customer_id', :cid::text, true);
+INSERT INTO oms.idempotency_keys (customer_id, key, request_sha256, state, order_id) VALUES (:cid, :oid, md5(:oid::text), 'IN_FLIGHT', :oid) ON CONFLICT (customer_id, key) DO NOTHING;
+UPDATE oms.products SET stock = stock - 1, version = version + 1, updated_at = now() WHERE id = :pid AND stock >= 1 RETURNING price_cents, currency, stock;
+WITH placed AS (INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token) VALUES (:oid, :cid, 'PENDING_PAYMENT', 500, 'EUR', 'tok_approve_bench')),
+  lines AS (INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents) SELECT :oid::uuid, ordinality, :cid::text, product_id, quantity, unit_price_cents FROM unnest(ARRAY[:pid::text], ARRAY[1], ARRAY[500]::bigint[]) WITH ORDINALITY AS l(product_id, quantity, unit_price_cents)),
+  history AS (INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (:oid::uuid, :cid::text, NULL, 'PENDING_PAYMENT', 'customer'))
+  INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), :oid::uuid, 'order.created', :cid::text, json_build_object('orderId', :oid::text));
 COMMIT;
 BEGIN;
 SELECT set_config('oms.scope', 'system', true), set_config('oms.customer_id', '', true);
-SELECT o.*, coalesce((SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line) FROM oms.order_items i WHERE i.order_id = o.id), '[]') AS items FROM oms.orders o WHERE o.id = ':oid';
-UPDATE oms.orders SET status = 'CONFIRMED', version = version + 1, updated_at = now(), payment_reference = coalesce('sim_bench', payment_reference) WHERE id = ':oid' AND version = 1;
-WITH history AS (INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (':oid', ':cid', 'PENDING_PAYMENT', 'CONFIRMED', 'system'))
-  INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), ':oid', 'order.confirmed', ':cid', '{"orderId": ":oid"}');
-UPDATE oms.idempotency_keys SET state = 'DONE', response_status = 201, response_body = '{}', updated_at = now() WHERE order_id = ':oid' AND state = 'IN_FLIGHT';
+SELECT o.id, o.customer_id, o.status, o.total_cents, o.currency, o.version, o.created_at, o.updated_at, coalesce((SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line) FROM oms.order_items i WHERE i.order_id = o.id), '[]') AS items FROM oms.orders o WHERE o.id = :oid;
+UPDATE oms.orders SET status = 'CONFIRMED', version = version + 1, updated_at = now(), payment_reference = coalesce('sim_bench', payment_reference) WHERE id = :oid AND version = 1;
+WITH history AS (INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (:oid::uuid, :cid::text, 'PENDING_PAYMENT', 'CONFIRMED', 'system'))
+  INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), :oid::uuid, 'order.confirmed', :cid::text, json_build_object('orderId', :oid::text));
+UPDATE oms.idempotency_keys SET state = 'DONE', response_status = 201, response_body = '{}', updated_at = now() WHERE order_id = :oid AND state = 'IN_FLIGHT';
 COMMIT;
 `;
 
@@ -153,7 +154,7 @@ async function pgbenchStep(h: Harness, dir: string, clients: number, seconds: nu
   const servers = serverCpu();
   const reaped = cpuMsOf(process.pid, true) - cpuMsOf(process.pid, false); // pgbench counts here once it has ended
   const { stdout } = await run('/usr/lib/postgresql/15/bin/pgbench', [
-    '-n', '-f', join(dir, 'order.sql'), '-c', String(clients), '-j', '2', '-T', String(seconds), '-l', `--log-prefix=${prefix}`, 'orders',
+    '-n', '-M', 'prepared', '-f', join(dir, 'order.sql'), '-c', String(clients), '-j', '2', '-T', String(seconds), '-l', `--log-prefix=${prefix}`, 'orders',
   ], {
     cwd: dir,
     env: { ...process.env, PGHOST: '127.0.0.1', PGPORT: String(h.stack.postgres?.port), PGUSER: 'order_service', PGSSLMODE: 'verify-full',

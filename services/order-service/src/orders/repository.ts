@@ -80,13 +80,15 @@ async function items(client: ClientBase, orderIds: string[]): Promise<Map<string
 
 /** One order, or not-found (also for another customer's order: RLS hides it, and so does the answer). One round trip. */
 export async function getOrder(client: ClientBase, id: string): Promise<OrderView> {
-  const { rows } = await client.query<OrderRow & { items: OrderView['items'] }>(
-    `SELECT o.*, coalesce((
+  const { rows } = await client.query<OrderRow & { items: OrderView['items'] }>({
+    name: 'oms.get-order',
+    // the columns by name: a prepared `o.*` would fail once a migration adds a column ("cached plan must not change result type")
+    text: `SELECT o.id, o.customer_id, o.status, o.total_cents, o.currency, o.version, o.created_at, o.updated_at, coalesce((
        SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line)
        FROM oms.order_items i WHERE i.order_id = o.id), '[]') AS items
      FROM oms.orders o WHERE o.id = $1`,
-    [id],
-  );
+    values: [id],
+  });
   const row = rows[0];
   if (!row) throw new ApiError('not-found', `no order ${id}`);
   return view(row, row.items);
@@ -161,11 +163,12 @@ export async function moveOrder(client: ClientBase, id: string, to: OrderStatus,
   }
   const check = transition(current.status, to, actor);
   if (!check.ok) throw new ApiError(check.reason === 'forbidden' ? 'forbidden' : 'transition-not-allowed', check.detail);
-  const { rowCount } = await client.query(
-    `UPDATE oms.orders SET status = $2, version = version + 1, updated_at = now(), payment_reference = coalesce($4, payment_reference)
-     WHERE id = $1 AND version = $3`,
-    [id, to, current.version, paymentReference ?? null],
-  );
+  const { rowCount } = await client.query({
+    name: 'oms.move-order',
+    text: `UPDATE oms.orders SET status = $2, version = version + 1, updated_at = now(), payment_reference = coalesce($4, payment_reference)
+           WHERE id = $1 AND version = $3`,
+    values: [id, to, current.version, paymentReference ?? null],
+  });
   if (rowCount !== 1) throw new ApiError('version-conflict', `order ${id} changed meanwhile: read it again`);
   if (RELEASES_STOCK.has(to)) {
     for (const item of [...current.items].sort((a, b) => a.productId.localeCompare(b.productId))) {
@@ -173,13 +176,14 @@ export async function moveOrder(client: ClientBase, id: string, to: OrderStatus,
     }
   }
   // the history entry and the event in one statement (one round trip)
-  await client.query(
-    `WITH history AS (
+  await client.query({
+    name: 'oms.record-move',
+    text: `WITH history AS (
        INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES ($1, $2, $3, $4, $5)
      )
      INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), $1, $6, $2, $7)`,
-    [id, current.customerId, current.status, to, actor, `order.${to.toLowerCase().replace(/_/g, '-')}`,
+    values: [id, current.customerId, current.status, to, actor, `order.${to.toLowerCase().replace(/_/g, '-')}`,
       JSON.stringify({ orderId: id, customerId: current.customerId, from: current.status, status: to, totalCents: current.totalCents, currency: current.currency })],
-  );
+  });
   return { ...current, status: to, version: current.version + 1 };
 }

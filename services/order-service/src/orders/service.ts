@@ -42,11 +42,12 @@ export function responseFor(order: OrderView, path: string): { status: number; b
 
 /** Stores the final response of the key that created `orderId` (no-op if it is no longer in flight). */
 export async function finishKey(client: PoolClient, orderId: string, response: { status: number; body: unknown }): Promise<void> {
-  await client.query(
-    `UPDATE oms.idempotency_keys SET state = 'DONE', response_status = $2, response_body = $3, updated_at = now()
-     WHERE order_id = $1 AND state = 'IN_FLIGHT'`,
-    [orderId, response.status, JSON.stringify(response.body)],
-  );
+  await client.query({
+    name: 'oms.finish-key',
+    text: `UPDATE oms.idempotency_keys SET state = 'DONE', response_status = $2, response_body = $3, updated_at = now()
+           WHERE order_id = $1 AND state = 'IN_FLIGHT'`,
+    values: [orderId, response.status, JSON.stringify(response.body)],
+  });
 }
 
 /**
