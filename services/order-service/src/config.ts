@@ -1,7 +1,7 @@
 // The service's configuration: one JSON file (rendered by roles/order_service; secrets included, so the file is
 // readable by the service's user only), read once at start and checked with zod. A wrong or missing setting stops the
 // service before it opens any connection, with every problem named by its path.
-import { readFileSync } from 'node:fs';
+import { loadConfig as loadWith, parseConfig as parseWith } from '@oms/service-common/config';
 import { z } from 'zod';
 
 const file = z.string().min(1).describe('a file path');
@@ -70,31 +70,14 @@ export const configSchema = z.strictObject({
 
 export type Config = z.infer<typeof configSchema>;
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError } from '@oms/service-common/config';
 
 /** Checks a parsed configuration; throws a ConfigError naming every problem ("postgres.port: ..."). */
 export function parseConfig(value: unknown, source = 'configuration'): Config {
-  const result = configSchema.safeParse(value);
-  if (result.success) return result.data;
-  const lines = result.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
-  throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`);
+  return parseWith(configSchema, value, source);
 }
 
 /** Reads and checks the configuration file. */
 export function loadConfig(path: string): Config {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read the configuration ${path}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(`${path} is not JSON: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  return parseConfig(value, path);
+  return loadWith(configSchema, path);
 }

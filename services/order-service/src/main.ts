@@ -2,10 +2,10 @@
 // SIGTERM or SIGINT (systemd's stop, Ctrl-C).
 //   node dist/main.js /etc/oms/order-service.json     (or OMS_CONFIG=...)
 import { ConfigError, loadConfig } from './config.ts';
-import { createLogger } from './ops/logger.ts';
+import { createLogger } from '@oms/service-common/logger';
 import { startService } from './service.ts';
 
-const log = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
+const log = createLogger({ service: 'order-service', level: process.env.LOG_LEVEL ?? 'info' });
 const path = process.argv[2] ?? process.env.OMS_CONFIG;
 if (!path) {
   process.stderr.write('usage: order-service CONFIG.json (or OMS_CONFIG=CONFIG.json)\n');

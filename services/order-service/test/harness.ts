@@ -9,7 +9,7 @@ import { freePort } from '../../../zx-scripts/testkit/daemon.ts';
 import { startLocalStack, type LocalStack } from '../../../zx-scripts/testkit/stack.ts';
 import { mintToken, type Role } from '../src/auth/jwt.ts';
 import { parseConfig, type Config } from '../src/config.ts';
-import { createLogger } from '../src/ops/logger.ts';
+import { createLogger } from '@oms/service-common/logger';
 import { startService, type RunningService } from '../src/service.ts';
 
 export interface Reply {
@@ -75,7 +75,7 @@ export async function startHarness(overrides: (c: Config) => void = () => undefi
   };
   const logs: Record<string, unknown>[] = [];
   const destination = new Writable({ write(chunk: Buffer, _enc, done) { for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>); done(); } });
-  const log = createLogger({ level: options.logsTo ? 'info' : 'debug', destination: options.logsTo ?? destination });
+  const log = createLogger({ service: 'order-service', level: options.logsTo ? 'info' : 'debug', destination: options.logsTo ?? destination });
   let cfg = config();
   let service: RunningService;
   try {

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { freePort } from '../../../zx-scripts/testkit/daemon.ts';
 import { migrate, serviceDatabases } from '../../../zx-scripts/testkit/postgres.ts';
-import { createLogger } from '../src/ops/logger.ts';
+import { createLogger } from '@oms/service-common/logger';
 import { startService } from '../src/service.ts';
 import { newKey, orderBody, startHarness, writeCorpus, type Harness, type Reply } from './harness.ts';
 
@@ -387,7 +387,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
   });
 
   it('two instances: both relays run, every event is published exactly once, in order per order', async () => {
-    const second = await startService({ ...h.config, http: { ...h.config.http, port: await freePort() } }, createLogger({ level: 'silent' }));
+    const second = await startService({ ...h.config, http: { ...h.config.http, port: await freePort() } }, createLogger({ service: 'order-service', level: 'silent' }));
     try {
       const ids: string[] = [];
       await Promise.all(Array.from({ length: 30 }, async (_, i) => {

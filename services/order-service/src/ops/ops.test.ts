@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLogger } from './logger.ts';
+import { createLogger } from '@oms/service-common/logger';
 import { createMetrics } from './metrics.ts';
 
 describe('operations', () => {
   it('log lines are JSON with the request id, and never carry tokens, cookies or passwords', () => {
     const lines: string[] = [];
     const destination = new Writable({ write(chunk: Buffer, _encoding, done) { lines.push(chunk.toString()); done(); } });
-    const log = createLogger({ destination });
+    const log = createLogger({ service: 'order-service', destination });
     log.info({ requestId: 'req-1', req: { headers: { authorization: 'Bearer eyJ.secret.sig', cookie: 's=1' } }, body: { paymentToken: 'tok_approve_1' } }, 'order received');
     const entry = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
     assert.equal(entry['level'], 'info');

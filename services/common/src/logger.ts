@@ -13,10 +13,10 @@ export const REDACTED_PATHS = [
   'config.kafka.password',
 ];
 
-export function createLogger(options: { level?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createLogger(options: { service: string; level?: string; destination?: NodeJS.WritableStream }): Logger {
   return pino({
     level: options.level ?? 'info',
-    base: { service: 'order-service' },
+    base: { service: options.service },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     formatters: { level: (label) => ({ level: label }) },

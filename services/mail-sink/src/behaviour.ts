@@ -1,0 +1,23 @@
+// How the sink answers, changeable at run time for drills and tests: accept; tempfail (451: the provider is having
+// trouble, senders retry later); a delay before each answer to DATA (a slow provider); recipients refused for good
+// (550: an address the provider knows to be bad, so senders give up on that message).
+import { z } from 'zod';
+
+export const behaviourSchema = z.strictObject({
+  mode: z.enum(['accept', 'tempfail']),
+  delayMs: z.number().int().min(0).max(120_000),
+  rejectRecipients: z.array(z.string().min(1).max(254)).max(100),
+});
+
+export type Behaviour = z.infer<typeof behaviourSchema>;
+
+export const NORMAL: Behaviour = { mode: 'accept', delayMs: 0, rejectRecipients: [] };
+
+/** A recipient refused for good: an exact address, or an "@domain" entry for the whole domain (case-insensitive). */
+export function refuses(behaviour: Behaviour, address: string): boolean {
+  const a = address.toLowerCase();
+  return behaviour.rejectRecipients.some((r) => {
+    const entry = r.toLowerCase();
+    return entry.startsWith('@') ? a.endsWith(entry) : a === entry;
+  });
+}
