@@ -2,11 +2,10 @@
 // readable by the service's user only), read once at start and checked with zod. A wrong or missing setting stops the
 // service before it opens any connection, with every problem named by its path.
 import { loadConfig as loadWith, parseConfig as parseWith } from '@oms/service-common/config';
+import { fileSchema, hostPortSchema, kafkaSchema, postgresSchema, secretSchema, tlsFilesSchema, topicSchema } from '@oms/service-common/clients';
 import { z } from 'zod';
 
-const file = z.string().min(1).describe('a file path');
-const hostPort = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port');
-const tls = z.strictObject({ ca: file, cert: file, key: file });
+const tls = tlsFilesSchema;
 
 export const configSchema = z.strictObject({
   http: z.strictObject({
@@ -18,37 +17,20 @@ export const configSchema = z.strictObject({
     /** seconds the server waits for requests in progress on shutdown */
     drainSeconds: z.number().min(0).max(120).default(10),
   }),
-  postgres: z.strictObject({
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65535),
-    database: z.string().min(1),
-    user: z.string().min(1),
-    tls,
-    /** names the server certificate may carry: behind HAProxy it is whichever Patroni member leads (default: host) */
-    serverNames: z.array(z.string().min(1)).min(1).optional(),
-    poolSize: z.number().int().min(1).max(200).default(16),
-    statementTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
-  }),
+  postgres: postgresSchema,
   redis: z.strictObject({
-    sentinels: z.array(hostPort).min(1),
+    sentinels: z.array(hostPortSchema).min(1),
     masterName: z.string().min(1),
     user: z.string().min(1),
-    password: z.string().min(16, 'must be at least 16 characters'),
+    password: secretSchema,
     tls,
     /** catalog entries live this long, plus up to `ttlJitterSeconds` so they do not all expire together */
     catalogTtlSeconds: z.number().int().min(1).default(300),
     ttlJitterSeconds: z.number().int().min(0).default(60),
   }),
-  kafka: z.strictObject({
-    brokers: z.array(hostPort).min(1),
-    user: z.string().min(1),
-    password: z.string().min(16, 'must be at least 16 characters'),
-    /** the brokers' CLIENT listener asks for a client certificate besides SCRAM */
-    tls,
-    topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name'),
-  }),
+  kafka: kafkaSchema.extend({ topic: topicSchema }),
   auth: z.strictObject({
-    publicKey: file,
+    publicKey: fileSchema,
     issuer: z.string().min(1),
     audience: z.string().min(1),
     clockSkewSeconds: z.number().int().min(0).max(300).default(30),

@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
-import pg from 'pg';
+import { clientTls, createKafka, createPool } from '@oms/service-common/clients';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { publicKeyFromPem } from './auth/jwt.ts';
 import { CatalogCache } from './catalog/cache.ts';
@@ -40,24 +40,10 @@ const endpoint = (address: string): { host: string; port: number } => {
 export async function startService(config: Config, log: Logger, options: { payments?: PaymentProvider } = {}): Promise<RunningService> {
   const metrics = createMetrics();
   const payments = options.payments ?? new SimulatedProvider();
-  const serverNames = config.postgres.serverNames ?? [config.postgres.host];
 
-  const pool = new pg.Pool({
-    host: config.postgres.host, port: config.postgres.port, database: config.postgres.database, user: config.postgres.user,
-    max: config.postgres.poolSize, application_name: 'order-service',
-    statement_timeout: config.postgres.statementTimeoutMs, query_timeout: config.postgres.statementTimeoutMs + 1000,
-    connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000, keepAlive: true,
-    ssl: {
-      ca: file(config.postgres.tls.ca), cert: file(config.postgres.tls.cert), key: file(config.postgres.tls.key),
-      rejectUnauthorized: true, minVersion: 'TLSv1.3',
-      checkServerIdentity: (_host: string, cert: PeerCertificate) =>
-        serverNames.some((n) => checkServerIdentity(n, cert) === undefined) ? undefined : new Error(`the PostgreSQL certificate is for none of ${serverNames.join(', ')}`),
-    },
-  });
-  // an idle client's connection dropped (failover, restart): pg removes it from the pool; nothing else to do
-  pool.on('error', (error) => { log.warn({ err: error }, 'idle PostgreSQL connection lost'); });
+  const pool = createPool(config.postgres, 'order-service', log);
 
-  const redisTls = { ca: file(config.redis.tls.ca), cert: file(config.redis.tls.cert), key: file(config.redis.tls.key), rejectUnauthorized: true, minVersion: 'TLSv1.3' as const };
+  const redisTls = clientTls(config.redis.tls);
   const redis = new Redis({
     sentinels: config.redis.sentinels.map(endpoint), name: config.redis.masterName, role: 'master',
     username: config.redis.user, password: config.redis.password,
@@ -71,14 +57,7 @@ export async function startService(config: Config, log: Logger, options: { payme
   });
   redis.on('error', (error: Error) => { log.debug({ err: error }, 'redis connection error'); });
 
-  const kafka = new Kafka({
-    clientId: 'order-service', brokers: config.kafka.brokers,
-    ssl: { ca: file(config.kafka.tls.ca), cert: file(config.kafka.tls.cert), key: file(config.kafka.tls.key), rejectUnauthorized: true, minVersion: 'TLSv1.3' },
-    sasl: { mechanism: 'scram-sha-512', username: config.kafka.user, password: config.kafka.password },
-    connectionTimeout: 3000, authenticationTimeout: 5000, requestTimeout: 10_000,
-    retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
-    logLevel: logLevel.NOTHING,
-  });
+  const kafka = createKafka(config.kafka, 'order-service');
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
 

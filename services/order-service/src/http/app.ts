@@ -10,7 +10,7 @@ import type { Metrics } from '../ops/metrics.ts';
 import { ordersRouter } from '../orders/routes.ts';
 import type { OrdersDeps } from '../orders/service.ts';
 import { authenticate } from './auth.ts';
-import { isDatabaseUnavailable } from '../db/unavailable.ts';
+import { isDatabaseUnavailable } from '@oms/service-common/unavailable';
 import { openApiDocument } from './openapi.ts';
 import { ApiError, toProblem } from './problem.ts';
 

@@ -2,7 +2,7 @@
 // for (actAs: Row Level Security lets a customer see only their own rows, whatever the query); status changes are
 // checked by the state machine and applied with optimistic locking (the version the client saw must still be there).
 import type { ClientBase, Pool, PoolClient } from 'pg';
-import { withClient } from '../db/client.ts';
+import { withClient } from '@oms/service-common/with-client';
 import { actAs } from '../db/create-order.ts';
 import { ApiError } from '../http/problem.ts';
 import { RELEASES_STOCK, transition, type Actor, type OrderStatus } from './state-machine.ts';

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import type { CatalogCache } from '../catalog/cache.ts';
-import { withClient } from '../db/client.ts';
+import { withClient } from '@oms/service-common/with-client';
 import { CommitOutcomeUnknown, createOrder } from '../db/create-order.ts';
 import { ApiError, toProblem } from '../http/problem.ts';
 import type { Metrics } from '../ops/metrics.ts';
