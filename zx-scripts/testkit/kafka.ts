@@ -49,6 +49,8 @@ export function labKafkaDeclarations(): Declared {
 export interface LocalKafka {
   /** the CLIENT listener (SASL_SSL SCRAM-SHA-512, client certificate required) */
   bootstrap: string;
+  /** the INTERNAL listener (TLS; the server certificate's principal is a super user): for test set-up and checks only */
+  internalBootstrap: string;
   /** SCRAM password of each declared user */
   passwords: Record<string, string>;
   topics: string[];
@@ -121,6 +123,7 @@ export async function startKafka(dir: string, pki: LocalPki): Promise<LocalKafka
   }
   return {
     bootstrap: `127.0.0.1:${String(client)}`,
+    internalBootstrap: `127.0.0.1:${String(internal)}`,
     passwords,
     topics: declared.topics.map((t) => t.name),
     daemon,

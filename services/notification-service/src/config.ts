@@ -1,0 +1,47 @@
+// The service's configuration: one JSON file (rendered by roles/notification_service; secrets included, so the file
+// is readable by the service's user only), read once at start and checked with zod; every problem named by its path.
+import { kafkaSchema, postgresSchema, tlsFilesSchema, topicSchema } from '@oms/service-common/clients';
+import { loadConfig as loadWith, parseConfig as parseWith } from '@oms/service-common/config';
+import { z } from 'zod';
+import { smtpSchema } from './mail/provider.ts';
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+export const configSchema = z.strictObject({
+  /** /livez, /readyz, /metrics: plain HTTP on loopback only; anywhere else HTTPS with client certificates */
+  http: z.strictObject({
+    address: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535),
+    tls: tlsFilesSchema.optional(),
+    allowedClientNames: z.array(z.string().min(1)).min(1).optional(),
+  }).refine((h) => LOOPBACK.test(h.address) || (h.tls !== undefined && h.allowedClientNames !== undefined), {
+    message: 'listening beyond loopback needs tls and allowedClientNames (mutual TLS)',
+  }),
+  postgres: postgresSchema,
+  kafka: kafkaSchema.extend({
+    topic: topicSchema,
+    retryTopic: topicSchema,
+    deadLetterTopic: topicSchema,
+    groupId: z.string().min(1).default('notification-service'),
+    /** partitions handled at the same time (each one in order) */
+    concurrency: z.number().int().min(1).max(64).default(3),
+  }),
+  smtp: smtpSchema,
+  retry: z.strictObject({
+    /** the wait before attempt 2, 3, ...: the last attempt is delays + 1, then the dead-letter topic */
+    delaysMs: z.array(z.number().int().min(0).max(24 * 3600 * 1000)).min(1).max(20),
+    /** consecutive transient failures that mean the provider is down: sending pauses until a probe finds it again */
+    breakerThreshold: z.number().int().min(1).max(100),
+    probeEveryMs: z.number().int().min(100).max(600_000),
+  }).default({ delaysMs: [1000, 5000, 30_000, 120_000, 600_000], breakerThreshold: 3, probeEveryMs: 2000 }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export function parseConfig(value: unknown, source = 'configuration'): Config {
+  return parseWith(configSchema, value, source);
+}
+
+export function loadConfig(path: string): Config {
+  return loadWith(configSchema, path);
+}

@@ -1,0 +1,180 @@
+// One message in, one outcome recorded: the heart of the service, without the Kafka consumer's plumbing (consumer.ts)
+// so that every path can be reasoned about on its own.
+//
+//   order event (attempt 1) or retry message (attempt n, due at a time) -> parse -> claim in the inbox -> send ->
+//   SENT | retry message n+1 after a backoff (transient failure) | dead-letter (permanent, attempts used up, poison)
+//
+// Outcomes are recorded before the handler returns, and the consumer commits an offset only after that. A message
+// that must wait (a retry not yet due, the provider down) is answered `later`: its partition pauses and the message
+// is fetched again, so nothing is skipped and no loop blocks the others.
+import type { IHeaders, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import { messageIdFor, parseEvent, PoisonMessage, type OrderEvent } from './events.ts';
+import type { Inbox } from './inbox.ts';
+import { SendFailure, type MailProvider } from './mail/provider.ts';
+import type { Metrics } from './metrics.ts';
+import { render } from './templates.ts';
+
+export interface IncomingMessage {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers?: IHeaders;
+}
+
+export type Handled = { kind: 'done' } | { kind: 'later'; inMs: number; why: string };
+
+export interface NotifierSettings {
+  topics: { events: string; retry: string; deadLetter: string };
+  /** the wait before attempt 2, 3, ...; attempts = delays + 1 */
+  retryDelaysMs: number[];
+  from: string;
+  messageIdDomain: string;
+}
+
+/**
+ * Consecutive transient failures of the provider: from `threshold` on the breaker is open and nothing is sent (the
+ * events wait in Kafka, not in a flood of retries) until a probe, at most one per `probeEveryMs`, finds the provider
+ * reachable again; a success closes it.
+ */
+export class ProviderBreaker {
+  private failures = 0;
+  private lastProbe = 0;
+  private probing: Promise<boolean> | undefined;
+
+  constructor(private readonly threshold: number, readonly probeEveryMs: number, private readonly reachable: () => Promise<boolean>) {}
+
+  get open(): boolean { return this.failures >= this.threshold; }
+  failed(): void { this.failures++; }
+  succeeded(): void { this.failures = 0; }
+
+  /** true when sending may go on: closed, or open and a probe (now, or the one in progress) found the provider */
+  async allows(): Promise<boolean> {
+    if (!this.open) return true;
+    if (!this.probing && Date.now() - this.lastProbe < this.probeEveryMs) return false;
+    this.probing ??= this.reachable().finally(() => { this.lastProbe = Date.now(); this.probing = undefined; });
+    if (!(await this.probing)) return false;
+    this.succeeded();
+    return true;
+  }
+}
+
+const header = (headers: IHeaders | undefined, name: string): string | undefined => {
+  const v = headers?.[name];
+  const first = Array.isArray(v) ? v[0] : v;
+  return first === undefined ? undefined : first.toString();
+};
+
+const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+export class Notifier {
+  constructor(
+    private readonly inbox: Inbox,
+    private readonly provider: MailProvider,
+    private readonly producer: Producer,
+    private readonly breaker: ProviderBreaker,
+    private readonly settings: NotifierSettings,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  async handle(message: IncomingMessage): Promise<Handled> {
+    const fromRetry = message.topic === this.settings.topics.retry;
+    const attempt = fromRetry ? Number(header(message.headers, 'attempt')) : 1;
+    if (fromRetry) {
+      const due = Number(header(message.headers, 'due-at'));
+      if (!Number.isInteger(attempt) || attempt < 2 || !Number.isFinite(due)) {
+        await this.deadLetter(message, 'unparseable', `retry message without a valid attempt or due-at header`, undefined);
+        return { kind: 'done' };
+      }
+      if (due > Date.now()) return { kind: 'later', inMs: due - Date.now(), why: `attempt ${String(attempt)} not due yet` };
+    }
+
+    let event: OrderEvent;
+    try {
+      event = parseEvent(message.value);
+    } catch (error) {
+      if (!(error instanceof PoisonMessage)) throw error;
+      await this.deadLetter(message, 'unparseable', error.message, undefined);
+      return { kind: 'done' };
+    }
+    if (!(await this.breaker.allows())) return { kind: 'later', inMs: this.breaker.probeEveryMs, why: 'the provider is down' };
+
+    const messageId = messageIdFor(event.id, this.settings.messageIdDomain);
+    const claim = await this.inbox.claim({ id: event.id, type: event.type, orderId: event.data.orderId, recipient: event.data.customerEmail }, attempt);
+    switch (claim.kind) {
+      case 'done':
+        this.metrics.duplicates.inc();
+        this.log.debug({ eventId: event.id, attempt, row: claim.row }, 'nothing to do for this message');
+        return { kind: 'done' };
+      case 'wait':
+        return { kind: 'later', inMs: 500, why: `attempt ${String(attempt - 1)} is still being recorded` };
+      case 'unfinished':
+        // an earlier try of this attempt died mid-send: ask the provider before sending anything again
+        if ((await this.provider.lookup(messageId)) === 'accepted') {
+          await this.inbox.sent(event.id, messageId);
+          this.log.info({ eventId: event.id, messageId }, 'an interrupted send had arrived; recorded as sent');
+          return { kind: 'done' };
+        }
+        break;
+      case 'claimed':
+        break;
+    }
+
+    const email = render(event);
+    try {
+      await this.provider.send({
+        from: this.settings.from, to: event.data.customerEmail, messageId, ...email,
+        headers: { 'X-Oms-Event-Id': event.id, 'X-Oms-Event-Type': event.type, 'X-Oms-Order-Id': event.data.orderId },
+      });
+    } catch (error) {
+      const failure = error instanceof SendFailure ? error : new SendFailure('transient', describe(error), { cause: error });
+      return this.failed(message, event, attempt, failure);
+    }
+    this.breaker.succeeded();
+    await this.inbox.sent(event.id, messageId);
+    this.metrics.sent.inc({ type: event.type });
+    this.metrics.latency.observe((Date.now() - Date.parse(event.occurredAt)) / 1000);
+    this.log.info({ eventId: event.id, orderId: event.data.orderId, type: event.type, attempt, messageId }, 'email sent');
+    return { kind: 'done' };
+  }
+
+  private async failed(message: IncomingMessage, event: OrderEvent, attempt: number, failure: SendFailure): Promise<Handled> {
+    if (failure.kind === 'permanent' || attempt > this.settings.retryDelaysMs.length) {
+      await this.deadLetter(message, failure.kind === 'permanent' ? 'permanent' : 'attempts-exhausted', failure.message, event);
+      return { kind: 'done' };
+    }
+    this.breaker.failed();
+    const delay = this.settings.retryDelaysMs[attempt - 1] ?? 0;
+    // the retry message first, then the row: a crash in between leaves the row SENDING, and the event comes again
+    await this.producer.send({
+      topic: this.settings.topics.retry, acks: -1,
+      messages: [{
+        key: message.key, value: message.value,
+        headers: { ...message.headers, attempt: String(attempt + 1), 'due-at': String(Date.now() + delay), 'last-error': failure.message.slice(0, 500) },
+      }],
+    });
+    await this.inbox.retrying(event.id, failure.message);
+    this.metrics.retried.inc();
+    this.log.warn({ eventId: event.id, attempt, nextInMs: delay, err: failure }, 'send failed; retry scheduled');
+    return { kind: 'done' };
+  }
+
+  private async deadLetter(message: IncomingMessage, reason: 'unparseable' | 'permanent' | 'attempts-exhausted', error: string, event: OrderEvent | undefined): Promise<void> {
+    await this.producer.send({
+      topic: this.settings.topics.deadLetter, acks: -1,
+      messages: [{
+        key: message.key, value: message.value,
+        headers: {
+          ...message.headers, 'dlt-reason': reason, 'dlt-error': error.slice(0, 2000),
+          'dlt-original-topic': message.topic, 'dlt-original-partition': String(message.partition), 'dlt-original-offset': message.offset,
+        },
+      }],
+    });
+    if (event) await this.inbox.deadLettered(event.id, error);
+    this.metrics.deadLettered.inc({ reason });
+    this.log.warn({ reason, error, topic: message.topic, partition: message.partition, offset: message.offset, eventId: event?.id }, 'message dead-lettered');
+  }
+}
