@@ -25,6 +25,8 @@ export const configSchema = z.strictObject({
     groupId: z.string().min(1).default('notification-service'),
     /** partitions handled at the same time (each one in order) */
     concurrency: z.number().int().min(1).max(64).default(3),
+    /** a consumer that dies is noticed (its partitions handed to the others) after this long without heartbeats */
+    sessionTimeoutMs: z.number().int().min(6000).max(300_000).default(30_000),
   }),
   smtp: smtpSchema,
   retry: z.strictObject({

@@ -33,7 +33,7 @@ export async function startNotificationService(config: Config, log: Logger, opti
   const kafka = createKafka(config.kafka, 'notification-service');
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
-  const consumer = kafka.consumer({ groupId: config.kafka.groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 500, sessionTimeout: 30_000, heartbeatInterval: 3000 });
+  const consumer = kafka.consumer({ groupId: config.kafka.groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 500, sessionTimeout: config.kafka.sessionTimeoutMs, heartbeatInterval: Math.min(3000, Math.floor(config.kafka.sessionTimeoutMs / 3)) });
   await consumer.connect();
   await consumer.subscribe({ topics: [config.kafka.topic, config.kafka.retryTopic], fromBeginning: true });
 

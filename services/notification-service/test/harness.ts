@@ -71,7 +71,7 @@ export async function startNotificationHarness(overrides: (c: Config) => void = 
     const c = parseConfig({
       http: { address: '127.0.0.1', port: 0 },
       postgres: { host: postgres.host, port: postgres.port, database: 'notifications', user: 'notification_service', tls: client, serverNames: ['localhost'], poolSize: 8 },
-      kafka: { brokers: [kafka.bootstrap], user: 'notification-service', password: kafka.passwords['notification-service'], tls: client, topic: TOPIC, retryTopic: RETRY_TOPIC, deadLetterTopic: DLT_TOPIC, concurrency: 3 },
+      kafka: { brokers: [kafka.bootstrap], user: 'notification-service', password: kafka.passwords['notification-service'], tls: client, topic: TOPIC, retryTopic: RETRY_TOPIC, deadLetterTopic: DLT_TOPIC, concurrency: 3, sessionTimeoutMs: 6000 },
       smtp: {
         host: '127.0.0.1', port: sink.smtpPort, security: 'starttls', ca: stack.pki.ca, servername: 'localhost', user: 'notification-service', password: SINK_PASSWORD,
         from: 'orders@oms.example', messageIdDomain: 'notifications.oms.example', timeoutMs: 5000, lookup: { url: sink.controlUrl, token: SINK_TOKEN },

@@ -1,6 +1,9 @@
 // The notification service against real PostgreSQL, Kafka and the mail sink on loopback: one email per event through
 // duplicates, redeliveries, restarts, poison messages, provider failures and a crash.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { EVENT_TYPES } from '../src/events.ts';
 import { DLT_TOPIC, orderEvent, RETRY_TOPIC, startNotificationHarness, TOPIC, type NotificationHarness, type TestEvent } from './harness.ts';
@@ -104,5 +107,113 @@ describe('notification service (real PostgreSQL, Kafka and SMTP sink)', { timeou
     await new Promise((resolve) => setTimeout(resolve, 1500)); // any second copy would have arrived by now
     assert.deepEqual(events.map(emailsFor), events.map(() => 1));
     assert.ok((await h.read(RETRY_TOPIC)).length >= 1, 'the failed sends went through the retry topic');
+  });
+
+  it('acceptance: N events with duplicates, a consumer crash mid-stream and a redelivery of everything: exactly N emails', async (t) => {
+    const N = 300;
+    const events = Array.from({ length: N }, () => orderEvent());
+    const before = h.sink.store.stats();
+    await h.stopService();
+    // the service as a process, so that the crash is a real one (SIGKILL), with a provider slow enough to be mid-send
+    h.sink.setBehaviour({ mode: 'accept', delayMs: 15, rejectRecipients: [] });
+    const child = spawn(process.execPath, ['--import', 'tsx', new URL('../src/main.ts', import.meta.url).pathname, h.configFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+    try {
+      await h.publish(events);
+      await h.publish(events.filter((_, i) => i % 5 === 0)); // every fifth event a second time
+      await h.waitFor('a third of the emails', () => events.filter((e) => emailsFor(e) > 0).length >= N / 3, 60_000);
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      h.sink.setBehaviour({ mode: 'accept', delayMs: 0, rejectRecipients: [] });
+    }
+    const atCrash = events.filter((e) => emailsFor(e) > 0).length;
+    await h.startService(); // takes over once the group notices the dead member (session timeout)
+    await delivered(events, 120_000);
+    // and everything once more from the start of the topic
+    await h.stopService();
+    await h.admin.resetOffsets({ groupId: 'notification-service', topic: TOPIC, earliest: true });
+    await h.startService();
+    const partitions = await h.admin.fetchTopicOffsets(TOPIC);
+    await h.waitFor('the topic read again', async () => {
+      const [group] = await h.admin.fetchOffsets({ groupId: 'notification-service', topics: [TOPIC] });
+      return partitions.every((q) => q.high === q.low || group!.partitions.find((p) => p.partition === q.partition)?.offset === q.high);
+    }, 120_000);
+    const counts = events.map(emailsFor);
+    const duplicates = counts.reduce((n, c) => n + Math.max(0, c - 1), 0);
+    const missing = counts.filter((c) => c === 0).length;
+    t.diagnostic(`N ${String(N)} events (${String(N / 5)} published twice), crash after ${String(atCrash)} emails, then redelivered from the start: ${String(h.sink.store.stats().messages - before.messages)} emails, duplicates ${String(duplicates)}, missing ${String(missing)}`);
+    assert.equal(missing, 0);
+    assert.equal(duplicates, 0);
+    assert.equal(h.sink.store.stats().messages - before.messages, N);
+  });
+
+  it('an attempt that died mid-send: the provider is asked first; sent only if it never arrived', async () => {
+    const arrived = orderEvent();
+    const lost = orderEvent();
+    // both as a consumer killed after claiming them leaves them: SENDING, attempt 1; only `arrived` reached the provider
+    const c = h.stack.postgres!.admin('notifications');
+    await c.connect();
+    try {
+      for (const e of [arrived, lost]) {
+        await c.query(`INSERT INTO notify.inbox (event_id, event_type, order_id, status, attempts, recipient) VALUES ($1, $2, $3, 'SENDING', 1, $4)`, [e.id, e.type, e.data.orderId, e.data.customerEmail]);
+      }
+    } finally {
+      await c.end();
+    }
+    h.sink.store.add({ from: 'orders@oms.example', to: ['ada@shop.example'] }, `Message-ID: <${arrived.id}@notifications.oms.example>\r\nX-Oms-Order-Id: ${arrived.data.orderId}\r\n\r\nsent before the crash\r\n`);
+    await h.publish([arrived, lost]);
+    await delivered([lost]);
+    await h.waitFor('both recorded as sent', async () => (await inbox(arrived.id))?.status === 'SENT' && (await inbox(lost.id))?.status === 'SENT');
+    assert.equal(emailsFor(arrived), 1, 'not sent a second time');
+    assert.equal(emailsFor(lost), 1);
+    assert.ok(h.logs.some((l) => l.msg === 'an interrupted send had arrived; recorded as sent' && l.eventId === arrived.id));
+  });
+
+  it('stopping finishes the message in hand: the email goes out and is recorded before the service ends', async () => {
+    h.sink.setBehaviour({ mode: 'accept', delayMs: 1500, rejectRecipients: [] });
+    const e = orderEvent();
+    try {
+      await h.publish([e]);
+      await h.waitFor('the send under way', async () => (await inbox(e.id))?.status === 'SENDING');
+      await h.stopService();
+    } finally {
+      h.sink.setBehaviour({ mode: 'accept', delayMs: 0, rejectRecipients: [] });
+    }
+    assert.equal(emailsFor(e), 1);
+    assert.equal((await inbox(e.id))?.status, 'SENT');
+    assert.ok(h.logs.some((l) => l.msg === 'stopped'));
+    await h.startService();
+  });
+
+  it('reports readiness and metrics (sent, retried, dead-lettered, duplicates, lag, latency)', async () => {
+    await h.waitFor('ready (in the consumer group, PostgreSQL answering)', async () => (await fetch(`${h.service.url}/readyz`)).status === 200);
+    assert.equal((await fetch(`${h.service.url}/livez`)).status, 200);
+    const e = orderEvent('order.shipped');
+    await h.publish([e]);
+    await delivered([e]);
+    const text = await (await fetch(`${h.service.url}/metrics`)).text();
+    for (const name of ['oms_notifications_sent_total{type="order.shipped"}', 'oms_notifications_retried_total', 'oms_notifications_dead_lettered_total', 'oms_notifications_duplicates_total', 'oms_notification_consumer_lag', 'oms_notification_latency_seconds_bucket']) {
+      assert.ok(text.includes(name), name);
+    }
+    assert.equal((await fetch(`${h.service.url}/metrics`, { method: 'POST' })).status, 405);
+  });
+
+  it('refuses to start on a bad configuration or command line: exit 2, the problems named', async () => {
+    const main = new URL('../src/main.ts', import.meta.url).pathname;
+    const run = async (args: string[]): Promise<{ code: number | null; stderr: string }> => {
+      const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMS_CONFIG: '' } });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      const [code] = await once(child, 'exit') as [number | null];
+      return { code, stderr };
+    };
+    const none = await run([]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /^usage: notification-service CONFIG\.json/);
+    const bad = `${h.stack.dir}/bad-notification.json`;
+    writeFileSync(bad, JSON.stringify({ ...h.config, http: { address: '0.0.0.0', port: 1 }, retry: { delaysMs: [], breakerThreshold: 0, probeEveryMs: 1 }, smtp: { ...h.config.smtp, from: 'not-an-address' } }));
+    const refused = await run([bad]);
+    assert.equal(refused.code, 2);
+    for (const path of ['http: listening beyond loopback', 'retry.delaysMs', 'retry.breakerThreshold', 'retry.probeEveryMs', 'smtp.from']) assert.ok(refused.stderr.includes(path), `${path} in: ${refused.stderr}`);
   });
 });
