@@ -1,4 +1,5 @@
-// npm run bench -- db | orders [--seconds S] [--json]
+// npm run bench -- db | orders | notifications [--seconds S] [--json]
+// notifications: order event -> email at the mail sink through the notification service in-process (bench/notifications.ts).
 // orders: POST /orders through the order service in-process on loopback, beside pgbench's ceiling (bench/orders.ts).
 // db: the database ceiling on the lab: the order-creation transaction (services/order-service/src/db/create-order.ts, the statements
 // the service runs) from app1 through HAProxy to the Patroni leader, with synchronous replication on, at rising
@@ -10,16 +11,20 @@ import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { agent } from '../drills/pg.ts';
+import { benchNotifications } from './notifications.ts';
 import { benchOrders } from './orders.ts';
 
-const USAGE = `usage: npm run bench -- db | orders [--seconds S] [--json]
+const USAGE = `usage: npm run bench -- db | orders | notifications [--seconds S] [--json]
 
   db      the order-creation transaction through HAProxy to the Patroni leader (synchronous replication on),
           1 to 32 connections; TPS and latency percentiles per step, and the ceiling (needs the lab)
   orders  POST /orders through the order service in-process against PostgreSQL, Redis and Kafka on loopback, 4 to 32
           clients, beside the same database work run by pgbench against the same PostgreSQL; the ratio of the
           service's best rate with p95 < 50 ms to pgbench's ceiling, with every process on every CPU (shared) and
-          with PostgreSQL on CPUs of its own (zones); CPU ms per order by process for every step`;
+          with PostgreSQL on CPUs of its own (zones); CPU ms per order by process for every step
+  notifications
+          order event -> email accepted by the mail sink, through the notification service in-process against
+          PostgreSQL, Kafka and the sink: latency percentiles at a steady 20 events/s, and the drain rate of a burst`;
 
 /** Keeps a report in reports/bench/<name>-<time>.json. */
 function keep(name: string, report: { at: string }): void {
@@ -51,6 +56,12 @@ async function main(argv: string[]): Promise<number> {
     } else {
       words.push(a);
     }
+  }
+  if (words[0] === 'notifications' && words.length === 1) {
+    const report = await benchNotifications(seconds, (line) => { if (!json) console.log(line); });
+    keep('notifications', report);
+    if (json) console.log(JSON.stringify(report, null, 2));
+    return 0;
   }
   if (words.length !== 1 || (words[0] !== 'db' && words[0] !== 'orders')) throw new UsageError(words.length === 0 ? 'name a benchmark' : `unknown benchmark '${words.join(' ')}'`);
   if (words[0] === 'orders') {
