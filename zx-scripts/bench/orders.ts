@@ -104,14 +104,14 @@ BEGIN;
 SELECT set_config('oms.scope', 'customer', true), set_config('oms.customer_id', :cid::text, true);
 INSERT INTO oms.idempotency_keys (customer_id, key, request_sha256, state, order_id) VALUES (:cid, :oid, md5(:oid::text), 'IN_FLIGHT', :oid) ON CONFLICT (customer_id, key) DO NOTHING;
 UPDATE oms.products SET stock = stock - 1, version = version + 1, updated_at = now() WHERE id = :pid AND stock >= 1 RETURNING price_cents, currency, stock;
-WITH placed AS (INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token) VALUES (:oid, :cid, 'PENDING_PAYMENT', 500, 'EUR', 'tok_approve_bench')),
+WITH placed AS (INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token, customer_email) VALUES (:oid, :cid, 'PENDING_PAYMENT', 500, 'EUR', 'tok_approve_bench', :cid::text || '@shop.example')),
   lines AS (INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents) SELECT :oid::uuid, ordinality, :cid::text, product_id, quantity, unit_price_cents FROM unnest(ARRAY[:pid::text], ARRAY[1], ARRAY[500]::bigint[]) WITH ORDINALITY AS l(product_id, quantity, unit_price_cents)),
   history AS (INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (:oid::uuid, :cid::text, NULL, 'PENDING_PAYMENT', 'customer'))
   INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), :oid::uuid, 'order.created', :cid::text, json_build_object('orderId', :oid::text));
 COMMIT;
 BEGIN;
 SELECT set_config('oms.scope', 'system', true), set_config('oms.customer_id', '', true);
-SELECT o.id, o.customer_id, o.status, o.total_cents, o.currency, o.version, o.created_at, o.updated_at, coalesce((SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line) FROM oms.order_items i WHERE i.order_id = o.id), '[]') AS items FROM oms.orders o WHERE o.id = :oid;
+SELECT o.id, o.customer_id, o.customer_email, o.status, o.total_cents, o.currency, o.version, o.created_at, o.updated_at, coalesce((SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line) FROM oms.order_items i WHERE i.order_id = o.id), '[]') AS items FROM oms.orders o WHERE o.id = :oid;
 UPDATE oms.orders SET status = 'CONFIRMED', version = version + 1, updated_at = now(), payment_reference = coalesce('sim_bench', payment_reference) WHERE id = :oid AND version = 1;
 WITH history AS (INSERT INTO oms.order_history (order_id, customer_id, from_status, to_status, actor) VALUES (:oid::uuid, :cid::text, 'PENDING_PAYMENT', 'CONFIRMED', 'system'))
   INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), :oid::uuid, 'order.confirmed', :cid::text, json_build_object('orderId', :oid::text));

@@ -116,6 +116,7 @@ async function load(runId: string, writers: number, intervalMs: number): Promise
         const result = await createOrder(client, {
           orderId: id,
           customerId: `drill-${runId}`,
+          customerEmail: `drill-${runId}@drills.oms.example`,
           idempotencyKey: id,
           requestSha256: createHash('sha256').update(id).digest('hex'),
           lines: [{ productId: products[index] ?? 'DRILL-1', quantity: 1 }],
@@ -173,7 +174,7 @@ async function bench(clients: number, seconds: number, warmupSeconds: number): P
         const t0 = performance.now();
         try {
           await createOrder(client, {
-            orderId: id, customerId: `${runId}-${Math.floor(Math.random() * 1000)}`, idempotencyKey: id,
+            orderId: id, customerId: `${runId}-${Math.floor(Math.random() * 1000)}`, customerEmail: `bench-${runId}@drills.oms.example`, idempotencyKey: id,
             requestSha256: createHash('sha256').update(id).digest('hex'), lines: distinct,
           });
           if (Date.now() >= measureFrom) latencies.push(performance.now() - t0);

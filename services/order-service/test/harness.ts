@@ -37,7 +37,8 @@ export interface Harness {
   logs: Record<string, unknown>[];
   /** every call made through `call`, in order */
   recorded: RecordedCall[];
-  token(subject: string, role?: Role): string;
+  /** a signed token; customers get an email claim unless `email` is null */
+  token(subject: string, role?: Role, email?: string | null): string;
   call(method: string, path: string, options?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string>; identity?: 'gateway-to-app' | 'order-service' }): Promise<Reply>;
   restart(overrides?: (c: Config) => void): Promise<void>;
   stop(): Promise<void>;
@@ -99,7 +100,8 @@ export async function startHarness(overrides: (c: Config) => void = () => undefi
   const harness: Harness = {
     stack, config: cfg, logs, recorded,
     get service() { return service; },
-    token: (subject, role = 'customer') => mintToken({ privateKeyPem: keys.privateKey, issuer: ISSUER, audience: AUDIENCE, subject, role, ttlSeconds: 600 }),
+    token: (subject, role = 'customer', email = role === 'customer' ? `${subject.replace(/[^A-Za-z0-9.-]/g, '-')}@shop.example` : null) =>
+      mintToken({ privateKeyPem: keys.privateKey, issuer: ISSUER, audience: AUDIENCE, subject, role, ...(email === null ? {} : { email }), ttlSeconds: 600 }),
     call: (method, path, options = {}) => new Promise((resolve, reject) => {
       const payload = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
       const headers: Record<string, string> = {

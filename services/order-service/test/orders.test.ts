@@ -138,9 +138,18 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     const history = await h.call('GET', `/api/v1/orders/${String(r.body.id)}/history`, { token: h.token('cust-a') });
     assert.deepEqual(history.body.items.map((e: { to: string }) => e.to), ['PENDING_PAYMENT', 'CONFIRMED']);
 
+    assert.equal(r.body.customerEmail, 'cust-a@shop.example', 'the token\'s email claim is kept with the order');
     const events = await consume(r.body.id as string, 2);
     assert.deepEqual(events.map((e) => e.type), ['order.created', 'order.confirmed']);
     assert.ok(events.every((e) => e.key === r.body.id && e.headerId === e.id));
+    assert.ok(events.every((e) => e.email === 'cust-a@shop.example'), 'every event carries the address the notification service writes to');
+  });
+
+  it('ordering needs the email claim: a customer token without one is refused (403) and nothing is written', async () => {
+    const r = await h.call('POST', '/api/v1/orders', { token: h.token('cust-no-mail', 'customer', null), headers: { 'idempotency-key': newKey() }, body: orderBody([{ productId: 'BOOK-0001', quantity: 1 }]) });
+    isProblem(r, 403, 'forbidden');
+    assert.match(r.body.detail, /email claim/);
+    assert.equal((await h.call('GET', '/api/v1/orders', { token: h.token('cust-no-mail', 'customer', null) })).body.items.length, 0);
   });
 
   it('payment declined: 402 with the order, which is PAYMENT_FAILED with its stock back', async () => {
@@ -415,7 +424,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     await c.connect();
     try {
       const { rows } = await c.query<{ file: string }>('SELECT file FROM oms_migrations.applied ORDER BY file');
-      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql']);
+      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql']);
     } finally {
       await c.end();
     }
@@ -432,7 +441,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
   });
 });
 
-interface SeenEvent { id: string; type: string; key: string; headerId: string; orderId: string }
+interface SeenEvent { id: string; type: string; key: string; headerId: string; orderId: string; email: string | undefined }
 
 /**
  * Reads the order events topic (as notification-service, its group) until `count` events of the given orders came,
@@ -456,9 +465,9 @@ async function consume(orderIds: string | string[], count: number): Promise<Seen
       const timer = setTimeout(() => { reject(new Error(`only ${String(seen.length)} of ${String(count)} events in 30 s`)); }, 30_000);
       void consumer.run({
         eachMessage: async ({ message }) => {
-          const event = JSON.parse(message.value?.toString() ?? '{}') as { id: string; type: string; data: { orderId: string } };
+          const event = JSON.parse(message.value?.toString() ?? '{}') as { id: string; type: string; data: { orderId: string; customerEmail?: string } };
           if (wanted.has(event.data.orderId)) {
-            seen.push({ id: event.id, type: event.type, orderId: event.data.orderId, key: message.key?.toString() ?? '', headerId: message.headers?.['event-id']?.toString() ?? '' });
+            seen.push({ id: event.id, type: event.type, orderId: event.data.orderId, key: message.key?.toString() ?? '', headerId: message.headers?.['event-id']?.toString() ?? '', email: event.data.customerEmail });
           }
           if (seen.length === count) { clearTimeout(timer); setTimeout(resolve, 1000); }
           await Promise.resolve();

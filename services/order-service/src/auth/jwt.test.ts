@@ -16,6 +16,7 @@ describe('JWT (RS256)', () => {
   it('a customer and a staff token verify to their principal', () => {
     assert.deepEqual(verifyToken(mint(), settings), { subject: 'cust-42', role: 'customer' });
     assert.deepEqual(verifyToken(mint({ subject: 'staff-7', role: 'staff' }), settings), { subject: 'staff-7', role: 'staff' });
+    assert.deepEqual(verifyToken(mint({ email: 'ada@shop.example' }), settings), { subject: 'cust-42', role: 'customer', email: 'ada@shop.example' });
   });
 
   it('refuses expired, not yet valid, wrong issuer or audience, and tokens of another key', () => {
@@ -43,5 +44,6 @@ describe('JWT (RS256)', () => {
   it('mint-token refuses a bad subject or ttl', () => {
     assert.throws(() => mint({ subject: 'has spaces' }), /subject must be/);
     assert.throws(() => mint({ ttlSeconds: 0 }), /ttl must be a positive number/);
+    assert.throws(() => mint({ email: 'not an address' }), /email must be an address/);
   });
 });

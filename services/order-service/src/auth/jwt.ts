@@ -9,6 +9,8 @@ export interface Principal {
   /** the customer id for customers; the staff member's id for staff */
   subject: string;
   role: Role;
+  /** the address the identity provider vouches for (the `email` claim); orders are confirmed to it */
+  email?: string;
 }
 
 export interface JwtSettings {
@@ -24,6 +26,8 @@ export class TokenError extends Error {
 }
 
 const SUBJECT = /^[A-Za-z0-9._:@-]{1,100}$/;
+/** an address as identity providers issue them: local@domain, no spaces or angle brackets, at most 254 characters */
+const EMAIL = /^(?=.{3,254}$)[^\s@<>"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 
 const b64url = (data: Buffer | string): string => Buffer.from(data).toString('base64url');
 
@@ -69,7 +73,9 @@ export function verifyToken(token: string, settings: JwtSettings, now = Date.now
   if (typeof sub !== 'string' || !SUBJECT.test(sub)) throw new TokenError('the token has no valid subject (sub)');
   const role = claims['role'] ?? 'customer';
   if (role !== 'customer' && role !== 'staff') throw new TokenError(`unknown role ${JSON.stringify(role)}`);
-  return { subject: sub, role };
+  const email = claims['email'];
+  if (email !== undefined && (typeof email !== 'string' || !EMAIL.test(email))) throw new TokenError('the email claim is not an address');
+  return { subject: sub, role, ...(email === undefined ? {} : { email }) };
 }
 
 export interface MintOptions {
@@ -78,6 +84,7 @@ export interface MintOptions {
   audience: string;
   subject: string;
   role: Role;
+  email?: string;
   ttlSeconds: number;
   now?: number;
 }
@@ -85,10 +92,11 @@ export interface MintOptions {
 /** Signs a token as the identity provider would (the lab's and the tests' stand-in for one). */
 export function mintToken(o: MintOptions): string {
   if (!SUBJECT.test(o.subject)) throw new Error(`subject must be 1-100 of A-Z a-z 0-9 . _ : @ -, got ${JSON.stringify(o.subject)}`);
+  if (o.email !== undefined && !EMAIL.test(o.email)) throw new Error(`email must be an address, got ${JSON.stringify(o.email)}`);
   if (!Number.isInteger(o.ttlSeconds) || o.ttlSeconds < 1) throw new Error(`ttl must be a positive number of seconds, got ${String(o.ttlSeconds)}`);
   const iat = Math.floor((o.now ?? Date.now()) / 1000);
   const head = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT' }));
-  const body = b64url(JSON.stringify({ iss: o.issuer, aud: o.audience, sub: o.subject, role: o.role, iat, nbf: iat, exp: iat + o.ttlSeconds }));
+  const body = b64url(JSON.stringify({ iss: o.issuer, aud: o.audience, sub: o.subject, role: o.role, ...(o.email === undefined ? {} : { email: o.email }), iat, nbf: iat, exp: iat + o.ttlSeconds }));
   const signature = sign('RSA-SHA256', Buffer.from(`${head}.${body}`), createPrivateKey(o.privateKeyPem));
   return `${head}.${body}.${b64url(signature)}`;
 }

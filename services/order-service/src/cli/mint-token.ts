@@ -1,4 +1,4 @@
-// npm run -w services/order-service mint-token -- --key PRIVATE_KEY.pem --sub cust-42 [--role customer|staff]
+// npm run -w services/order-service mint-token -- --key PRIVATE_KEY.pem --sub cust-42 [--email ada@shop.example] [--role customer|staff]
 //   [--issuer oms-lab-idp] [--audience oms-api] [--ttl 3600]
 // Prints a bearer token signed as the lab's stand-in identity provider would. For the lab and the tests only: a real
 // deployment gets its tokens from the shop's identity provider, and the service holds just its public key.
@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { mintToken } from '../auth/jwt.ts';
 
-const USAGE = 'usage: mint-token --key PRIVATE_KEY.pem --sub SUBJECT [--role customer|staff] [--issuer ISS] [--audience AUD] [--ttl SECONDS]';
+const USAGE = 'usage: mint-token --key PRIVATE_KEY.pem --sub SUBJECT [--email ADDRESS (customers need one to order)] [--role customer|staff] [--issuer ISS] [--audience AUD] [--ttl SECONDS]';
 
 function main(): number {
   let values;
@@ -15,6 +15,7 @@ function main(): number {
       options: {
         key: { type: 'string' },
         sub: { type: 'string' },
+        email: { type: 'string' },
         role: { type: 'string', default: 'customer' },
         issuer: { type: 'string', default: 'oms-lab-idp' },
         audience: { type: 'string', default: 'oms-api' },
@@ -36,7 +37,7 @@ function main(): number {
   }
   try {
     const token = mintToken({
-      privateKeyPem: readFileSync(values.key, 'utf8'), subject: values.sub, role: values.role,
+      privateKeyPem: readFileSync(values.key, 'utf8'), subject: values.sub, role: values.role, ...(values.email === undefined ? {} : { email: values.email }),
       issuer: values.issuer, audience: values.audience, ttlSeconds: Number(values.ttl),
     });
     process.stdout.write(`${token}\n`);

@@ -19,6 +19,8 @@ export interface NewOrder {
   /** chosen by the caller: a retry of the same request uses the same id */
   orderId: string;
   customerId: string;
+  /** where the customer is told about the order (the notification service reads it from the events) */
+  customerEmail: string;
   idempotencyKey: string;
   /** sha256 of the request as the service received it; the same key with another body is refused */
   requestSha256: string;
@@ -109,8 +111,8 @@ export async function createOrder(client: ClientBase, order: NewOrder): Promise<
     await client.query({
       name: 'oms.place-order',
       text: `WITH placed AS (
-         INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token)
-         VALUES ($1, $2, 'PENDING_PAYMENT', $3, $4, $5)
+         INSERT INTO oms.orders (id, customer_id, status, total_cents, currency, payment_token, customer_email)
+         VALUES ($1, $2, 'PENDING_PAYMENT', $3, $4, $5, $11)
        ), lines AS (
          INSERT INTO oms.order_items (order_id, line, customer_id, product_id, quantity, unit_price_cents)
          SELECT $1, ordinality, $2, product_id, quantity, unit_price_cents
@@ -122,7 +124,8 @@ export async function createOrder(client: ClientBase, order: NewOrder): Promise<
        INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES ($9, $1, 'order.created', $2, $10)`,
       values: [order.orderId, order.customerId, total, currency, order.paymentToken ?? null,
         priced.map((l) => l.productId), priced.map((l) => l.quantity), priced.map((l) => l.unitPriceCents),
-        randomUUID(), JSON.stringify({ orderId: order.orderId, customerId: order.customerId, status: 'PENDING_PAYMENT', totalCents: total, currency, lines: priced })],
+        randomUUID(), JSON.stringify({ orderId: order.orderId, customerId: order.customerId, customerEmail: order.customerEmail, status: 'PENDING_PAYMENT', totalCents: total, currency, lines: priced }),
+        order.customerEmail],
     });
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

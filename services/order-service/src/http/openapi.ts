@@ -15,7 +15,7 @@ export function openApiDocument(): Record<string, unknown> {
   const order = {
     type: 'object',
     properties: {
-      id: { type: 'string', format: 'uuid' }, customerId: { type: 'string' }, status: { enum: [...ORDER_STATUSES] },
+      id: { type: 'string', format: 'uuid' }, customerId: { type: 'string' }, customerEmail: { type: ['string', 'null'], format: 'email' }, status: { enum: [...ORDER_STATUSES] },
       totalCents: { type: 'integer' }, currency: { type: 'string' }, version: { type: 'integer' },
       createdAt: { type: 'string', format: 'date-time' }, updatedAt: { type: 'string', format: 'date-time' },
       items: { type: 'array', items: { type: 'object', properties: { productId: { type: 'string' }, quantity: { type: 'integer' }, unitPriceCents: { type: 'integer' } } } },

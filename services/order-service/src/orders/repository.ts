@@ -16,6 +16,8 @@ export interface Scope {
 export interface OrderView {
   id: string;
   customerId: string;
+  /** the address the order is confirmed to (null for orders placed before it was kept) */
+  customerEmail: string | null;
   status: OrderStatus;
   totalCents: number;
   currency: string;
@@ -28,6 +30,7 @@ export interface OrderView {
 interface OrderRow {
   id: string;
   customer_id: string;
+  customer_email: string | null;
   status: OrderStatus;
   total_cents: string;
   currency: string;
@@ -39,6 +42,7 @@ interface OrderRow {
 const view = (row: OrderRow, items: OrderView['items']): OrderView => ({
   id: row.id,
   customerId: row.customer_id,
+  customerEmail: row.customer_email,
   status: row.status,
   totalCents: Number(row.total_cents),
   currency: row.currency,
@@ -83,7 +87,7 @@ export async function getOrder(client: ClientBase, id: string): Promise<OrderVie
   const { rows } = await client.query<OrderRow & { items: OrderView['items'] }>({
     name: 'oms.get-order',
     // the columns by name: a prepared `o.*` would fail once a migration adds a column ("cached plan must not change result type")
-    text: `SELECT o.id, o.customer_id, o.status, o.total_cents, o.currency, o.version, o.created_at, o.updated_at, coalesce((
+    text: `SELECT o.id, o.customer_id, o.customer_email, o.status, o.total_cents, o.currency, o.version, o.created_at, o.updated_at, coalesce((
        SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line)
        FROM oms.order_items i WHERE i.order_id = o.id), '[]') AS items
      FROM oms.orders o WHERE o.id = $1`,
@@ -183,7 +187,7 @@ export async function moveOrder(client: ClientBase, id: string, to: OrderStatus,
      )
      INSERT INTO oms.outbox (id, aggregate_id, event_type, customer_id, payload) VALUES (gen_random_uuid(), $1, $6, $2, $7)`,
     values: [id, current.customerId, current.status, to, actor, `order.${to.toLowerCase().replace(/_/g, '-')}`,
-      JSON.stringify({ orderId: id, customerId: current.customerId, from: current.status, status: to, totalCents: current.totalCents, currency: current.currency })],
+      JSON.stringify({ orderId: id, customerId: current.customerId, customerEmail: current.customerEmail, from: current.status, status: to, totalCents: current.totalCents, currency: current.currency })],
   });
   return { ...current, status: to, version: current.version + 1 };
 }

@@ -36,9 +36,10 @@ export function ordersRouter(deps: OrdersDeps): Router {
 
   router.post('/', async (req, res) => {
     const p = principal(req, 'customer');
+    if (p.email === undefined) throw new ApiError('forbidden', 'ordering needs the email claim in the token: the order is confirmed to that address');
     const key = idempotencyKey(req.headers['idempotency-key']);
     const body = parseBody(createOrderBody, req.body);
-    const result = await placeOrder(deps, p.subject, key, body, req.originalUrl);
+    const result = await placeOrder(deps, { id: p.subject, email: p.email }, key, body, req.originalUrl);
     const id = (result.body as { id?: unknown; order?: { id?: unknown } }).id ?? (result.body as { order?: { id?: unknown } }).order?.id;
     if (typeof id === 'string') res.location(`/api/v1/orders/${id}`);
     if (result.replayed) res.set('Idempotent-Replayed', 'true');

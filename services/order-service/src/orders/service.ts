@@ -71,12 +71,12 @@ export async function settlePayment(deps: Pick<OrdersDeps, 'pool' | 'catalog'>, 
   return order;
 }
 
-export async function placeOrder(deps: OrdersDeps, customerId: string, key: string, body: CreateOrderBody, path: string): Promise<StoredResponse> {
+export async function placeOrder(deps: OrdersDeps, customer: { id: string; email: string }, key: string, body: CreateOrderBody, path: string): Promise<StoredResponse> {
   const orderId = randomUUID();
   let result;
   try {
     result = await withClient(deps.pool, (client) => createOrder(client, {
-      orderId, customerId, idempotencyKey: key, requestSha256: requestFingerprint('POST', '/api/v1/orders', body),
+      orderId, customerId: customer.id, customerEmail: customer.email, idempotencyKey: key, requestSha256: requestFingerprint('POST', '/api/v1/orders', body),
       lines: body.items, paymentToken: body.paymentToken,
     }));
   } catch (error) {
