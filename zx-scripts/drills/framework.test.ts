@@ -115,6 +115,20 @@ describe('the drill framework', () => {
     assert.match(report.problems.join(';'), /not whole 2 s after the heal: a member is missing/);
   });
 
+  it('a fault that fails stops the load before the drill fails (no load outlives its drill)', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 0 });
+    let stopped = false;
+    const counted: DrillTarget = {
+      ...target,
+      async startLoad(runId) {
+        const load = await target.startLoad(runId);
+        return { events: () => load.events(), async stop() { stopped = true; return load.stop(); } };
+      },
+    };
+    await assert.rejects(runDrill({ ...drill, fault: () => Promise.reject(new Error('the playbook failed')) }, counted, options), /the playbook failed/);
+    assert.equal(stopped, true);
+  });
+
   it('resumedAt: the first acknowledgement after the last pause of more than a second', () => {
     const ev = (end: number): WriteEvent => ({ id: String(end), start: end - 5, end, outcome: 'ok' });
     // writes hung through the fault (no failure) and resumed at 7 200 ms

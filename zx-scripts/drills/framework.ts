@@ -33,6 +33,10 @@ export interface Whole {
 export interface Audit {
   /** ids of the given list found in the system of record */
   present: Set<string>;
+  /** what else the audit counted (e.g. emails per acknowledged order), for the report */
+  figures?: Record<string, number>;
+  /** what it found wrong besides lost writes (e.g. an email missing or sent twice) */
+  problems?: string[];
 }
 
 export interface DrillTarget {
@@ -70,6 +74,8 @@ export interface DrillReport {
   secondsToWritesBack: number | null;
   secondsToWhole: number | null;
   lost: string[];
+  /** the target's own audit figures (empty when it has none) */
+  audit: Record<string, number>;
   whole: Whole;
   problems: string[];
   errors: Record<string, number>;
@@ -156,7 +162,14 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   await sleep(options.steadySeconds * 1000);
 
   const faultAt = Date.now();
-  const fault = await drill.fault(ctx);
+  let fault: string;
+  try {
+    fault = await drill.fault(ctx);
+  } catch (error) {
+    // the drill cannot go on: its load must not outlive it
+    await load.stop().catch(() => undefined);
+    throw error;
+  }
   log(`${drill.name}: fault: ${fault}`);
   // a fault may take long itself (a rolling restart): writes get their recovery time from its end
   const faultDone = Date.now();
@@ -196,6 +209,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   if (after.whole.whole && drill.after) problems.push(...(await drill.after(ctx)));
   const secondsWithoutWrites = round(longestGap(events, faultAt - 1000, endedAt));
   if (lost.length > 0) problems.push(`${lost.length} acknowledged writes LOST`);
+  problems.push(...(audit.problems ?? []));
 
   const report: DrillReport = {
     drill: drill.name,
@@ -215,6 +229,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     secondsToWritesBack: backAt === null ? null : round(backAt - faultAt),
     secondsToWhole: after.ms === null ? null : round(healedAt + after.ms - faultAt),
     lost,
+    audit: audit.figures ?? {},
     whole: after.whole,
     problems,
     errors: errorKinds(events),
@@ -235,6 +250,7 @@ export function formatReport(r: DrillReport): string {
     `  writes back ${r.secondsToWritesBack ?? 'never'} s after the fault; whole again ${r.secondsToWhole ?? 'never'} s after the fault`,
     `  writes: ${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} of them committed)`,
     `  LOST: ${r.lost.length}`,
+    ...(Object.keys(r.audit).length > 0 ? [`  audit: ${Object.entries(r.audit).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`] : []),
     `  whole: ${r.whole.detail}`,
     ...Object.entries(r.errors).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `  ${n} x ${k}`),
     ...r.problems.map((p) => `  PROBLEM: ${p}`),

@@ -1,7 +1,10 @@
 // The internet's side of the gateway drills and tests: runs in the lab's client namespace (ext zone) and talks HTTPS to
 // the gateways' virtual IP by the API's name, verifying its certificate against the lab CA. Each request comes from
 // the next of the client's many source addresses (lab_source_addresses), as from many users.
-//   load --run ID [--workers N] [--interval-ms MS]   POSTs ids to the upstream (JSON lines: one per write) until SIGTERM
+//   load --run ID [--workers N] [--interval-ms MS]   places orders (Idempotency-Key = a write's id; JSON lines: one per
+//                                                    write) until SIGTERM; acknowledged = 201 Created
+//   seed                                             a staff user puts the lab catalog (zx-scripts/lab/catalog.ts); prints the statuses
+//   order [--product ID] [--subject S]               one order, paid; prints {status, headers, body}
 //   probe --path P [--method M] [--header 'k: v']... [--body B] [--from ADDR] [--tls-max-version TLSv1.2]
 //                                                    one request; prints {status, headers, body} or {error}
 //   burst --path P --count N [--from ADDR] [--method M] [--body B]
@@ -13,6 +16,8 @@ import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import type { SecureVersion } from 'node:tls';
+import { mintToken, type Role } from '../../services/order-service/src/auth/jwt.ts';
+import { DRILL_PRODUCT, LAB_CATALOG } from '../lab/catalog.ts';
 import { emit, emitLast, message, parseArgs, runAgentMain } from './agent-io.ts';
 
 export interface GatewayAgentConfig {
@@ -20,6 +25,8 @@ export interface GatewayAgentConfig {
   vip: string;
   name: string;
   sourceAddresses: string[];
+  /** the lab's stand-in identity provider: its private key (a file), issuer and audience */
+  idp: { key: string; issuer: string; audience: string };
 }
 
 export interface Answer {
@@ -38,6 +45,8 @@ interface Call {
   body?: string;
   from?: string | undefined;
   timeoutMs?: number;
+  /** gives up when the TLS connection is not up within this time (default: timeoutMs) */
+  connectTimeoutMs?: number;
   tlsMaxVersion?: SecureVersion;
 }
 
@@ -74,17 +83,54 @@ export function call(c: Call): Promise<Answer> {
     });
     req.on('finish', () => { sent = true; });
     req.on('timeout', () => { req.destroy(new Error(`no answer within ${String(c.timeoutMs ?? 5000)} ms`)); });
+    if (c.connectTimeoutMs !== undefined) {
+      const limit = c.connectTimeoutMs;
+      const timer = setTimeout(() => { req.destroy(new Error(`no connection within ${String(limit)} ms`)); }, limit);
+      req.on('socket', (socket) => { socket.once('secureConnect', () => { clearTimeout(timer); }); });
+      req.on('close', () => { clearTimeout(timer); });
+    }
     req.on('error', fail);
     req.end(c.body);
   });
 }
 
 /**
- * A load request gives up after this long and the worker tries again at once. A SYN sent to the VIP in the instant it
- * moves is lost, and TCP would resend it only after 1 s (its initial retransmission timeout): the drills measure the
- * VIP, not that timer, so clients here retry sooner than a browser would.
+ * A load request whose connection is not up after this long is given up and the worker tries again at once. A SYN
+ * sent to the VIP in the instant it moves is lost, and TCP would resend it only after 1 s (its initial
+ * retransmission timeout): the drills measure the VIP, not that timer, so clients here retry sooner than a browser
+ * would. Once connected, an order has ORDER_TIMEOUT_MS to be answered (a database failover holds it that long).
  */
-const REQUEST_TIMEOUT_MS = 500;
+const CONNECT_TIMEOUT_MS = 500;
+const ORDER_TIMEOUT_MS = 30_000;
+
+const tokens = new Map<string, string>();
+/** A bearer token of the lab's identity provider (customers get an email claim: they need one to order). */
+export function tokenFor(subject: string, role: Role): string {
+  const key = `${role}:${subject}`;
+  let token = tokens.get(key);
+  if (token === undefined) {
+    token = mintToken({
+      privateKeyPem: readFileSync(config.idp.key, 'utf8'), issuer: config.idp.issuer, audience: config.idp.audience,
+      subject, role, ...(role === 'customer' ? { email: `${subject}@shop.example` } : {}), ttlSeconds: 6 * 3600,
+    });
+    tokens.set(key, token);
+  }
+  return token;
+}
+
+/** An order of one unit of a product, paid with a card the simulated provider approves. */
+export function orderCall(product: string, subject: string, key: string): Call {
+  return {
+    method: 'POST',
+    path: '/api/v1/orders',
+    headers: { authorization: `Bearer ${tokenFor(subject, 'customer')}`, 'idempotency-key': key },
+    body: JSON.stringify({
+      items: [{ productId: product, quantity: 1 }],
+      shippingAddress: { name: "Ada O'Lovelace", line1: '12 Analytical Row', city: 'London', postcode: 'N1 9GU', country: 'GB' },
+      paymentToken: 'tok_approve_lab',
+    }),
+  };
+}
 
 /** The client's source addresses in turn. */
 function sources(): () => string | undefined {
@@ -101,7 +147,9 @@ function sources(): () => string | undefined {
 async function load(args: Map<string, string | true>): Promise<void> {
   const run = String(args.get('run') ?? 'run');
   const workers = Number(args.get('workers') ?? 8);
-  const intervalMs = Number(args.get('interval-ms') ?? 20);
+  // 8 workers, a pause of 300 ms after each answer: about 20 orders/s spread over the source addresses, well under
+  // the gateway's order limit per address (10/minute with a burst of 10) for 200 addresses
+  const intervalMs = Number(args.get('interval-ms') ?? 300);
   const from = sources();
   let stopping = false;
   process.once('SIGTERM', () => { stopping = true; });
@@ -111,9 +159,10 @@ async function load(args: Map<string, string | true>): Promise<void> {
       const id = `${run}-${String(w)}-${String(seq++)}`;
       const start = Date.now();
       try {
-        const answer = await call({ method: 'POST', path: '/api/v1/drill/writes', body: JSON.stringify({ id }), from: from(), timeoutMs: REQUEST_TIMEOUT_MS });
+        const answer = await call({ ...orderCall(DRILL_PRODUCT, `drill-${String(w)}`, id), from: from(), connectTimeoutMs: CONNECT_TIMEOUT_MS, timeoutMs: ORDER_TIMEOUT_MS });
+        // any answer but 201 is a refusal: the order service creates nothing for it (the audit checks that too)
         if (answer.status === 201) emit({ kind: 'write', id, start, end: Date.now(), outcome: 'ok' });
-        else emit({ kind: 'write', id, start, end: Date.now(), outcome: answer.status >= 500 || answer.status === 429 ? 'failed' : 'unknown', error: `HTTP ${String(answer.status)}` });
+        else emit({ kind: 'write', id, start, end: Date.now(), outcome: 'failed', error: `HTTP ${String(answer.status)} ${answer.body.slice(0, 80)}` });
       } catch (error) {
         // a request written out in full may have reached the upstream: unknown, not failed
         const afterSend = error instanceof CallError && error.afterSend;
@@ -181,6 +230,21 @@ async function main(argv: string[]): Promise<void> {
       await emitLast({ statuses, last });
       return;
     }
+    case 'seed': {
+      const statuses: Record<string, number> = {};
+      for (const { id, ...product } of LAB_CATALOG) {
+        const a = await call({ method: 'PUT', path: `/api/v1/products/${id}`, headers: { authorization: `Bearer ${tokenFor('lab-staff', 'staff')}` }, body: JSON.stringify(product), from: config.sourceAddresses[0] });
+        if (a.status !== 200 && a.status !== 201) throw new Error(`PUT /api/v1/products/${id}: ${String(a.status)} ${a.body}`);
+        statuses[id] = a.status;
+      }
+      await emitLast({ statuses });
+      return;
+    }
+    case 'order': {
+      const subject = str('subject') ?? 'lab-shopper';
+      await emitLast(await call({ ...orderCall(str('product') ?? DRILL_PRODUCT, subject, `lab-order-${String(Date.now())}-${String(process.pid)}`), from: str('from') ?? config.sourceAddresses[0], timeoutMs: ORDER_TIMEOUT_MS }));
+      return;
+    }
     case 'replay': {
       const calls = JSON.parse(readFileSync(0, 'utf8')) as Call[];
       const answers: { status: number; body: string }[] = [];
@@ -193,7 +257,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     default:
-      throw new Error(`usage: gateway-agent load|probe|burst|replay ... (got '${String(command)}')`);
+      throw new Error(`usage: gateway-agent load|seed|order|probe|burst|replay ... (got '${String(command)}')`);
   }
 }
 

@@ -1,15 +1,14 @@
 // The gateway drills (the active gateway host stopped hard, Nginx killed on it, the standby gateway going away and
-// coming back) on the lab, and the target they share: HTTPS requests from many internet addresses (the client host)
-// to the virtual IP, each a POST of a unique id that the upstream records before it answers 201. Acknowledged = a 201
-// came back through the gateway; the audit finds every acknowledged id in the upstream's records. The measured time
-// without writes is the time the VIP did not answer.
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+// coming back) on the lab, and the target they share: orders placed over HTTPS from many internet addresses (the
+// client host) at the virtual IP, through the gateway to the order service, each with its own Idempotency-Key.
+// Acknowledged = 201 Created came back; the audit finds every acknowledged key's order in PostgreSQL (the system of
+// record, read on the Patroni leader). The measured time without writes is the time no order got through.
 import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
-import { agentLoad, ensureUpstreamStub, GATEWAY_AGENT, upstreamRecords } from './agent.ts';
-import type { Drill, DrillTarget, Load, Whole } from './framework.ts';
-import { running, sh } from './postgres.ts';
+import { agentLoad, GATEWAY_AGENT } from './agent.ts';
+import { auditEmails, sinkCount } from './mail.ts';
+import type { Audit, Drill, DrillTarget, Load, Whole } from './framework.ts';
+import { leader, running, sh } from './postgres.ts';
 
 const LOAD_HOST = 'client';
 const gateways = (inventory: Inventory) => inventory.hosts.filter((h) => h.groups.includes('gateways'));
@@ -63,21 +62,37 @@ export async function vipHolder(inventory: Inventory): Promise<string> {
   return holder;
 }
 
-/** Every id the upstream recorded for a run (all app hosts). */
-function recorded(inventory: Inventory, runId: string): Set<string> {
-  const ids = new Set<string>();
-  const upstreams = inventory.hosts.filter((h) => h.groups.includes('app_servers'));
-  for (const file of upstreams.map((h) => join(upstreamRecords(), `${h.name}.ids`)).filter(existsSync)) {
-    for (const id of readFileSync(file, 'utf8').split('\n')) if (id.startsWith(`${runId}-`)) ids.add(id);
-  }
-  return ids;
+/** Runs SQL on the Patroni leader as the superuser (Row Level Security aside); one line per row. */
+async function onLeader(inventory: Inventory, sql: string): Promise<string[]> {
+  const out = await sh(await leader(inventory), `runuser -u postgres -- psql -d orders -AtX -c "${sql}"`);
+  return out.split('\n').map((l) => l.trim()).filter(Boolean);
 }
 
+const runPattern = (runId: string): string => {
+  if (!/^[a-z0-9-]+$/.test(runId)) throw new Error(`internal: run id ${runId}`);
+  return `${runId}-%`;
+};
+
+/** The Idempotency-Keys of a run whose order is in PostgreSQL. */
+export async function ordersOfRun(inventory: Inventory, runId: string): Promise<Set<string>> {
+  return new Set(await onLeader(inventory, `SELECT k.key FROM oms.idempotency_keys k JOIN oms.orders o ON o.id = k.order_id WHERE k.key LIKE '${runPattern(runId)}'`));
+}
+
+/** The ids of every event (outbox) of a run's orders: each one must become exactly one email. */
+export function eventsOfRun(inventory: Inventory, runId: string): Promise<string[]> {
+  return onLeader(inventory, `SELECT e.id FROM oms.outbox e JOIN oms.idempotency_keys k ON k.order_id = e.aggregate_id WHERE k.key LIKE '${runPattern(runId)}'`);
+}
+
+/**
+ * Orders at the VIP: the load, the gateways' health, and the audit of the three sources (orders acknowledged to the
+ * client, orders in PostgreSQL, emails at the provider: exactly one per event of the run's orders).
+ */
 export function gatewayTarget(inventory: Inventory): DrillTarget {
+  const emailsBefore = new Map<string, number>();
   return {
     async startLoad(runId: string): Promise<Load> {
-      await ensureUpstreamStub(inventory);
-      return agentLoad(GATEWAY_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--workers', '8', '--interval-ms', '20']);
+      emailsBefore.set(runId, await sinkCount(inventory));
+      return agentLoad(GATEWAY_AGENT, inventory, LOAD_HOST, ['load', '--run', runId]);
     },
     async whole(): Promise<Whole> {
       try {
@@ -89,8 +104,10 @@ export function gatewayTarget(inventory: Inventory): DrillTarget {
         return { whole: false, detail: `gateways: ${error instanceof Error ? error.message : String(error)}` };
       }
     },
-    audit(runId: string) {
-      return Promise.resolve({ present: recorded(inventory, runId) });
+    async audit(runId: string): Promise<Audit> {
+      const present = await ordersOfRun(inventory, runId);
+      const emails = await auditEmails(inventory, emailsBefore.get(runId) ?? 0, () => eventsOfRun(inventory, runId));
+      return { present, figures: emails.figures, problems: emails.problems };
     },
   };
 }

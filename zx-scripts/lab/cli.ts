@@ -5,12 +5,14 @@ import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory, type Inventory } from '../lib/inventory.ts';
 import { findNspawn, hostInit } from './hosts.ts';
 import { formatReport, zoneMatrix } from './zone-matrix.ts';
+import { GATEWAY_AGENT, runAgent } from '../drills/agent.ts';
 import { defaultInventory, down, killHost, labSettings, startHost, repoRoot, runPlaybook, sshArgs, status, up, type LabStatus } from './lab.ts';
 
 const USAGE = `usage: npm run lab -- <command> [options]
 
 commands:
-  up [--no-provision]     build the lab from the inventory, boot every host, run ansible/site.yml
+  up [--no-provision]     build the lab from the inventory, boot every host, run ansible/site.yml (the whole
+                          stack) and put the demo catalog through the API at the VIP
   down                    stop every host and remove every namespace, bridge, mount and process of the lab
   status [--json]         what runs, its systemd state and memory (exit 3 when the lab is not up)
   exec HOST -- CMD...     run a command inside a host (no SSH needed)
@@ -71,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
           log(`site.yml failed (exit ${code}); the hosts stay up for inspection (npm run lab -- status / ssh HOST)`);
           return code;
         }
+        const { statuses } = await runAgent<{ statuses: Record<string, number> }>(GATEWAY_AGENT, loadInventory(inventoryDir), 'client', ['seed']);
+        log(`demo catalog put through the API at the VIP by a staff user: ${Object.keys(statuses).join(', ')} (zx-scripts/lab/catalog.ts)`);
       }
       printStatus(await status(inventoryDir), loadInventory(inventoryDir));
       return 0;

@@ -1,6 +1,7 @@
 // What every command line tool of the kit does with its outcome, in one place:
 // a bad command line prints the usage (exit 2); bad input (an inventory, a request the tool refuses) prints its
 // message (exit 2), and nothing has been changed by then; anything else is a failure (exit 1).
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InventoryError } from './inventory.ts';
 
 export class UsageError extends Error {
@@ -8,6 +9,15 @@ export class UsageError extends Error {
 }
 
 type ErrorClass = abstract new (...args: never[]) => Error;
+
+/** A command line with positionals, the given options and -h/--help; anything parseArgs refuses is a UsageError. */
+export function parseCommandLine<const O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...options, help: { type: 'boolean', short: 'h', default: false } } as const });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
 
 export function runCli(name: string, usage: string, main: (argv: string[]) => Promise<number>, inputErrors: ErrorClass[] = []): void {
   main(process.argv.slice(2)).then(

@@ -1,6 +1,7 @@
 // The sink's configuration: one JSON file (roles/mail_sink renders it; it holds the SMTP passwords and the control
 // token, so it is readable by the sink's user only), checked with zod (services/common: every problem named).
 import { loadConfig } from '@oms/service-common/config';
+import { LOOPBACK } from '@oms/service-common/http';
 import { z } from 'zod';
 
 const port = z.number().int().min(0).max(65535);
@@ -24,7 +25,9 @@ export const configSchema = z.strictObject({
     port,
     /** bearer token of the query and behaviour API */
     token: secret,
-  }),
+    /** HTTPS (TLS 1.3) with the SMTP certificate: required off loopback, since the token travels with every request */
+    tls: z.boolean().default(false),
+  }).refine((c) => c.tls || LOOPBACK.test(c.address), { message: 'a control API off loopback needs tls: true' }),
   /** the JSON-lines file of accepted messages */
   storeFile: z.string().min(1),
 });

@@ -4,8 +4,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { listen } from '@oms/service-common/http';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { behaviourSchema, NORMAL, refuses, type Behaviour } from './behaviour.ts';
 import type { SinkConfig } from './config.ts';
@@ -93,12 +95,15 @@ export async function startSink(config: SinkConfig, log: Logger): Promise<Runnin
   });
   const smtpPort = (smtp.server.address() as AddressInfo).port;
 
-  const control: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((error: unknown) => {
       log.error({ err: error }, 'control request failed');
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
     });
-  });
+  };
+  const control: Server = config.control.tls
+    ? createHttpsServer({ key: readFileSync(config.smtp.tls.key), cert: readFileSync(config.smtp.tls.cert), minVersion: 'TLSv1.3' }, onRequest)
+    : createServer(onRequest);
   const send = (res: ServerResponse, status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
@@ -148,17 +153,13 @@ export async function startSink(config: SinkConfig, log: Logger): Promise<Runnin
     send(res, 404, { error: `no ${req.method ?? ''} ${url.pathname}` });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    control.once('error', reject);
-    control.listen(config.control.port, config.control.address, () => { control.off('error', reject); resolve(); });
-  });
-  const controlPort = (control.address() as AddressInfo).port;
+  const controlPort = await listen(control, config.control.port, config.control.address);
   log.info({ smtpPort, controlPort }, 'mail sink ready');
 
   let stopped: Promise<void> | undefined;
   return {
     smtpPort,
-    controlUrl: `http://${config.control.address === '0.0.0.0' ? '127.0.0.1' : config.control.address}:${String(controlPort)}`,
+    controlUrl: `${config.control.tls ? 'https' : 'http'}://${config.control.address === '0.0.0.0' ? '127.0.0.1' : config.control.address}:${String(controlPort)}`,
     store,
     behaviour: () => behaviour,
     setBehaviour: (next) => { behaviour = behaviourSchema.parse(next); },

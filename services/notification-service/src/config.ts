@@ -2,10 +2,9 @@
 // is readable by the service's user only), read once at start and checked with zod; every problem named by its path.
 import { kafkaSchema, postgresSchema, tlsFilesSchema, topicSchema } from '@oms/service-common/clients';
 import { loadConfig as loadWith, parseConfig as parseWith } from '@oms/service-common/config';
+import { LOOPBACK } from '@oms/service-common/http';
 import { z } from 'zod';
 import { smtpSchema } from './mail/provider.ts';
-
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 export const configSchema = z.strictObject({
   /** /livez, /readyz, /metrics: plain HTTP on loopback only; anywhere else HTTPS with client certificates */

@@ -5,12 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Consumer } from 'kafkajs';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { createKafka, createPool } from '@oms/service-common/clients';
+import { listen } from '@oms/service-common/http';
 import type { Config } from './config.ts';
 import { Inbox } from './inbox.ts';
 import { SmtpProvider, type MailProvider } from './mail/provider.ts';
@@ -110,11 +110,7 @@ export async function startNotificationService(config: Config, log: Logger, opti
       if (typeof cn !== 'string' || !allowed.includes(cn)) socket.destroy();
     });
   }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.http.port, config.http.address, () => { server.off('error', reject); resolve(); });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, config.http.port, config.http.address);
   accepting = true;
   log.info({ port }, 'notification-service ready');
 

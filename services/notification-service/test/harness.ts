@@ -63,7 +63,7 @@ export async function startNotificationHarness(overrides: (c: Config) => void = 
   const quiet = createLogger({ service: 'mail-sink', level: 'silent' });
   const sink = await startSink(parseWith(sinkConfigSchema, {
     smtp: { address: '127.0.0.1', port: 0, hostname: 'localhost', tls: { cert: stack.pki.server.cert, key: stack.pki.server.key }, users: [{ user: 'notification-service', password: SINK_PASSWORD }] },
-    control: { port: 0, token: SINK_TOKEN },
+    control: { port: 0, token: SINK_TOKEN, tls: true }, // the lookup goes over HTTPS with the kit's CA, as deployed
     storeFile: join(stack.dir, 'mail.jsonl'),
   }), quiet);
   const client = stack.pki.client('notification-service');

@@ -24,7 +24,7 @@ describe('configuration', () => {
   });
 
   it('names every problem by its path', () => {
-    const bad = { ...sample, postgres: { ...sample.postgres, port: 70000 }, redis: { ...sample.redis, password: 'short', sentinels: ['nohost'] }, extra: 1 };
+    const bad = { ...sample, ops: { address: '10.90.30.11', port: 9101 }, postgres: { ...sample.postgres, port: 70000 }, redis: { ...sample.redis, password: 'short', sentinels: ['nohost'] }, extra: 1 };
     assert.throws(() => parseConfig(bad, 'order-service.json'), (e: unknown) => {
       assert.ok(e instanceof ConfigError);
       assert.match(e.message, /^order-service\.json is invalid:/);
@@ -32,6 +32,7 @@ describe('configuration', () => {
       assert.match(e.message, /redis\.password: must be at least 16 characters/);
       assert.match(e.message, /redis\.sentinels\.0: must be host:port/);
       assert.match(e.message, /\(top level\): .*extra/);
+      assert.match(e.message, /ops\.address: must be a loopback address/);
       return true;
     });
   });

@@ -3,6 +3,7 @@
 // service before it opens any connection, with every problem named by its path.
 import { loadConfig as loadWith, parseConfig as parseWith } from '@oms/service-common/config';
 import { fileSchema, hostPortSchema, kafkaSchema, postgresSchema, secretSchema, tlsFilesSchema, topicSchema } from '@oms/service-common/clients';
+import { opsListenerSchema } from '@oms/service-common/http';
 import { z } from 'zod';
 
 const tls = tlsFilesSchema;
@@ -17,6 +18,8 @@ export const configSchema = z.strictObject({
     /** seconds the server waits for requests in progress on shutdown */
     drainSeconds: z.number().min(0).max(120).default(10),
   }),
+  /** /livez, /readyz, /metrics in plain HTTP on loopback, for the host's own checks (optional) */
+  ops: opsListenerSchema.optional(),
   postgres: postgresSchema,
   redis: z.strictObject({
     sentinels: z.array(hostPortSchema).min(1),

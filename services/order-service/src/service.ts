@@ -3,11 +3,12 @@
 // STYLE.md: not ready -> drain -> close server -> stop relay and sweep -> close Kafka, Redis, pool.
 // main.ts runs it as a process; the tests run it in-process against real servers.
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
 import { clientTls, createKafka, createPool } from '@oms/service-common/clients';
+import { listen } from '@oms/service-common/http';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { publicKeyFromPem } from './auth/jwt.ts';
@@ -23,6 +24,8 @@ export interface RunningService {
   /** https://address:port */
   url: string;
   port: number;
+  /** the loopback operations listener's port, when configured */
+  opsPort: number | undefined;
   metrics: Metrics;
   pool: pg.Pool;
   relay: OutboxRelay;
@@ -96,18 +99,20 @@ export async function startService(config: Config, log: Logger, options: { payme
   server.keepAliveTimeout = 65_000; // longer than the gateway's upstream keepalive_timeout: the gateway closes first
   server.headersTimeout = 66_000; // above keepAliveTimeout, so an idle kept-alive connection is never cut mid-request
   server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.http.port, config.http.address, () => { server.off('error', reject); resolve(); });
+  const port = await listen(server, config.http.port, config.http.address);
+  // the operations endpoints for the host itself, without a client certificate (nothing else is served there)
+  const ops = config.ops === undefined ? undefined : createHttpServer((req, res) => {
+    if (req.method === 'GET' && (req.url === '/livez' || req.url === '/readyz' || req.url === '/metrics')) { app(req, res); return; }
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
   });
-  const port = (server.address() as AddressInfo).port;
+  const opsPort = ops === undefined || config.ops === undefined ? undefined : await listen(ops, config.ops.port, config.ops.address);
 
   relay.start();
   let sweeping: Promise<number> | undefined;
   const sweep = (): Promise<number> => (sweeping ??= sweepOnce(sweepDeps, config.recovery.pendingAfterSeconds).finally(() => { sweeping = undefined; }));
   const sweepTimer = setInterval(() => { sweep().catch((error: unknown) => { log.warn({ err: error }, 'recovery sweep failed; next round retries'); }); }, config.recovery.everySeconds * 1000);
   accepting = true;
-  log.info({ port, address: config.http.address }, 'order-service ready');
+  log.info({ port, address: config.http.address, opsPort }, 'order-service ready');
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => (stopped ??= (async () => {
@@ -124,8 +129,10 @@ export async function startService(config: Config, log: Logger, options: { payme
     await producer.disconnect().catch(() => undefined); // 5. Kafka, Redis, pool
     redis.disconnect();
     await pool.end();
+    ops?.closeAllConnections();
+    if (ops) await new Promise<void>((resolve) => { ops.close(() => { resolve(); }); });
     log.info('stopped');
   })());
 
-  return { url: `https://${config.http.address === '0.0.0.0' ? '127.0.0.1' : config.http.address}:${String(port)}`, port, metrics, pool, relay, sweep, stop };
+  return { url: `https://${config.http.address === '0.0.0.0' ? '127.0.0.1' : config.http.address}:${String(port)}`, port, opsPort, metrics, pool, relay, sweep, stop };
 }

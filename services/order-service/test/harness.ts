@@ -63,6 +63,7 @@ export async function startHarness(overrides: (c: Config) => void = () => undefi
   const config = (): Config => {
     const c = parseConfig({
       http: { address: '127.0.0.1', port, tls: { ca: stack.pki.ca, cert: stack.pki.server.cert, key: stack.pki.server.key }, allowedClientNames: ['gateway-to-app'], drainSeconds: 5 },
+      ops: { port: 0 },
       postgres: { host: postgres.host, port: postgres.port, database: 'orders', user: 'order_service', tls: client, serverNames: ['localhost'], poolSize: 24 },
       redis: { sentinels: [`127.0.0.1:${String(redis.sentinelPort)}`], masterName: redis.masterName, user: redis.user.name, password: redis.user.password, tls: client },
       kafka: { brokers: [kafka.bootstrap], user: 'order-service', password: kafka.passwords['order-service'], tls: client, topic: 'oms.order-events' },

@@ -84,6 +84,13 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     assert.equal(ready.body.checks.postgres, 'ok');
     const metrics = await h.call('GET', '/metrics');
     for (const name of ['oms_http_request_duration_seconds', 'oms_orders_total', 'oms_outbox_backlog', 'oms_catalog_cache_total']) assert.match(metrics.text, new RegExp(name));
+
+    // the same three on the loopback operations listener, without a client certificate; nothing else is served there
+    const ops = `http://127.0.0.1:${String(h.service.opsPort)}`;
+    assert.equal((await fetch(`${ops}/readyz`)).status, 200);
+    assert.match(await (await fetch(`${ops}/metrics`)).text(), /oms_orders_total/);
+    assert.equal((await fetch(`${ops}/api/v1/products`)).status, 404);
+    assert.equal((await fetch(`${ops}/readyz`, { method: 'POST' })).status, 404);
   });
 
   it('serves its OpenAPI document, generated from the request schemas', async () => {

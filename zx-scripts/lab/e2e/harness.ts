@@ -73,7 +73,8 @@ export async function runDrillsTest(t: TestContext, drills: string[], timeoutMs 
   assert.deepEqual(reports.map((r) => r.drill), drills);
   for (const r of reports) {
     t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), writes back ${r.secondsToWritesBack ?? 'never'} s, whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
-      `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept); LOST ${r.lost.length}; ${r.whole.detail}`);
+      `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept); LOST ${r.lost.length}` +
+      `${Object.keys(r.audit).length > 0 ? `; ${Object.entries(r.audit).map(([k, v]) => `${k} ${String(v)}`).join(', ')}` : ''}; ${r.whole.detail}`);
     assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
     assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
     assert.deepEqual(r.problems, [], `${r.drill}: ${r.problems.join('; ')}`);

@@ -16,6 +16,7 @@ import { stateDir } from '../state.ts';
 import { assertOk, bin, inHost, inventory, lab, MINUTES, recap, run, type Run } from './harness.ts';
 import { dataZoneTests } from './data-zone.ts';
 import { gatewayTests } from './gateway.ts';
+import { servicesTests } from './services.ts';
 import { kafkaTests } from './kafka.ts';
 import { redisTests } from './redis.ts';
 import { formatReport, type MatrixReport } from '../zone-matrix.ts';
@@ -309,6 +310,7 @@ describe('the single-machine lab', { timeout: 75 * MINUTES }, () => {
   dataZoneTests();
   kafkaTests();
   redisTests();
+  servicesTests();
   gatewayTests();
 
   it('down removes every namespace, bridge, mount, cgroup and process', async (t) => {

@@ -3,6 +3,8 @@
 // Failures are classified once, here: transient (try again later: the provider is down, busy or slow) or permanent
 // (this email will never be accepted: a refused recipient, a message it rejects).
 import { readFileSync } from 'node:fs';
+import { get as httpGet, type IncomingMessage } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { createTransport, type Transporter } from 'nodemailer';
 import { z } from 'zod';
 import { secretSchema } from '@oms/service-common/clients';
@@ -91,12 +93,35 @@ export class SmtpProvider implements MailProvider {
   async lookup(messageId: string): Promise<'accepted' | 'unknown'> {
     if (!this.config.lookup) return 'unknown';
     const id = messageId.replace(/^<|>$/g, '');
-    const r = await fetch(`${this.config.lookup.url}/messages?messageId=${encodeURIComponent(id)}`, {
-      headers: { authorization: `Bearer ${this.config.lookup.token}` }, signal: AbortSignal.timeout(this.config.timeoutMs),
-    });
-    if (!r.ok) throw new SendFailure('transient', `provider lookup answered ${String(r.status)}`);
-    const body = (await r.json()) as { count?: unknown };
+    const r = await this.getJson(new URL(`${this.config.lookup.url}/messages?messageId=${encodeURIComponent(id)}`), this.config.lookup.token);
+    if (r.status !== 200) throw new SendFailure('transient', `provider lookup answered ${String(r.status)}`);
+    const body = r.body as { count?: unknown };
     return typeof body.count === 'number' && body.count > 0 ? 'accepted' : 'unknown';
+  }
+
+  /** GET of a JSON document; over HTTPS the provider's certificate is checked against the same CA as for SMTP */
+  private getJson(url: URL, token: string): Promise<{ status: number; body: unknown }> {
+    const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
+    return new Promise((resolve, reject) => {
+      const onResponse = (res: IncomingMessage): void => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => { text += chunk; });
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) as unknown : null });
+          } catch {
+            reject(new SendFailure('transient', `provider lookup answered ${String(res.statusCode)} with no JSON`));
+          }
+        });
+        res.on('error', reject);
+      };
+      const req = url.protocol === 'https:'
+        ? httpsGet(url, { headers, timeout: this.config.timeoutMs, minVersion: 'TLSv1.2', rejectUnauthorized: true, ...(this.config.ca === undefined ? {} : { ca: readFileSync(this.config.ca) }) }, onResponse)
+        : httpGet(url, { headers, timeout: this.config.timeoutMs }, onResponse);
+      req.on('timeout', () => { req.destroy(new SendFailure('transient', 'provider lookup timed out')); });
+      req.on('error', (error) => { reject(error instanceof SendFailure ? error : new SendFailure('transient', `provider lookup failed: ${error.message}`, { cause: error })); });
+    });
   }
 
   async reachable(): Promise<boolean> {

@@ -1,0 +1,90 @@
+// The lab's email provider (roles/mail_sink, services/mail-sink) as the drills and tests see it: its API, asked from
+// the controller inside the sink host's network namespace over HTTPS (the lab CA) with its bearer token.
+import { join } from 'node:path';
+import { $ } from 'zx';
+import type { Inventory } from '../lib/inventory.ts';
+import { stateDir } from '../lab/state.ts';
+import { labSecret } from './agent.ts';
+
+export const MAIL_SINK_CONTROL_PORT = 8025;
+
+export interface SinkMessage {
+  seq: number;
+  at: string;
+  messageId: string | null;
+  orderId: string | null;
+  eventId: string | null;
+  eventType: string | null;
+  subject: string | null;
+  to: string[];
+}
+
+function sinkHost(inventory: Inventory): { name: string; address: string; fqdn: string } {
+  const host = inventory.hosts.find((h) => h.groups.includes('mail_sink'));
+  if (!host) throw new Error('the inventory has no mail_sink host');
+  return { name: host.name, address: host.address, fqdn: `${host.name}.${inventory.domain}` };
+}
+
+/** One call of the sink's API (GET, or PUT with a JSON body); its JSON answer. */
+export async function sinkApi<T>(inventory: Inventory, path: string, put?: unknown): Promise<T> {
+  const host = sinkHost(inventory);
+  const url = `https://${host.fqdn}:${String(MAIL_SINK_CONTROL_PORT)}${path}`;
+  const args = ['--silent', '--show-error', '--fail-with-body', '--max-time', '10',
+    '--resolve', `${host.fqdn}:${String(MAIL_SINK_CONTROL_PORT)}:${host.address}`,
+    '--cacert', join(stateDir, 'pki', 'lab', 'trust-bundle.pem'),
+    '--header', `authorization: Bearer ${labSecret('mail-sink-control')}`,
+    ...(put === undefined ? [] : ['--request', 'PUT', '--header', 'content-type: application/json', '--data', JSON.stringify(put)]), url];
+  const r = await $`ip netns exec ${host.name} curl ${args}`.nothrow().quiet();
+  if (r.exitCode !== 0) throw new Error(`mail sink ${path}: ${(r.stderr || r.stdout).trim()}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** The emails the sink holds for an order. */
+export async function emailsForOrder(inventory: Inventory, orderId: string): Promise<SinkMessage[]> {
+  return (await sinkApi<{ messages: SinkMessage[] }>(inventory, `/messages?orderId=${encodeURIComponent(orderId)}`)).messages;
+}
+
+/** How many messages the sink holds now (the next ones have higher sequence numbers). */
+export async function sinkCount(inventory: Inventory): Promise<number> {
+  return (await sinkApi<{ messages: number }>(inventory, '/stats')).messages;
+}
+
+/** Emails per event id among the messages the sink accepted after the first `after`. */
+export async function emailsByEvent(inventory: Inventory, after: number): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const PAGE = 10_000;
+  for (let from = after; ; from += PAGE) {
+    const { messages } = await sinkApi<{ messages: SinkMessage[] }>(inventory, `/messages?after=${String(from)}&limit=${String(PAGE)}`);
+    for (const m of messages) if (m.eventId !== null) counts.set(m.eventId, (counts.get(m.eventId) ?? 0) + 1);
+    if (messages.length < PAGE) return counts;
+  }
+}
+
+export interface EmailAudit {
+  figures: { events: number; emails: number; missing: number; duplicates: number };
+  problems: string[];
+}
+
+/**
+ * Exactly one email per event: waits (up to `settleMs`) until every event `events()` lists has an email among those
+ * accepted after `after`, then counts the missing and the doubled. `events` is asked again on every round: events
+ * may still be made meanwhile (an order the recovery sweep resolves).
+ */
+export async function auditEmails(inventory: Inventory, after: number, events: () => Promise<string[]>, settleMs = 150_000): Promise<EmailAudit> {
+  const deadline = Date.now() + settleMs;
+  for (;;) {
+    const ids = await events();
+    const counts = await emailsByEvent(inventory, after);
+    const missing = ids.filter((id) => !counts.has(id));
+    if (missing.length === 0 || Date.now() > deadline) {
+      const duplicates = ids.reduce((n, id) => n + Math.max(0, (counts.get(id) ?? 0) - 1), 0);
+      const emails = ids.reduce((n, id) => n + (counts.get(id) ?? 0), 0);
+      const problems = [
+        ...(missing.length > 0 ? [`${String(missing.length)} of ${String(ids.length)} events have no email ${String(Math.round(settleMs / 1000))} s after the load (e.g. ${missing.slice(0, 3).join(', ')})`] : []),
+        ...(duplicates > 0 ? [`${String(duplicates)} emails sent twice`] : []),
+      ];
+      return { figures: { events: ids.length, emails, missing: missing.length, duplicates }, problems };
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}

@@ -1,0 +1,96 @@
+// The services' drills on the lab, under the order load at the VIP (gateway.ts's target: orders acknowledged, orders
+// in PostgreSQL, exactly one email per event at the provider): an app host's power cut, the email provider refusing
+// mail for a minute, and a rolling deploy of both services.
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Inventory } from '../lib/inventory.ts';
+import { defaultInventory, killHost, repoRoot, runPlaybook, startHost } from '../lab/lab.ts';
+import type { Drill, DrillTarget, Whole } from './framework.ts';
+import { gatewayTarget } from './gateway.ts';
+import { sinkApi } from './mail.ts';
+import { running, sh } from './postgres.ts';
+
+/** The loopback /readyz of each service on an app host (roles/order_service, roles/notification_service). */
+const READY = { 'order-service': 9101, 'notification-service': 9102 } as const;
+
+/** What keeps the app hosts' services from serving (empty when both run and say they are ready on every host). */
+export async function servicesProblems(inventory: Inventory): Promise<string[]> {
+  const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers'));
+  const problems = await Promise.all(apps.map(async (h): Promise<string[]> => {
+    if (!running(h.name)) return [`${h.name} is not running`];
+    const checks = Object.entries(READY).map(([service, port]) =>
+      `python3 -c "import urllib.request as u; print('${service}', u.urlopen('http://127.0.0.1:${String(port)}/readyz', timeout=2).status)" 2>/dev/null || echo '${service} not-ready'`);
+    const out = await sh(h.name, checks.join('; ')).catch((error: unknown) => `${h.name}: ${String(error)}`);
+    return out.trim().split('\n').filter((l) => !l.endsWith(' 200')).map((l) => `${h.name}: ${l}`);
+  }));
+  return problems.flat();
+}
+
+/** The gateways' target, whole only when the services are ready too. */
+export function servicesTarget(inventory: Inventory): DrillTarget {
+  const gateway = gatewayTarget(inventory);
+  return {
+    ...gateway,
+    async whole(): Promise<Whole> {
+      const [g, problems] = await Promise.all([gateway.whole(), servicesProblems(inventory)]);
+      if (!g.whole || problems.length > 0) return { whole: false, detail: [...(g.whole ? [] : [g.detail]), ...problems].join('; ') };
+      return { whole: true, detail: `${g.detail}; order-service and notification-service ready on every app host` };
+    },
+  };
+}
+
+/** A deploy of the app hosts' services, with extra variables; its output goes to stderr (the drills' stdout may be JSON). */
+async function deployApps(inventoryDir: string, extra: string[]): Promise<void> {
+  const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/deploy-services.yml'), ['--limit', 'app_servers', ...extra], true);
+  if (code !== 0) throw new Error(`deploy-services.yml --limit app_servers ${extra.join(' ')} failed (exit ${String(code)})`);
+}
+
+export function servicesDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<{ host: string }>[] {
+  const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers')).map((h) => h.name);
+  const first = apps[0] ?? 'app1';
+  return [
+    {
+      name: 'app-host-kill',
+      description: `power cut of an app host (${first}: its order-service and notification-service die at once), then it boots again`,
+      goal: { seconds: 3, boundBy: "the gateways' proxy_connect_timeout (2 s) to the dead host, then the other host (a POST not yet sent is passed on)" },
+      prepare: () => Promise.resolve({ host: first }),
+      async fault(v) {
+        await killHost(inventoryDir, v.host);
+        return `power cut of ${v.host}`;
+      },
+      async heal(v) {
+        const { seconds } = await startHost(inventoryDir, v.host);
+        return `${v.host} booted again (${seconds} s); its services start by themselves`;
+      },
+    },
+    {
+      name: 'mail-provider-outage',
+      description: 'the email provider answers every message with 451 (try later) for a minute, then accepts again',
+      goal: { seconds: 1, boundBy: 'nothing: orders never wait for email (events wait in Kafka and the retry topic); the load\'s own pauses' },
+      prepare: () => Promise.resolve({ host: 'mail-sink' }),
+      async fault() {
+        await sinkApi(inventory, '/behaviour', { mode: 'tempfail', delayMs: 0, rejectRecipients: [] });
+        await sleep(60_000);
+        return 'the mail sink answered 451 to every message for 60 s';
+      },
+      async heal() {
+        await sinkApi(inventory, '/behaviour', { mode: 'accept', delayMs: 0, rejectRecipients: [] });
+        return 'the mail sink accepts again; the breaker\'s probe finds it and sending resumes';
+      },
+    },
+    {
+      name: 'app-rolling-deploy',
+      description: 'a configuration change deployed (deploy-services.yml: one app host at a time, drained at the gateways), then deployed back',
+      goal: { seconds: 1, boundBy: 'nothing: a host is out of the upstream before its services restart, and back only once ready (the load\'s own pauses)' },
+      prepare: () => Promise.resolve({ host: apps.join(',') }),
+      async fault() {
+        await deployApps(inventoryDir, ['-e', JSON.stringify({ order_service_drain_seconds: 11, notification_service_kafka_concurrency: 4 })]);
+        return 'deploy-services.yml with a changed configuration: both services restarted on every app host, one host at a time';
+      },
+      async heal() {
+        await deployApps(inventoryDir, []);
+        return 'the inventory\'s configuration deployed back the same way';
+      },
+    },
+  ];
+}

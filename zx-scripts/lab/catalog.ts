@@ -1,0 +1,25 @@
+// The lab's demo catalog: what a staff user puts into the order service through the API (PUT /api/v1/products/:id)
+// once the stack is up (`npm run lab -- up`), so that shoppers, the load tests and the drills have something to buy.
+// Stock is large: the drills and load tests order the same products for many minutes. Re-putting it changes nothing
+// but the stock figures back to these.
+export interface LabProduct {
+  id: string;
+  name: string;
+  category: string;
+  priceCents: number;
+  stock: number;
+}
+
+export const LAB_CATALOG: readonly LabProduct[] = [
+  { id: 'BOOK-0001', name: "The Site Reliability Workbook (O'Reilly)", category: 'books', priceCents: 4299, stock: 1_000_000 },
+  { id: 'BOOK-0002', name: 'Designing Data-Intensive Applications', category: 'books', priceCents: 3999, stock: 1_000_000 },
+  { id: 'MUG-0001', name: 'Mug "It works on my machine"', category: 'kitchen', priceCents: 1250, stock: 1_000_000 },
+  { id: 'TEE-0001', name: 'T-shirt, 99.999 % cotton', category: 'clothing', priceCents: 1990, stock: 1_000_000 },
+  { id: 'CABLE-0001', name: 'Patch cable Cat 6A, 2 m', category: 'hardware', priceCents: 690, stock: 10_000_000 },
+];
+
+/** The product the drills' order load buys (one unit per order). */
+export const DRILL_PRODUCT = 'CABLE-0001';
+
+/** The lab's stand-in identity provider (inventories/lab/group_vars/all/services.yml). */
+export const LAB_IDP = { issuer: 'oms-lab-idp', audience: 'oms-api', keyFile: 'lab-idp.key' } as const;

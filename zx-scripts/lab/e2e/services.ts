@@ -1,0 +1,85 @@
+// The services on the lab (roles/order_service, roles/notification_service, roles/mail_sink): releases under hardened
+// units, and the mission's smoke test: an order placed at the virtual IP comes back as exactly one email per event at
+// the provider. Runs inside lab.e2e.ts.
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
+import type { Answer } from '../../drills/gateway-agent.ts';
+import { emailsForOrder, type SinkMessage } from '../../drills/mail.ts';
+import { assertOk, inHost, inventory, MINUTES, runDrillsTest } from './harness.ts';
+
+const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers')).map((h) => h.name);
+const sinkHost = inventory.hosts.find((h) => h.groups.includes('mail_sink'))?.name ?? 'client';
+
+async function unit(host: string, service: string): Promise<Record<string, string>> {
+  const r = await inHost(host, 'systemctl', 'show', service, '--property', 'ActiveState,User,ProtectSystem,ProtectHome,PrivateTmp,PrivateDevices,NoNewPrivileges,CapabilityBoundingSet,RestrictAddressFamilies,MemoryMax');
+  assertOk(r, `systemctl show ${service} on ${host}`);
+  return Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+export function servicesTests(): void {
+  it('services: releases under hardened units, configuration readable by each service alone', async (t) => {
+    const exposure: string[] = [];
+    for (const [host, service] of [...apps.flatMap((h) => [[h, 'order-service'], [h, 'notification-service']]), [sinkHost, 'mail-sink']] as [string, string][]) {
+      const u = await unit(host, service);
+      assert.equal(u['ActiveState'], 'active', `${service} on ${host}`);
+      assert.equal(u['User'], service, `${service} runs as its own user`);
+      assert.equal(u['ProtectSystem'], 'strict');
+      assert.equal(u['ProtectHome'], 'yes');
+      assert.equal(u['PrivateTmp'], 'yes');
+      assert.equal(u['NoNewPrivileges'], 'yes');
+      assert.equal(u['RestrictAddressFamilies'], 'AF_INET AF_INET6 AF_UNIX');
+      assert.equal(u['CapabilityBoundingSet'], service === 'mail-sink' ? 'cap_net_bind_service' : '', `${service}: capabilities`);
+
+      const layout = await inHost(host, 'sh', '-c', [
+        `readlink /opt/oms/${service}/current`,
+        `stat -c '%U:%G %a' /etc/oms/${service}/config.json /opt/oms/${service}/current/src/main.js`,
+        `runuser -u ${service} -- sh -c 'test -w /opt/oms/${service}/current/src/main.js && echo writable || echo read-only'`,
+        `runuser -u nobody -- sh -c 'cat /etc/oms/${service}/config.json >/dev/null 2>&1 && echo readable || echo unreadable'`,
+        `systemd-analyze security ${service} --no-pager 2>/dev/null | tail -n 1`,
+      ].join('; '));
+      assertOk(layout, `${service} on ${host}: its files`);
+      const [link = '', config = '', code = '', own = '', other = '', score = ''] = layout.stdout.trim().split('\n');
+      assert.match(link, new RegExp(`^releases/${service}-0\\.1\\.0-[0-9a-f]{12}$`), 'current points at a versioned release');
+      assert.equal(config, `root:${service} 640`, 'the configuration (with its secrets) is readable by the service, writable by root');
+      assert.equal(code, 'root:root 644');
+      assert.equal(own, 'read-only', 'a service cannot change its own code');
+      assert.equal(other, 'unreadable', 'another user cannot read the configuration');
+      exposure.push(`${service}@${host}: ${score.replace(/^.*: /, '')}`);
+    }
+    t.diagnostic(`systemd-analyze security exposure: ${exposure.join('; ')}`);
+  });
+
+  it('services: an order placed at the VIP becomes exactly one email per event at the provider', async (t) => {
+    const placed = Date.now();
+    const answer = await runAgent<Answer>(GATEWAY_AGENT, inventory, 'client', ['order', '--subject', 'e2e-shopper']);
+    assert.equal(answer.status, 201, answer.body);
+    const order = JSON.parse(answer.body) as { id: string; status: string; customerEmail: string };
+    assert.equal(order.status, 'CONFIRMED', 'the simulated provider approved the payment');
+    assert.equal(order.customerEmail, 'e2e-shopper@shop.example');
+
+    // order.created and order.confirmed: one email each, to the customer
+    let emails: SinkMessage[] = [];
+    for (let i = 0; i < 120 && emails.length < 2; i++) {
+      await sleep(500);
+      emails = await emailsForOrder(inventory, order.id);
+    }
+    const lastAt = Math.max(...emails.map((e) => Date.parse(e.at)));
+    assert.deepEqual(emails.map((e) => e.eventType).sort(), ['order.confirmed', 'order.created'], JSON.stringify(emails));
+    assert.ok(emails.every((e) => e.to.join() === 'e2e-shopper@shop.example'), JSON.stringify(emails.map((e) => e.to)));
+    await sleep(5000);
+    assert.equal((await emailsForOrder(inventory, order.id)).length, 2, 'no email came twice');
+    t.diagnostic(`order ${order.id} (request ${String(answer.headers['x-request-id'])}): 201 CONFIRMED; its 2 emails at the provider ${String(lastAt - placed)} ms after it was placed, none twice`);
+  });
+
+  it('services: drills under the order load (app host power cut, provider refusing mail for a minute, rolling deploy): nothing lost, one email per event', { timeout: 30 * MINUTES }, async (t) => {
+    const reports = await runDrillsTest(t, ['app-host-kill', 'mail-provider-outage', 'app-rolling-deploy']);
+    for (const r of reports) {
+      assert.equal(r.audit['missing'], 0, `${r.drill}: emails missing`);
+      assert.equal(r.audit['duplicates'], 0, `${r.drill}: emails sent twice`);
+    }
+    const deploy = reports.find((r) => r.drill === 'app-rolling-deploy');
+    assert.equal(deploy?.writes.failed, 0, 'a rolling deploy fails no order');
+  });
+}
