@@ -21,6 +21,8 @@ export interface AgentKind {
 }
 
 const labPki = (): string => join(stateDir, 'pki', 'lab');
+/** The lab IdP's private key, made by the first site.yml run (roles/order_service). */
+export const labIdpKey = (): string => join(stateDir, 'secrets', LAB_IDP.keyFile);
 const groupHosts = (inventory: Inventory, group: string) => inventory.hosts.filter((h) => h.groups.includes(group));
 
 export const PG_AGENT: AgentKind = {
@@ -83,7 +85,7 @@ export const GATEWAY_AGENT: AgentKind = {
       vip: inventory.gatewayVip,
       name: inventory.gatewayName,
       sourceAddresses: [...(inventory.hosts.find((h) => h.groups.includes('clients'))?.sourceAddresses ?? [])],
-      idp: { key: join(stateDir, 'secrets', LAB_IDP.keyFile), issuer: LAB_IDP.issuer, audience: LAB_IDP.audience },
+      idpKey: labIdpKey(),
     };
   },
 };
@@ -110,9 +112,9 @@ export function startAgent(kind: AgentKind, inventory: Inventory, host: string, 
 
 /**
  * Hands each JSON line of a started agent to `onLine`; stop() sends SIGTERM, waits for the agent's last lines
- * (SIGKILL after `graceMs`) and fails when it did not exit cleanly.
+ * (SIGKILL after `graceMs`) and fails unless it exited with one of `cleanExits`.
  */
-export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line: unknown) => void, graceMs = 15_000): { stop(): Promise<void> } {
+export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line: unknown) => void, graceMs = 15_000, cleanExits: readonly number[] = [0]): { stop(): Promise<void> } {
   let buffered = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -131,24 +133,31 @@ export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line
       const code = await exited;
       clearTimeout(timer);
       if (buffered.trim()) onLine(JSON.parse(buffered));
-      if (code !== 0) throw new Error(`the load exited with ${String(code)}: ${stderr}`);
+      if (code === null || !cleanExits.includes(code)) throw new Error(`the load exited with ${String(code)}: ${stderr}`);
     },
   };
 }
 
+export interface StreamedLoadOptions {
+  graceMs?: number;
+  /** exit codes of a load stopped as it should be (SIGTERM) */
+  cleanExits?: readonly number[];
+  onOther?: (line: { kind?: string; ids?: string[] }) => void;
+  afterStop?: () => void;
+}
+
 /**
- * A drill's load, run by an agent on a lab host: its `write` lines (or every line, for an agent that writes only
- * those) become the load's events; any other line goes to `onOther`; `afterStop` may refuse a load that ended
- * without its final report.
+ * A drill's load streamed as JSON lines by a started process: its `write` lines (or every line, for a process that
+ * writes only those) become the load's events; any other line goes to `onOther`; `afterStop` may refuse a load that
+ * ended without its final report.
  */
-export function agentLoad(kind: AgentKind, inventory: Inventory, host: string, args: string[],
-  options: { graceMs?: number; onOther?: (line: { kind?: string; ids?: string[] }) => void; afterStop?: () => void } = {}): Load {
+export function streamedLoad(child: ChildProcessWithoutNullStreams, options: StreamedLoadOptions = {}): Load {
   const events: WriteEvent[] = [];
-  const stream = streamAgent(startAgent(kind, inventory, host, args), (line) => {
+  const stream = streamAgent(child, (line) => {
     const l = line as WriteEvent & { kind?: string; ids?: string[] };
     if (l.kind === undefined || l.kind === 'write') events.push({ id: l.id, start: l.start, end: l.end, outcome: l.outcome, ...(l.error ? { error: l.error } : {}) });
     else options.onOther?.(l);
-  }, options.graceMs);
+  }, options.graceMs, options.cleanExits);
   return {
     events: () => events,
     async stop() {
@@ -157,4 +166,9 @@ export function agentLoad(kind: AgentKind, inventory: Inventory, host: string, a
       return events;
     },
   };
+}
+
+/** A drill's load run by an agent on a lab host (streamedLoad). */
+export function agentLoad(kind: AgentKind, inventory: Inventory, host: string, args: string[], options: StreamedLoadOptions = {}): Load {
+  return streamedLoad(startAgent(kind, inventory, host, args), options);
 }

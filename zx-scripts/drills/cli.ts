@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
-import { formatReport, runDrill, type Drill, type DrillReport, type DrillTarget } from './framework.ts';
+import { formatReport, formatTable, runDrill, type Drill, type DrillReport, type DrillTarget } from './framework.ts';
 import { gatewayDrills, gatewayTarget } from './gateway.ts';
 import { kafkaDrills, kafkaTarget } from './kafka.ts';
 import { postgresDrills, postgresTarget } from './postgres.ts';
@@ -23,11 +23,13 @@ async function main(argv: string[]): Promise<number> {
   if (unknownFlags.length > 0) throw new UsageError(`unknown option ${unknownFlags.join(', ')}`);
   const names = argv.filter((a) => !a.startsWith('--'));
   const inventory = loadInventory(defaultInventory);
-  // each drill with the system it runs against (its load, health and audit)
-  const drills: (Drill<unknown> & { target: () => DrillTarget })[] = [
-    ...postgresDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => postgresTarget(inventory) })),
-    ...kafkaDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => kafkaTarget(inventory) })),
-    ...redisDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => redisTarget(inventory) })),
+  // each drill with the system it runs against (its load, health and audit); a component's drills run under the
+  // users' order load at the VIP as well, whose orders and emails are audited too
+  const users = (): DrillTarget => servicesTarget(inventory);
+  const drills: (Drill<unknown> & { target: () => DrillTarget; underLoad?: () => DrillTarget })[] = [
+    ...postgresDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => postgresTarget(inventory), underLoad: users })),
+    ...kafkaDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => kafkaTarget(inventory), underLoad: users })),
+    ...redisDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => redisTarget(inventory), underLoad: users })),
     ...gatewayDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => gatewayTarget(inventory) })),
     ...servicesDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => servicesTarget(inventory) })),
   ];
@@ -50,11 +52,13 @@ async function main(argv: string[]): Promise<number> {
       wholeTimeoutSeconds: 120,
       reportDir: join(repoRoot, 'reports', 'drills'),
       log: (line) => { if (!json) console.log(line); },
+      ...(drill.underLoad ? { underLoad: drill.underLoad() } : {}),
     });
     reports.push(report);
     if (!json) console.log(formatReport(report));
   }
   if (json) console.log(JSON.stringify(reports, null, 2));
+  else if (reports.length > 1) console.log(`\n${formatTable(reports)}`);
   return reports.every((r) => r.passed) ? 0 : 1;
 }
 

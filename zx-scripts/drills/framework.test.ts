@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { longestGap, resumedAt, runDrill, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
+import { formatTable, longestGap, resumedAt, runDrill, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
 
 interface Sim {
   /** ms after the fault during which writes hang (then fail), and until which they keep failing */
@@ -126,6 +126,38 @@ describe('the drill framework', () => {
       },
     };
     await assert.rejects(runDrill({ ...drill, fault: () => Promise.reject(new Error('the playbook failed')) }, counted, options), /the playbook failed/);
+    assert.equal(stopped, true);
+  });
+
+  it('under the users\' load: its orders are audited too, and one lost fails the drill', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 300 });
+    const fine = await runDrill(drill, target, { ...options, underLoad: simulated({ hangMs: 0, downMs: 0 }).target });
+    assert.equal(fine.passed, true, fine.problems.join('; '));
+    assert.ok((fine.orders?.acknowledged ?? 0) > 0 && fine.orders?.lost === 0, JSON.stringify(fine.orders));
+    const table = formatTable([fine]).split('\n');
+    assert.match(table[0] ?? '', /^drill\s+result\s+no writes s.*orders ack/);
+    assert.match(table[1] ?? '', new RegExp(`^sim\\s+passed\\s.*\\s${String(fine.orders?.acknowledged)}\\s`));
+
+    const second = simulated({ hangMs: 0, downMs: 300 });
+    const lost = await runDrill(second.drill, second.target, { ...options, underLoad: simulated({ hangMs: 0, downMs: 0, lose: 2 }).target });
+    assert.equal(lost.passed, false);
+    assert.equal(lost.lost.length, 0, 'the drill\'s own writes are all there');
+    assert.equal(lost.orders?.lost, 2);
+    assert.match(lost.problems.join(';'), /orders: 2 acknowledged orders LOST/);
+  });
+
+  it('a fault that fails stops the users\' load too', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 0 });
+    const users = simulated({ hangMs: 0, downMs: 0 }).target;
+    let stopped = false;
+    const counted: DrillTarget = {
+      ...users,
+      async startLoad(runId) {
+        const load = await users.startLoad(runId);
+        return { events: () => load.events(), async stop() { stopped = true; return load.stop(); } };
+      },
+    };
+    await assert.rejects(runDrill({ ...drill, fault: () => Promise.reject(new Error('the playbook failed')) }, target, { ...options, underLoad: counted }), /the playbook failed/);
     assert.equal(stopped, true);
   });
 

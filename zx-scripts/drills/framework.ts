@@ -6,6 +6,8 @@
 //   3. inject the fault; wait until writes succeed again; heal; wait until the system is whole again
 //   4. stop the load and audit: every acknowledged id must be in the system of record (missing = LOST, must be 0);
 //      writes whose COMMIT got no answer are UNKNOWN, not failures: the audit says how many of them did commit
+// A drill of one component (a database, a broker) runs under the users' order load too (`underLoad`: k6 at the
+// VIP): the stack must be whole before and after, and its acknowledged orders are audited the same way.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -59,6 +61,18 @@ export interface Drill<Ctx> {
   after?(ctx: Ctx): Promise<string[]>;
 }
 
+/** What a load did during a drill, and what its audit found. */
+export interface LoadFigures {
+  acknowledged: number;
+  failed: number;
+  unknown: number;
+  unknownCommitted: number;
+  lost: number;
+  /** the longest time between two successful writes, from just before the fault to the end */
+  secondsWithoutWrites: number;
+  audit: Record<string, number>;
+}
+
 export interface DrillReport {
   drill: string;
   description: string;
@@ -79,6 +93,8 @@ export interface DrillReport {
   whole: Whole;
   problems: string[];
   errors: Record<string, number>;
+  /** the users' order load the drill ran under, when its own load was another (underLoad) */
+  orders?: LoadFigures;
   passed: boolean;
 }
 
@@ -90,9 +106,23 @@ export interface DrillOptions {
   wholeTimeoutSeconds: number;
   reportDir: string;
   log: (line: string) => void;
+  /** the users' order load to run the drill under, when its own target is another system */
+  underLoad?: DrillTarget;
 }
 
 const round = (ms: number): number => Math.round(ms / 100) / 10;
+
+/** Both targets' health as one: whole when both are. */
+function together(a: DrillTarget, b: DrillTarget | undefined): DrillTarget {
+  if (!b) return a;
+  return {
+    ...a,
+    async whole() {
+      const [x, y] = await Promise.all([a.whole(), b.whole()]);
+      return { whole: x.whole && y.whole, detail: x.whole && y.whole ? `${x.detail}; ${y.detail}` : [x, y].filter((w) => !w.whole).map((w) => w.detail).join('; ') };
+    },
+  };
+}
 
 async function waitWhole(target: DrillTarget, timeoutMs: number): Promise<{ whole: Whole; ms: number | null }> {
   const started = Date.now();
@@ -131,6 +161,23 @@ export function resumedAt(events: readonly WriteEvent[], from: number): number |
   return resumed;
 }
 
+/** A load's events audited on its target: acknowledged ids missing are lost. */
+async function auditLoad(target: DrillTarget, runId: string, events: readonly WriteEvent[], faultAt: number, endedAt: number): Promise<LoadFigures & { problems: string[] }> {
+  const acknowledged = events.filter((e) => e.outcome === 'ok').map((e) => e.id);
+  const unknown = events.filter((e) => e.outcome === 'unknown').map((e) => e.id);
+  const audit = await target.audit(runId, [...acknowledged, ...unknown]);
+  return {
+    acknowledged: acknowledged.length,
+    failed: events.filter((e) => e.outcome === 'failed').length,
+    unknown: unknown.length,
+    unknownCommitted: unknown.filter((id) => audit.present.has(id)).length,
+    lost: acknowledged.filter((id) => !audit.present.has(id)).length,
+    secondsWithoutWrites: round(longestGap(events, faultAt - 1000, endedAt)),
+    audit: audit.figures ?? {},
+    problems: audit.problems ?? [],
+  };
+}
+
 /** Counts errors by their first words, so a report shows "connection refused: 12" rather than 12 lines. */
 function errorKinds(events: readonly WriteEvent[]): Record<string, number> {
   const kinds: Record<string, number> = {};
@@ -146,15 +193,25 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const { log } = options;
   const runId = `${drill.name}-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
   const startedAt = new Date().toISOString();
-  const before = await waitWhole(target, options.wholeTimeoutSeconds * 1000);
+  const system = together(target, options.underLoad);
+  const before = await waitWhole(system, options.wholeTimeoutSeconds * 1000);
   if (!before.whole.whole) throw new Error(`${drill.name}: the system is not whole before the drill: ${before.whole.detail}`);
   const ctx = await drill.prepare();
 
-  const load = await target.startLoad(runId);
+  const ordersRun = `${runId}-orders`;
+  const orders = await options.underLoad?.startLoad(ordersRun);
+  let load: Load;
+  try {
+    load = await target.startLoad(runId);
+  } catch (error) {
+    await orders?.stop().catch(() => undefined);
+    throw error;
+  }
+  const stopLoads = async (): Promise<void> => { await Promise.all([load.stop().catch(() => undefined), orders?.stop().catch(() => undefined)]); };
   const firstAck = Date.now();
   while (!load.events().some((e) => e.outcome === 'ok')) {
     if (Date.now() - firstAck > 60_000) {
-      await load.stop();
+      await stopLoads();
       throw new Error(`${drill.name}: no write succeeded within 60 s of starting the load`);
     }
     await sleep(100);
@@ -166,8 +223,8 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   try {
     fault = await drill.fault(ctx);
   } catch (error) {
-    // the drill cannot go on: its load must not outlive it
-    await load.stop().catch(() => undefined);
+    // the drill cannot go on: its loads must not outlive it
+    await stopLoads();
     throw error;
   }
   log(`${drill.name}: fault: ${fault}`);
@@ -194,9 +251,9 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const heal = await drill.heal(ctx);
   log(`${drill.name}: heal: ${heal}`);
   const healedAt = Date.now();
-  const after = await waitWhole(target, options.wholeTimeoutSeconds * 1000);
+  const after = await waitWhole(system, options.wholeTimeoutSeconds * 1000);
   await sleep(options.steadySeconds * 1000);
-  const events = await load.stop();
+  const [events, orderEvents] = await Promise.all([load.stop(), orders?.stop()]);
   const endedAt = Math.max(...events.map((e) => e.end), Date.now());
 
   const acknowledged = events.filter((e) => e.outcome === 'ok').map((e) => e.id);
@@ -210,6 +267,14 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const secondsWithoutWrites = round(longestGap(events, faultAt - 1000, endedAt));
   if (lost.length > 0) problems.push(`${lost.length} acknowledged writes LOST`);
   problems.push(...(audit.problems ?? []));
+  let orderFigures: LoadFigures | undefined;
+  if (options.underLoad && orderEvents) {
+    const { problems: orderProblems, ...figures } = await auditLoad(options.underLoad, ordersRun, orderEvents, faultAt, endedAt);
+    orderFigures = figures;
+    if (figures.acknowledged === 0) problems.push('orders: none was acknowledged');
+    if (figures.lost > 0) problems.push(`orders: ${String(figures.lost)} acknowledged orders LOST`);
+    problems.push(...orderProblems.map((p) => `orders: ${p}`));
+  }
 
   const report: DrillReport = {
     drill: drill.name,
@@ -233,12 +298,16 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     whole: after.whole,
     problems,
     errors: errorKinds(events),
+    ...(orderFigures ? { orders: orderFigures } : {}),
     passed: problems.length === 0,
   };
   mkdirSync(options.reportDir, { recursive: true });
   writeFileSync(join(options.reportDir, `${runId}.json`), JSON.stringify({ ...report, events: events.length }, null, 2) + '\n');
   return report;
 }
+
+/** "events 272, emails 272, ..." */
+export const figuresText = (figures: Record<string, number>): string => Object.entries(figures).map(([k, v]) => `${k} ${String(v)}`).join(', ');
 
 export function formatReport(r: DrillReport): string {
   const goal = r.secondsWithoutWrites <= r.goal.seconds ? 'within' : 'OVER';
@@ -250,9 +319,32 @@ export function formatReport(r: DrillReport): string {
     `  writes back ${r.secondsToWritesBack ?? 'never'} s after the fault; whole again ${r.secondsToWhole ?? 'never'} s after the fault`,
     `  writes: ${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} of them committed)`,
     `  LOST: ${r.lost.length}`,
-    ...(Object.keys(r.audit).length > 0 ? [`  audit: ${Object.entries(r.audit).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`] : []),
+    ...(Object.keys(r.audit).length > 0 ? [`  audit: ${figuresText(r.audit)}`] : []),
+    ...(r.orders ? [`  orders (the users' load at the VIP): ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed, ${r.orders.unknown} unknown (${r.orders.unknownCommitted} of them placed), LOST ${r.orders.lost}, longest time without an order ${r.orders.secondsWithoutWrites} s` +
+      (Object.keys(r.orders.audit).length > 0 ? `; ${figuresText(r.orders.audit)}` : '')] : []),
     `  whole: ${r.whole.detail}`,
     ...Object.entries(r.errors).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `  ${n} x ${k}`),
     ...r.problems.map((p) => `  PROBLEM: ${p}`),
   ].join('\n');
+}
+
+/**
+ * Every drill of a run in one table: the drill's own writes (time without them, time until they were back, failed,
+ * lost), then the orders at the VIP (the drill's own load for the gateway and services drills, else the users' load
+ * it ran under) and their emails.
+ */
+export function formatTable(reports: readonly DrillReport[]): string {
+  const rows = reports.map((r) => {
+    const orders: LoadFigures | undefined = r.orders ?? (r.audit['emails'] === undefined ? undefined : {
+      acknowledged: r.writes.acknowledged, failed: r.writes.failed, unknown: r.writes.unknown, unknownCommitted: r.writes.unknownCommitted,
+      lost: r.lost.length, secondsWithoutWrites: r.secondsWithoutWrites, audit: r.audit,
+    });
+    const n = (v: number | undefined): string => (v === undefined ? '-' : String(v));
+    return [r.drill, r.passed ? 'passed' : 'FAILED', String(r.secondsWithoutWrites), n(r.secondsToWritesBack ?? undefined), String(r.writes.failed), String(r.lost.length),
+      n(orders?.acknowledged), n(orders?.failed), n(orders?.lost), n(orders?.secondsWithoutWrites), n(orders?.audit['missing']), n(orders?.audit['duplicates'])];
+  });
+  const head = ['drill', 'result', 'no writes s', 'back s', 'failed', 'LOST', 'orders ack', 'failed', 'LOST', 'no orders s', 'emails missing', 'dup'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
 }

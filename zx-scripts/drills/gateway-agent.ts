@@ -1,8 +1,6 @@
-// The internet's side of the gateway drills and tests: runs in the lab's client namespace (ext zone) and talks HTTPS to
-// the gateways' virtual IP by the API's name, verifying its certificate against the lab CA. Each request comes from
-// the next of the client's many source addresses (lab_source_addresses), as from many users.
-//   load --run ID [--workers N] [--interval-ms MS]   places orders (Idempotency-Key = a write's id; JSON lines: one per
-//                                                    write) until SIGTERM; acknowledged = 201 Created
+// The internet's side of the gateway tests: runs in the lab's client namespace (ext zone) and talks HTTPS to the
+// gateways' virtual IP by the API's name, verifying its certificate against the lab CA. Each request comes from one
+// of the client's many source addresses (lab_source_addresses). The users' load is k6's (zx-scripts/load/).
 //   seed                                             a staff user puts the lab catalog (zx-scripts/lab/catalog.ts); prints the statuses
 //   order [--product ID] [--subject S]               one order, paid; prints {status, headers, body}
 //   probe --path P [--method M] [--header 'k: v']... [--body B] [--from ADDR] [--tls-max-version TLSv1.2]
@@ -16,17 +14,17 @@ import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import type { SecureVersion } from 'node:tls';
-import { mintToken, type Role } from '../../services/order-service/src/auth/jwt.ts';
-import { DRILL_PRODUCT, LAB_CATALOG } from '../lab/catalog.ts';
-import { emit, emitLast, message, parseArgs, runAgentMain } from './agent-io.ts';
+import type { Role } from '../../services/order-service/src/auth/jwt.ts';
+import { DRILL_PRODUCT, LAB_CATALOG, labToken } from '../lab/catalog.ts';
+import { emitLast, message, parseArgs, runAgentMain } from './agent-io.ts';
 
 export interface GatewayAgentConfig {
   pki: string;
   vip: string;
   name: string;
   sourceAddresses: string[];
-  /** the lab's stand-in identity provider: its private key (a file), issuer and audience */
-  idp: { key: string; issuer: string; audience: string };
+  /** the private key (a file) of the lab's stand-in identity provider */
+  idpKey: string;
 }
 
 export interface Answer {
@@ -94,25 +92,16 @@ export function call(c: Call): Promise<Answer> {
   });
 }
 
-/**
- * A load request whose connection is not up after this long is given up and the worker tries again at once. A SYN
- * sent to the VIP in the instant it moves is lost, and TCP would resend it only after 1 s (its initial
- * retransmission timeout): the drills measure the VIP, not that timer, so clients here retry sooner than a browser
- * would. Once connected, an order has ORDER_TIMEOUT_MS to be answered (a database failover holds it that long).
- */
-const CONNECT_TIMEOUT_MS = 500;
+/** Once connected, an order has this long to be answered (a database failover holds it that long). */
 const ORDER_TIMEOUT_MS = 30_000;
 
 const tokens = new Map<string, string>();
-/** A bearer token of the lab's identity provider (customers get an email claim: they need one to order). */
+/** A bearer token of the lab's identity provider, one per subject and role. */
 export function tokenFor(subject: string, role: Role): string {
   const key = `${role}:${subject}`;
   let token = tokens.get(key);
   if (token === undefined) {
-    token = mintToken({
-      privateKeyPem: readFileSync(config.idp.key, 'utf8'), issuer: config.idp.issuer, audience: config.idp.audience,
-      subject, role, ...(role === 'customer' ? { email: `${subject}@shop.example` } : {}), ttlSeconds: 6 * 3600,
-    });
+    token = labToken(config.idpKey, subject, role);
     tokens.set(key, token);
   }
   return token;
@@ -130,49 +119,6 @@ export function orderCall(product: string, subject: string, key: string): Call {
       paymentToken: 'tok_approve_lab',
     }),
   };
-}
-
-/** The client's source addresses in turn. */
-function sources(): () => string | undefined {
-  let next = 0;
-  return () => {
-    const list = config.sourceAddresses;
-    if (list.length === 0) return undefined;
-    const a = list[next % list.length];
-    next++;
-    return a;
-  };
-}
-
-async function load(args: Map<string, string | true>): Promise<void> {
-  const run = String(args.get('run') ?? 'run');
-  const workers = Number(args.get('workers') ?? 8);
-  // 8 workers, a pause of 300 ms after each answer: about 20 orders/s spread over the source addresses, well under
-  // the gateway's order limit per address (10/minute with a burst of 10) for 200 addresses
-  const intervalMs = Number(args.get('interval-ms') ?? 300);
-  const from = sources();
-  let stopping = false;
-  process.once('SIGTERM', () => { stopping = true; });
-  let seq = 0;
-  const worker = async (w: number): Promise<void> => {
-    while (!stopping) {
-      const id = `${run}-${String(w)}-${String(seq++)}`;
-      const start = Date.now();
-      try {
-        const answer = await call({ ...orderCall(DRILL_PRODUCT, `drill-${String(w)}`, id), from: from(), connectTimeoutMs: CONNECT_TIMEOUT_MS, timeoutMs: ORDER_TIMEOUT_MS });
-        // any answer but 201 is a refusal: the order service creates nothing for it (the audit checks that too)
-        if (answer.status === 201) emit({ kind: 'write', id, start, end: Date.now(), outcome: 'ok' });
-        else emit({ kind: 'write', id, start, end: Date.now(), outcome: 'failed', error: `HTTP ${String(answer.status)} ${answer.body.slice(0, 80)}` });
-      } catch (error) {
-        // a request written out in full may have reached the upstream: unknown, not failed
-        const afterSend = error instanceof CallError && error.afterSend;
-        emit({ kind: 'write', id, start, end: Date.now(), outcome: afterSend ? 'unknown' : 'failed', error: message(error).slice(0, 120) });
-      }
-      await new Promise((r) => setTimeout(r, intervalMs));
-    }
-  };
-  await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
-  await emitLast({ kind: 'end' });
 }
 
 function headersOf(args: string[]): Record<string, string> {
@@ -210,9 +156,6 @@ async function main(argv: string[]): Promise<void> {
     };
   };
   switch (command) {
-    case 'load':
-      await load(args);
-      return;
     case 'probe':
       try {
         await emitLast(await call(base()));
@@ -257,7 +200,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     default:
-      throw new Error(`usage: gateway-agent load|seed|order|probe|burst|replay ... (got '${String(command)}')`);
+      throw new Error(`usage: gateway-agent seed|order|probe|burst|replay ... (got '${String(command)}')`);
   }
 }
 

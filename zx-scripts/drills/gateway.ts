@@ -1,16 +1,16 @@
 // The gateway drills (the active gateway host stopped hard, Nginx killed on it, the standby gateway going away and
-// coming back) on the lab, and the target they share: orders placed over HTTPS from many internet addresses (the
-// client host) at the virtual IP, through the gateway to the order service, each with its own Idempotency-Key.
-// Acknowledged = 201 Created came back; the audit finds every acknowledged key's order in PostgreSQL (the system of
+// coming back) on the lab, and the target they share: the users' order load (k6, loadtest/oms.js) over HTTPS from
+// many internet addresses (the client host) at the virtual IP, through the gateway to the order service, each order
+// with its own Idempotency-Key. Acknowledged = 201 Created came back; the audit finds every acknowledged key's order in PostgreSQL (the system of
 // record, read on the Patroni leader). The measured time without writes is the time no order got through.
 import type { Inventory } from '../lib/inventory.ts';
-import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
-import { agentLoad, GATEWAY_AGENT } from './agent.ts';
+import { join } from 'node:path';
+import { defaultInventory, killHost, repoRoot, startHost } from '../lab/lab.ts';
+import { k6Load } from '../load/k6.ts';
 import { auditEmails, sinkCount } from './mail.ts';
 import type { Audit, Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { leader, running, sh } from './postgres.ts';
 
-const LOAD_HOST = 'client';
 const gateways = (inventory: Inventory) => inventory.hosts.filter((h) => h.groups.includes('gateways'));
 
 export interface GatewayState {
@@ -92,7 +92,7 @@ export function gatewayTarget(inventory: Inventory): DrillTarget {
   return {
     async startLoad(runId: string): Promise<Load> {
       emailsBefore.set(runId, await sinkCount(inventory));
-      return agentLoad(GATEWAY_AGENT, inventory, LOAD_HOST, ['load', '--run', runId]);
+      return k6Load(inventory, runId, join(repoRoot, 'reports', 'load', runId));
     },
     async whole(): Promise<Whole> {
       try {

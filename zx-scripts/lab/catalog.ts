@@ -2,6 +2,9 @@
 // once the stack is up (`npm run lab -- up`), so that shoppers, the load tests and the drills have something to buy.
 // Stock is large: the drills and load tests order the same products for many minutes. Re-putting it changes nothing
 // but the stock figures back to these.
+import { readFileSync } from 'node:fs';
+import { mintToken, type Role } from '../../services/order-service/src/auth/jwt.ts';
+
 export interface LabProduct {
   id: string;
   name: string;
@@ -23,3 +26,14 @@ export const DRILL_PRODUCT = 'CABLE-0001';
 
 /** The lab's stand-in identity provider (inventories/lab/group_vars/all/services.yml). */
 export const LAB_IDP = { issuer: 'oms-lab-idp', audience: 'oms-api', keyFile: 'lab-idp.key' } as const;
+
+/**
+ * A bearer token of the lab's identity provider, signed with its key (a file); customers get an email claim (they need
+ * one to order: the order is confirmed to that address).
+ */
+export function labToken(keyFile: string, subject: string, role: Role): string {
+  return mintToken({
+    privateKeyPem: readFileSync(keyFile, 'utf8'), issuer: LAB_IDP.issuer, audience: LAB_IDP.audience,
+    subject, role, ...(role === 'customer' ? { email: `${subject}@shop.example` } : {}), ttlSeconds: 6 * 3600,
+  });
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import type { DrillReport } from '../../drills/framework.ts';
+import { figuresText, type DrillReport } from '../../drills/framework.ts';
 import { loadInventory } from '../../lib/inventory.ts';
 import { defaultInventory, repoRoot } from '../lab.ts';
 
@@ -74,8 +74,10 @@ export async function runDrillsTest(t: TestContext, drills: string[], timeoutMs 
   for (const r of reports) {
     t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), writes back ${r.secondsToWritesBack ?? 'never'} s, whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
       `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept); LOST ${r.lost.length}` +
-      `${Object.keys(r.audit).length > 0 ? `; ${Object.entries(r.audit).map(([k, v]) => `${k} ${String(v)}`).join(', ')}` : ''}; ${r.whole.detail}`);
+      (Object.keys(r.audit).length > 0 ? `; ${figuresText(r.audit)}` : '') +
+      `${r.orders ? `; orders at the VIP: ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed, LOST ${r.orders.lost}, ${r.orders.secondsWithoutWrites} s without an order, ${figuresText(r.orders.audit)}` : ''}; ${r.whole.detail}`);
     assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
+    assert.equal(r.orders?.lost ?? 0, 0, `${r.drill}: orders LOST ${String(r.orders?.lost)}`);
     assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
     assert.deepEqual(r.problems, [], `${r.drill}: ${r.problems.join('; ')}`);
   }

@@ -2,12 +2,15 @@
 // units, and the mission's smoke test: an order placed at the virtual IP comes back as exactly one email per event at
 // the provider. Runs inside lab.e2e.ts.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
 import type { Answer } from '../../drills/gateway-agent.ts';
 import { emailsForOrder, type SinkMessage } from '../../drills/mail.ts';
-import { assertOk, inHost, inventory, MINUTES, runDrillsTest } from './harness.ts';
+import { repoRoot } from '../lab.ts';
+import { assertOk, inHost, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
 
 const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers')).map((h) => h.name);
 const sinkHost = inventory.hosts.find((h) => h.groups.includes('mail_sink'))?.name ?? 'client';
@@ -71,6 +74,19 @@ export function servicesTests(): void {
     await sleep(5000);
     assert.equal((await emailsForOrder(inventory, order.id)).length, 2, 'no email came twice');
     t.diagnostic(`order ${order.id} (request ${String(answer.headers['x-request-id'])}): 201 CONFIRMED; its 2 emails at the provider ${String(lastAt - placed)} ms after it was placed, none twice`);
+  });
+
+  it('load: a short k6 run of the shoppers at the VIP holds its thresholds (failed < 1 %, p95 < 200 ms, p99 < 500 ms)', { timeout: 5 * MINUTES }, async (t) => {
+    const r = await run(process.execPath, ['--import', 'tsx', 'zx-scripts/load/cli.ts', '--seconds', '30'], 4 * MINUTES);
+    const dir = /reports: (\S+)\/report\.txt/.exec(r.stdout)?.[1];
+    assert.ok(dir !== undefined, `no report: ${r.stdout}\n${r.stderr}`);
+    const report = readFileSync(join(dir, 'report.txt'), 'utf8');
+    t.diagnostic(`npm run load -- --seconds 30 (${dir.slice(repoRoot.length + 1)}):\n${report}`);
+    assertOk(r, 'npm run load -- --seconds 30');
+    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as { metrics: Record<string, { values: Record<string, number> } | undefined> };
+    assert.ok((summary.metrics['orders_acknowledged']?.values['count'] ?? 0) >= 300, 'about 18 orders/s for 30 s were acknowledged');
+    assert.ok((summary.metrics['read_ms']?.values['count'] ?? 0) > 0 && (summary.metrics['browse_ms']?.values['count'] ?? 0) > 0, 'every scenario ran');
+    assert.doesNotMatch(report, /CROSSED/);
   });
 
   it('services: drills under the order load (app host power cut, provider refusing mail for a minute, rolling deploy): nothing lost, one email per event', { timeout: 30 * MINUTES }, async (t) => {

@@ -1,0 +1,72 @@
+// The load's configuration, checked against the lab inventory before k6 starts: bad options are refused with a
+// message that says what to change, and nothing is run.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadInventory } from '../lib/inventory.ts';
+import { defaultInventory, repoRoot } from '../lab/lab.ts';
+import { DEFAULT_THRESHOLDS, DEFAULT_USERS, loadConfig, LoadInputError, PACE, type LoadOptions } from './k6.ts';
+
+const inventory = loadInventory(defaultInventory);
+const good: LoadOptions = { run: 'load-1', seconds: 60, users: DEFAULT_USERS, thresholds: DEFAULT_THRESHOLDS, ackLog: false, outDir: '/tmp/x' };
+const mint = (subject: string): string => `token-of-${subject}`;
+
+describe('the load configuration', () => {
+  it('the lab defaults: one source address per user, one token per ordering user, the VIP by name', () => {
+    const c = loadConfig(inventory, good, mint);
+    const client = inventory.hosts.find((h) => h.groups.includes('clients'));
+    assert.equal(DEFAULT_USERS.browse + DEFAULT_USERS.order + DEFAULT_USERS.read, client?.sourceAddresses.length);
+    assert.equal(c.tokens.length, DEFAULT_USERS.order);
+    assert.equal(c.tokens[0], 'token-of-shopper-1');
+    assert.equal(c.vip, inventory.gatewayVip);
+    assert.equal(c.name, inventory.gatewayName);
+    assert.deepEqual(c.paceSeconds, PACE);
+  });
+
+  it('a user orders at most as often as the gateway lets one address order (10/minute)', () => {
+    assert.ok(60 / PACE.order <= 10, `${String(60 / PACE.order)} orders/minute per user`);
+    assert.ok(2 * 60 / PACE.browse <= 100 && 2 * 60 / PACE.read <= 100, 'two API requests per iteration stay under 100/minute');
+  });
+
+  const refused: [string, Partial<LoadOptions>, RegExp][] = [
+    ['more users than source addresses', { users: { browse: 100, order: 100, read: 1 } }, /201 users, but the client host has 200 source addresses/],
+    ['no users', { users: { browse: 0, order: 0, read: 0 } }, /no users/],
+    ['readers without orderers', { users: { browse: 0, order: 0, read: 5 } }, /at least one order user/],
+    ['a negative user count', { users: { browse: -1, order: 1, read: 0 } }, /browse users must be a whole number >= 0/],
+    ['a fractional duration', { seconds: 1.5 }, /seconds must be a whole number from 1 to 86400/],
+    ['a run id with odd characters', { run: 'x; rm -rf /' }, /a run id is 1-60 of a-z 0-9 -/],
+    ['a failed rate above 1', { thresholds: { ...DEFAULT_THRESHOLDS, failedRate: 2 } }, /a rate from 0 to 1/],
+    ['a zero latency threshold', { thresholds: { ...DEFAULT_THRESHOLDS, p95Ms: 0 } }, /latency thresholds must be > 0 ms/],
+  ];
+  for (const [what, change, message] of refused) {
+    it(`refuses ${what}`, () => {
+      assert.throws(() => loadConfig(inventory, { ...good, ...change }, mint), (e: unknown) => e instanceof LoadInputError && message.test(e.message));
+    });
+  }
+});
+
+describe('npm run load: bad command lines', () => {
+  const load = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'zx-scripts/load/cli.ts'), ...args], { cwd: repoRoot, encoding: 'utf8' });
+  const cases: [string[], RegExp][] = [
+    [['--seconds', 'ten'], /--seconds takes a whole number, got 'ten'/],
+    [['--p95=-3'], /--p95 takes a number, got '-3'/],
+    [['--p99', '0'], /latency thresholds must be > 0 ms/],
+    [['--order', '500'], /580 users, but the client host has 200 source addresses/],
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['extra'], /unexpected argument 'extra'/],
+  ];
+  for (const [args, message] of cases) {
+    it(`${args.join(' ')}: exit 2, says why, runs nothing`, () => {
+      const r = load(...args);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stdout, /reports:/);
+    });
+  }
+  it('--help prints the usage', () => {
+    const r = load('--help');
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /usage: npm run load/);
+  });
+});

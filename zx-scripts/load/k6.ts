@@ -1,0 +1,129 @@
+// k6 on the lab: loadtest/oms.js (shoppers browsing, ordering, reading their orders) run inside the client host's
+// network namespace (ext zone) against the gateways' virtual IP, each user from its own source address. Used by
+// `npm run load` (a run with thresholds, its JSON summary and readable report in reports/load/<run>/) and by the
+// drills (the order load every drill runs under: each order attempt a JSON line, audited afterwards).
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Inventory } from '../lib/inventory.ts';
+import { repoRoot } from '../lab/lab.ts';
+import { stateDir } from '../lab/state.ts';
+import { LAB_CATALOG, labToken } from '../lab/catalog.ts';
+import { labIdpKey, streamedLoad } from '../drills/agent.ts';
+import type { Load } from '../drills/framework.ts';
+
+export const K6 = join(repoRoot, '.toolchain/k6/k6');
+export const SCRIPT = join(repoRoot, 'loadtest/oms.js');
+/** k6's exit codes: thresholds crossed; stopped by a signal (how a drill ends its load) */
+export const K6_THRESHOLDS_CROSSED = 99;
+export const K6_ABORTED_BY_SIGNAL = 105;
+
+export class LoadInputError extends Error {
+  override name = 'LoadInputError';
+}
+
+export interface Users { browse: number; order: number; read: number }
+export interface Thresholds { failedRate: number; p95Ms: number; p99Ms: number }
+
+/** What loadtest/oms.js reads (OMS_LOAD_CONFIG). */
+export interface LoadConfig {
+  run: string;
+  name: string;
+  vip: string;
+  seconds: number;
+  users: Users;
+  /** seconds between the starts of a user's iterations */
+  paceSeconds: Users;
+  requestTimeoutSeconds: number;
+  products: string[];
+  /** one customer token per ordering user; reading users read the orders of these customers */
+  tokens: string[];
+  thresholds: Thresholds | false;
+  ackLog: boolean;
+  outDir: string;
+}
+
+/**
+ * A user's pace keeps it under the gateway's limits per address (roles/nginx_gateway: orders 10/minute with a burst
+ * of 10, the API 100/minute): an order every 6.5 s; two catalog or order reads every 2 s (60 requests/minute).
+ */
+export const PACE: Users = { browse: 2, order: 6.5, read: 2 };
+/** 200 users (the lab client's source addresses): about 18 orders/s and 40 reads/s of each kind */
+export const DEFAULT_USERS: Users = { browse: 40, order: 120, read: 40 };
+export const DEFAULT_THRESHOLDS: Thresholds = { failedRate: 0.01, p95Ms: 200, p99Ms: 500 };
+/** an order waits this long for its answer: a database failover holds it that long */
+const REQUEST_TIMEOUT_SECONDS = 30;
+
+export interface LoadOptions {
+  run: string;
+  seconds: number;
+  users: Users;
+  thresholds: Thresholds | false;
+  ackLog: boolean;
+  outDir: string;
+}
+
+function clientOf(inventory: Inventory): { name: string; sourceAddresses: readonly string[] } {
+  const client = inventory.hosts.find((h) => h.groups.includes('clients'));
+  if (!client) throw new LoadInputError('the inventory has no host in the clients group (where the load runs from)');
+  return client;
+}
+
+/** A customer's token from the lab's identity provider. */
+const labCustomer = (subject: string): string => labToken(labIdpKey(), subject, 'customer');
+
+/**
+ * Checks the options against the inventory (every user needs an address of its own, else the limits bite early) and
+ * mints the ordering users' tokens.
+ */
+export function loadConfig(inventory: Inventory, o: LoadOptions, mint: (subject: string) => string = labCustomer): LoadConfig {
+  if (!inventory.gatewayVip || !inventory.gatewayName) throw new LoadInputError('the inventory has no gateway VIP and name');
+  if (!/^[a-z0-9-]{1,60}$/.test(o.run)) throw new LoadInputError(`a run id is 1-60 of a-z 0-9 -, got ${JSON.stringify(o.run)}`);
+  if (!Number.isInteger(o.seconds) || o.seconds < 1 || o.seconds > 24 * 3600) throw new LoadInputError(`seconds must be a whole number from 1 to 86400, got ${String(o.seconds)}`);
+  for (const [kind, n] of Object.entries(o.users)) {
+    if (!Number.isInteger(n) || n < 0) throw new LoadInputError(`${kind} users must be a whole number >= 0, got ${String(n)}`);
+  }
+  const total = o.users.browse + o.users.order + o.users.read;
+  const addresses = clientOf(inventory).sourceAddresses.length;
+  if (total < 1) throw new LoadInputError('no users: give at least one browse, order or read user');
+  if (total > addresses) throw new LoadInputError(`${String(total)} users, but the client host has ${String(addresses)} source addresses (lab_source_addresses): users would share addresses and their rate limits`);
+  if (o.users.read > 0 && o.users.order === 0) throw new LoadInputError('reading users read the orders of ordering users: give at least one order user');
+  if (o.thresholds) {
+    const t = o.thresholds;
+    if (!(t.failedRate >= 0 && t.failedRate <= 1)) throw new LoadInputError(`the failed-request threshold is a rate from 0 to 1, got ${String(t.failedRate)}`);
+    if (!(t.p95Ms > 0 && t.p99Ms > 0)) throw new LoadInputError('latency thresholds must be > 0 ms');
+  }
+  const tokens = Array.from({ length: Math.max(1, o.users.order) }, (_, i) => mint(`shopper-${String(i + 1)}`));
+  return {
+    run: o.run, name: inventory.gatewayName, vip: inventory.gatewayVip, seconds: o.seconds, users: o.users, paceSeconds: PACE,
+    requestTimeoutSeconds: REQUEST_TIMEOUT_SECONDS, products: LAB_CATALOG.map((p) => p.id), tokens,
+    thresholds: o.thresholds, ackLog: o.ackLog, outDir: o.outDir,
+  };
+}
+
+/**
+ * Starts k6 in the client's namespace. Its console (the order lines of `ackLog`) is its stdout; the readable report
+ * goes there too unless it is a drill's load. The configuration holds the users' tokens: readable by root only.
+ */
+export function startK6(inventory: Inventory, config: LoadConfig): ChildProcessWithoutNullStreams {
+  mkdirSync(config.outDir, { recursive: true });
+  const configFile = join(config.outDir, 'config.json');
+  writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(configFile, 0o600);
+  const client = clientOf(inventory);
+  const args = ['netns', 'exec', client.name, K6, 'run', '--quiet', '--no-usage-report', '--log-format', 'raw',
+    ...(config.ackLog ? ['--console-output', '/dev/stdout'] : []),
+    '--local-ips', client.sourceAddresses.join(','), SCRIPT];
+  return spawn('ip', args, {
+    cwd: repoRoot,
+    stdio: 'pipe',
+    env: { ...process.env, OMS_LOAD_CONFIG: configFile, SSL_CERT_FILE: join(stateDir, 'pki', 'lab', 'trust-bundle.pem'), K6_NO_USAGE_REPORT: 'true' },
+  });
+}
+
+/** The order load a drill runs under: k6's shoppers until the drill stops it; every order attempt is an event. */
+export function k6Load(inventory: Inventory, runId: string, outDir: string, users: Users = DEFAULT_USERS): Load {
+  const config = loadConfig(inventory, { run: runId, seconds: 6 * 3600, users, thresholds: false, ackLog: true, outDir });
+  // k6 writes its summary on SIGTERM and exits 105; it may take a request timeout to finish the iterations in hand
+  return streamedLoad(startK6(inventory, config), { graceMs: (REQUEST_TIMEOUT_SECONDS + 15) * 1000, cleanExits: [0, K6_ABORTED_BY_SIGNAL] });
+}
