@@ -39,10 +39,13 @@ export function servicesTarget(inventory: Inventory): DrillTarget {
   };
 }
 
-/** A deploy of the app hosts' services, with extra variables; its output goes to stderr (the drills' stdout may be JSON). */
+/**
+ * A deploy of the app hosts' services (their migrations first), with extra variables; its output goes to stderr (the
+ * drills' stdout may be JSON).
+ */
 async function deployApps(inventoryDir: string, extra: string[]): Promise<void> {
-  const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/deploy-services.yml'), ['--limit', 'app_servers', ...extra], true);
-  if (code !== 0) throw new Error(`deploy-services.yml --limit app_servers ${extra.join(' ')} failed (exit ${String(code)})`);
+  const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/deploy-services.yml'), ['--limit', 'postgres,app_servers', ...extra], true);
+  if (code !== 0) throw new Error(`deploy-services.yml --limit postgres,app_servers ${extra.join(' ')} failed (exit ${String(code)})`);
 }
 
 export function servicesDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<{ host: string }>[] {
