@@ -77,6 +77,21 @@ function simulated(sim: Sim): { target: DrillTarget; drill: Drill<null> } {
   return { target, drill };
 }
 
+/** The target, with a note of whether its load was stopped. */
+function stopsCounted(target: DrillTarget): { target: DrillTarget; stopped: () => boolean } {
+  let stopped = false;
+  return {
+    target: {
+      ...target,
+      async startLoad(runId) {
+        const load = await target.startLoad(runId);
+        return { events: () => load.events(), async stop() { stopped = true; return load.stop(); } };
+      },
+    },
+    stopped: () => stopped,
+  };
+}
+
 const options = { steadySeconds: 0.3, recoverTimeoutSeconds: 10, wholeTimeoutSeconds: 2, reportDir: mkdtempSync(join(tmpdir(), 'drill-')), log: () => undefined };
 
 describe('the drill framework', () => {
@@ -117,16 +132,9 @@ describe('the drill framework', () => {
 
   it('a fault that fails stops the load before the drill fails (no load outlives its drill)', async () => {
     const { target, drill } = simulated({ hangMs: 0, downMs: 0 });
-    let stopped = false;
-    const counted: DrillTarget = {
-      ...target,
-      async startLoad(runId) {
-        const load = await target.startLoad(runId);
-        return { events: () => load.events(), async stop() { stopped = true; return load.stop(); } };
-      },
-    };
-    await assert.rejects(runDrill({ ...drill, fault: () => Promise.reject(new Error('the playbook failed')) }, counted, options), /the playbook failed/);
-    assert.equal(stopped, true);
+    const counted = stopsCounted(target);
+    await assert.rejects(runDrill({ ...drill, fault: () => Promise.reject(new Error('the playbook failed')) }, counted.target, options), /the playbook failed/);
+    assert.equal(counted.stopped(), true);
   });
 
   it('under the users\' load: its orders are audited too, and one lost fails the drill', async () => {
@@ -148,17 +156,9 @@ describe('the drill framework', () => {
 
   it('a fault that fails stops the users\' load too', async () => {
     const { target, drill } = simulated({ hangMs: 0, downMs: 0 });
-    const users = simulated({ hangMs: 0, downMs: 0 }).target;
-    let stopped = false;
-    const counted: DrillTarget = {
-      ...users,
-      async startLoad(runId) {
-        const load = await users.startLoad(runId);
-        return { events: () => load.events(), async stop() { stopped = true; return load.stop(); } };
-      },
-    };
-    await assert.rejects(runDrill({ ...drill, fault: () => Promise.reject(new Error('the playbook failed')) }, target, { ...options, underLoad: counted }), /the playbook failed/);
-    assert.equal(stopped, true);
+    const users = stopsCounted(simulated({ hangMs: 0, downMs: 0 }).target);
+    await assert.rejects(runDrill({ ...drill, fault: () => Promise.reject(new Error('the playbook failed')) }, target, { ...options, underLoad: users.target }), /the playbook failed/);
+    assert.equal(users.stopped(), true);
   });
 
   it('resumedAt: the first acknowledgement after the last pause of more than a second', () => {
