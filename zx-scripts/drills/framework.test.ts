@@ -144,7 +144,7 @@ describe('the drill framework', () => {
     assert.ok((fine.orders?.acknowledged ?? 0) > 0 && fine.orders?.lost === 0, JSON.stringify(fine.orders));
     const table = formatTable([fine]).split('\n');
     assert.match(table[0] ?? '', /^drill\s+result\s+no writes s.*orders ack/);
-    assert.match(table[1] ?? '', new RegExp(`^sim\\s+passed\\s.*\\s${String(fine.orders?.acknowledged)}\\s`));
+    assert.match(table[1] ?? '', new RegExp(`^sim\\s+passed\\s.*\\s${String(fine.orders.acknowledged)}\\s`));
 
     const second = simulated({ hangMs: 0, downMs: 300 });
     const lost = await runDrill(second.drill, second.target, { ...options, underLoad: simulated({ hangMs: 0, downMs: 0, lose: 2 }).target });
