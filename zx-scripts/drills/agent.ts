@@ -13,6 +13,7 @@ import type { KafkaAgentConfig } from './kafka-agent.ts';
 import type { RedisAgentConfig } from './redis-agent.ts';
 import type { GatewayAgentConfig } from './gateway-agent.ts';
 import { LAB_IDP } from '../lab/catalog.ts';
+import { clientAddresses } from '../load/addresses.ts';
 
 export interface AgentKind {
   name: string;
@@ -84,7 +85,7 @@ export const GATEWAY_AGENT: AgentKind = {
       pki: labPki(),
       vip: inventory.gatewayVip,
       name: inventory.gatewayName,
-      sourceAddresses: [...(inventory.hosts.find((h) => h.groups.includes('clients'))?.sourceAddresses ?? [])],
+      sourceAddresses: clientAddresses(inventory).users,
       idpKey: labIdpKey(),
     };
   },

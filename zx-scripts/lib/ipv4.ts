@@ -46,3 +46,8 @@ export function containsHost(cidr: Cidr, address: number): boolean {
 export function overlaps(a: Cidr, b: Cidr): boolean {
   return a.network <= broadcast(b) && b.network <= broadcast(a);
 }
+
+/** True when the address lies in the block, its network and broadcast addresses included. */
+export function contains(cidr: Cidr, address: number): boolean {
+  return address >= cidr.network && address <= broadcast(cidr);
+}

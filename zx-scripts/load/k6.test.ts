@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot } from '../lab/lab.ts';
+import { clientAddresses } from './addresses.ts';
 import { DEFAULT_THRESHOLDS, DEFAULT_USERS, loadConfig, LoadInputError, PACE, type LoadOptions } from './k6.ts';
 
 const inventory = loadInventory(defaultInventory);
@@ -15,8 +16,10 @@ const mint = (subject: string): string => `token-of-${subject}`;
 describe('the load configuration', () => {
   it('the lab defaults: one source address per user, one token per ordering user, the VIP by name', () => {
     const c = loadConfig(inventory, good, mint);
-    const client = inventory.hosts.find((h) => h.groups.includes('clients'));
-    assert.equal(DEFAULT_USERS.browse + DEFAULT_USERS.order + DEFAULT_USERS.read, client?.sourceAddresses.length);
+    const { users, loadTest } = clientAddresses(inventory);
+    assert.equal(DEFAULT_USERS.browse + DEFAULT_USERS.order + DEFAULT_USERS.read, users.length);
+    assert.equal(loadTest.length, 8, 'the load-test network 10.90.10.240/29 is not among the users');
+    assert.ok(!users.includes('10.90.10.240') && !users.includes('10.90.10.247') && users.includes('10.90.10.248'));
     assert.equal(c.tokens.length, DEFAULT_USERS.order);
     assert.equal(c.tokens[0], 'token-of-shopper-1');
     assert.equal(c.vip, inventory.gatewayVip);
@@ -30,7 +33,7 @@ describe('the load configuration', () => {
   });
 
   const refused: [string, Partial<LoadOptions>, RegExp][] = [
-    ['more users than source addresses', { users: { browse: 100, order: 100, read: 1 } }, /201 users, but the client host has 200 source addresses/],
+    ['more users than source addresses', { users: { browse: 100, order: 92, read: 1 } }, /193 users, but the client host has 192 users' source addresses/],
     ['no users', { users: { browse: 0, order: 0, read: 0 } }, /no users/],
     ['readers without orderers', { users: { browse: 0, order: 0, read: 5 } }, /at least one order user/],
     ['a negative user count', { users: { browse: -1, order: 1, read: 0 } }, /browse users must be a whole number >= 0/],
@@ -52,7 +55,7 @@ describe('npm run load: bad command lines', () => {
     [['--seconds', 'ten'], /--seconds takes a whole number, got 'ten'/],
     [['--p95=-3'], /--p95 takes a number, got '-3'/],
     [['--p99', '0'], /latency thresholds must be > 0 ms/],
-    [['--order', '500'], /580 users, but the client host has 200 source addresses/],
+    [['--order', '500'], /564 users, but the client host has 192 users' source addresses/],
     [['--bogus'], /Unknown option '--bogus'/],
     [['extra'], /unexpected argument 'extra'/],
   ];

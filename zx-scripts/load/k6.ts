@@ -10,6 +10,7 @@ import { repoRoot } from '../lab/lab.ts';
 import { stateDir } from '../lab/state.ts';
 import { LAB_CATALOG, labToken } from '../lab/catalog.ts';
 import { labIdpKey, streamedLoad } from '../drills/agent.ts';
+import { clientAddresses } from './addresses.ts';
 import type { Load } from '../drills/framework.ts';
 
 export const K6 = join(repoRoot, '.toolchain/k6/k6');
@@ -48,8 +49,8 @@ export interface LoadConfig {
  * of 10, the API 100/minute): an order every 6.5 s; two catalog or order reads every 2 s (60 requests/minute).
  */
 export const PACE: Users = { browse: 2, order: 6.5, read: 2 };
-/** 200 users (the lab client's source addresses): about 18 orders/s and 40 reads/s of each kind */
-export const DEFAULT_USERS: Users = { browse: 40, order: 120, read: 40 };
+/** 192 users (the lab client's users' addresses): about 20 orders/s, 32 catalog and 32 order reads a second */
+export const DEFAULT_USERS: Users = { browse: 32, order: 128, read: 32 };
 export const DEFAULT_THRESHOLDS: Thresholds = { failedRate: 0.01, p95Ms: 200, p99Ms: 500 };
 /** an order waits this long for its answer: a database failover holds it that long */
 const REQUEST_TIMEOUT_SECONDS = 30;
@@ -61,12 +62,6 @@ export interface LoadOptions {
   thresholds: Thresholds | false;
   ackLog: boolean;
   outDir: string;
-}
-
-function clientOf(inventory: Inventory): { name: string; sourceAddresses: readonly string[] } {
-  const client = inventory.hosts.find((h) => h.groups.includes('clients'));
-  if (!client) throw new LoadInputError('the inventory has no host in the clients group (where the load runs from)');
-  return client;
 }
 
 /** A customer's token from the lab's identity provider. */
@@ -84,9 +79,9 @@ export function loadConfig(inventory: Inventory, o: LoadOptions, mint: (subject:
     if (!Number.isInteger(n) || n < 0) throw new LoadInputError(`${kind} users must be a whole number >= 0, got ${String(n)}`);
   }
   const total = o.users.browse + o.users.order + o.users.read;
-  const addresses = clientOf(inventory).sourceAddresses.length;
+  const addresses = clientAddresses(inventory).users.length;
   if (total < 1) throw new LoadInputError('no users: give at least one browse, order or read user');
-  if (total > addresses) throw new LoadInputError(`${String(total)} users, but the client host has ${String(addresses)} source addresses (lab_source_addresses): users would share addresses and their rate limits`);
+  if (total > addresses) throw new LoadInputError(`${String(total)} users, but the client host has ${String(addresses)} users' source addresses (lab_source_addresses outside lab_load_test_network): users would share addresses and their rate limits`);
   if (o.users.read > 0 && o.users.order === 0) throw new LoadInputError('reading users read the orders of ordering users: give at least one order user');
   if (o.thresholds) {
     const t = o.thresholds;
@@ -110,10 +105,10 @@ export function startK6(inventory: Inventory, config: LoadConfig): ChildProcessW
   const configFile = join(config.outDir, 'config.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   chmodSync(configFile, 0o600);
-  const client = clientOf(inventory);
-  const args = ['netns', 'exec', client.name, K6, 'run', '--quiet', '--no-usage-report', '--log-format', 'raw',
+  const client = clientAddresses(inventory);
+  const args = ['netns', 'exec', client.host, K6, 'run', '--quiet', '--no-usage-report', '--log-format', 'raw',
     ...(config.ackLog ? ['--console-output', '/dev/stdout'] : []),
-    '--local-ips', client.sourceAddresses.join(','), SCRIPT];
+    '--local-ips', client.users.join(','), SCRIPT];
   return spawn('ip', args, {
     cwd: repoRoot,
     stdio: 'pipe',

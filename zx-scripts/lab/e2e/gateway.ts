@@ -13,12 +13,13 @@ import type { Answer } from '../../drills/gateway-agent.ts';
 import { vipHolder } from '../../drills/gateway.ts';
 import { CORPUS_FILE, type RecordedCall } from '../../../services/order-service/test/harness.ts';
 import { stateDir } from '../state.ts';
+import { clientAddresses } from '../../load/addresses.ts';
 import { assertOk, bin, changedTasks, inHost, inventory, MINUTES, recap, run, runDrillsTest } from './harness.ts';
 
 const vip = inventory.gatewayVip ?? '';
 const apiName = inventory.gatewayName ?? '';
-const client = inventory.hosts.find((h) => h.groups.includes('clients'));
-const sources = [...(client?.sourceAddresses ?? [])];
+// the users' addresses: the load-test network is exempt from the rate limits
+const sources = clientAddresses(inventory).users;
 let nextSource = 0;
 /** a fresh source address for each probe, so the rate limits never interfere with what a test looks at */
 const fresh = (): string => sources[nextSource++ % sources.length] ?? '';
@@ -169,6 +170,13 @@ export function gatewayTests(): void {
     assert.equal(browse.status, 200, 'the orders limit leaves browsing alone');
     const otherOrder = await send('POST', '/api/v1/orders', '{"items":[]}');
     assert.equal(otherOrder.status, 401, 'another client still reaches the order service');
+
+    // the load-test network (lab_load_test_network, nginx_gateway_rate_limit_exempt) is not limited at all
+    const exempt = clientAddresses(inventory).loadTest[0] ?? '';
+    const { statuses: free } = await burst(exempt, 80, '--path', '/api/v1/products');
+    assert.deepEqual([...new Set(free)], [200], `a load-test address was limited: ${free.join(',')}`);
+    const { statuses: freeOrders } = await burst(exempt, 14, '--method', 'POST', '--path', '/api/v1/orders', '--body', '{"items":[]}');
+    assert.deepEqual([...new Set(freeOrders)], [401], `a load-test address was limited ordering: ${freeOrders.join(',')}`);
   });
 
   it('gateway: nginx -t guards every change; a broken one is put back and the running gateway keeps serving', { timeout: 10 * MINUTES }, async () => {
