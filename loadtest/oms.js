@@ -8,6 +8,9 @@
 //   order   one order of one unit a time, with an Idempotency-Key (<run>-<vu>-<iteration>), paid with a lab card
 //   read    a customer's own orders: the list, then the newest order
 //
+// `npm run bench -- stack` runs the order scenario alone at fixed arrival rates instead (orderRate), from the lab's
+// load-test addresses, which the rate limits skip.
+//
 // Run it with `npm run load` (zx-scripts/load/), which mints the users' tokens, writes the configuration
 // (OMS_LOAD_CONFIG: see zx-scripts/load/k6.ts, LoadConfig) and runs k6 in the client's namespace. With `ackLog` set,
 // every order attempt is one JSON line on the console (k6 --console-output): what the drills audit.
@@ -37,9 +40,13 @@ export const options = {
   noVUConnectionReuse: false,
   scenarios: Object.fromEntries(Object.entries({
     browse: users(config.users.browse, 'browse'),
-    order: users(config.users.order, 'order'),
+    // a benchmark's orders arrive at a fixed rate, whatever the answers take (an open model: a slow stack queues)
+    order: config.orderRate ? {
+      executor: 'constant-arrival-rate', rate: config.orderRate, timeUnit: '1s', duration: `${config.seconds}s`,
+      preAllocatedVUs: config.users.order, maxVUs: config.users.order, exec: 'order', gracefulStop: `${config.requestTimeoutSeconds}s`,
+    } : users(config.users.order, 'order'),
     read: users(config.users.read, 'read'),
-  }).filter(([, s]) => s.vus > 0)),
+  }).filter(([, s]) => (s.vus ?? s.preAllocatedVUs) > 0)),
   summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
   // no thresholds in a drill: its fault makes requests fail on purpose, and the drill's audit judges
   thresholds: config.thresholds ? {
@@ -119,7 +126,7 @@ export function order() {
     const error = result === 'ok' ? undefined : (res.status === 0 ? `${res.error_code} ${res.error}` : `HTTP ${res.status} ${String(res.body).slice(0, 80)}`);
     console.log(JSON.stringify({ kind: 'write', id, start: started, end, outcome: result, ...(error ? { error } : {}) }));
   }
-  pace(started, config.paceSeconds.order);
+  if (!config.orderRate) pace(started, config.paceSeconds.order);
 }
 
 export function read() {

@@ -1,4 +1,5 @@
-// npm run bench -- db | orders | notifications [--seconds S] [--json]
+// npm run bench -- db | orders | notifications | stack [--seconds S] [--json]
+// stack: orders at the VIP through the whole lab (k6 from the load-test network) at rising rates, beside db's ceiling (bench/stack.ts).
 // notifications: order event -> email at the mail sink through the notification service in-process (bench/notifications.ts).
 // orders: POST /orders through the order service in-process on loopback, beside pgbench's ceiling (bench/orders.ts).
 // db: the database ceiling on the lab: the order-creation transaction (services/order-service/src/db/create-order.ts, the statements
@@ -10,11 +11,12 @@ import { join } from 'node:path';
 import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
-import { agent } from '../drills/pg.ts';
+import { benchDb } from './db.ts';
+import { benchStack } from './stack.ts';
 import { benchNotifications } from './notifications.ts';
 import { benchOrders } from './orders.ts';
 
-const USAGE = `usage: npm run bench -- db | orders | notifications [--seconds S] [--json]
+const USAGE = `usage: npm run bench -- db | orders | notifications | stack [--seconds S] [--json]
 
   db      the order-creation transaction through HAProxy to the Patroni leader (synchronous replication on),
           1 to 32 connections; TPS and latency percentiles per step, and the ceiling (needs the lab)
@@ -24,21 +26,16 @@ const USAGE = `usage: npm run bench -- db | orders | notifications [--seconds S]
           with PostgreSQL on CPUs of its own (zones); CPU ms per order by process for every step
   notifications
           order event -> email accepted by the mail sink, through the notification service in-process against
-          PostgreSQL, Kafka and the sink: latency percentiles at a steady 20 events/s, and the drain rate of a burst`;
+          PostgreSQL, Kafka and the sink: latency percentiles at a steady 20 events/s, and the drain rate of a burst
+  stack   orders at the VIP through the whole lab (gateway, WAF, mTLS, order service, HAProxy, Patroni with its
+          synchronous standby), k6 at rising arrival rates from the load-test network: the highest rate sustained with
+          p95 < 200 ms and no errors, its ratio to db's ceiling measured in the same run, and order -> email latency
+          (needs the lab)`;
 
 /** Keeps a report in reports/bench/<name>-<time>.json. */
 function keep(name: string, report: { at: string }): void {
   mkdirSync(join(repoRoot, 'reports', 'bench'), { recursive: true });
   writeFileSync(join(repoRoot, 'reports', 'bench', `${name}-${report.at.replace(/[-:.TZ]/g, '').slice(0, 14)}.json`), JSON.stringify(report, null, 2) + '\n');
-}
-
-interface Step {
-  clients: number;
-  seconds: number;
-  transactions: number;
-  errors: number;
-  tps: number;
-  ms: { p50: number; p95: number; p99: number };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -63,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
     if (json) console.log(JSON.stringify(report, null, 2));
     return 0;
   }
-  if (words.length !== 1 || (words[0] !== 'db' && words[0] !== 'orders')) throw new UsageError(words.length === 0 ? 'name a benchmark' : `unknown benchmark '${words.join(' ')}'`);
+  if (words.length !== 1 || !['db', 'orders', 'stack'].includes(words[0] ?? '')) throw new UsageError(words.length === 0 ? 'name a benchmark' : `unknown benchmark '${words.join(' ')}'`);
   if (words[0] === 'orders') {
     const report = await benchOrders(seconds, (line) => { if (!json) console.log(line); });
     keep('orders', report);
@@ -80,19 +77,17 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!(await status(defaultInventory)).up) throw new Error('the lab is not up (npm run lab -- up)');
   const inventory = loadInventory(defaultInventory);
-
-  const steps: Step[] = [];
-  for (const clients of [1, 4, 8, 16, 32]) {
-    const step = await agent<Step>(inventory, 'app1', ['bench', '--clients', String(clients), '--seconds', String(seconds)]);
-    steps.push(step);
-    if (!json) console.log(`${String(clients).padStart(3)} connections: ${String(step.tps).padStart(7)} TPS  p50 ${step.ms.p50} ms  p95 ${step.ms.p95} ms  p99 ${step.ms.p99} ms  (${step.transactions} transactions, ${step.errors} errors)`);
+  const log = (line: string): void => { if (!json) console.log(line); };
+  if (words[0] === 'stack') {
+    const report = await benchStack(inventory, seconds, log);
+    keep('stack', report);
+    if (json) console.log(JSON.stringify(report, null, 2));
+    return report.steps.length > 0 && report.db.steps.every((s) => s.errors === 0) ? 0 : 1;
   }
-  const ceiling = steps.reduce((best, s) => (s.tps > best.tps ? s : best));
-  const report = { benchmark: 'db', at: new Date().toISOString(), transaction: 'order creation (create-order.ts)', path: 'app1 -> HAProxy :5000 -> Patroni leader, synchronous_commit on with a synchronous standby', steps, ceiling };
+  const report = await benchDb(inventory, seconds, log);
   keep('db', report);
   if (json) console.log(JSON.stringify(report, null, 2));
-  else console.log(`ceiling: ${ceiling.tps} orders/s at ${ceiling.clients} connections (p95 ${ceiling.ms.p95} ms, p99 ${ceiling.ms.p99} ms)`);
-  return steps.every((s) => s.errors === 0) ? 0 : 1;
+  return report.steps.every((s) => s.errors === 0) ? 0 : 1;
 }
 
 runCli('bench', USAGE, main);

@@ -78,6 +78,12 @@ export async function ordersOfRun(inventory: Inventory, runId: string): Promise<
   return new Set(await onLeader(inventory, `SELECT k.key FROM oms.idempotency_keys k JOIN oms.orders o ON o.id = k.order_id WHERE k.key LIKE '${runPattern(runId)}'`));
 }
 
+/** When each order of a run was created (ms since the epoch), by order id. */
+export async function orderTimesOfRun(inventory: Inventory, runId: string): Promise<Map<string, number>> {
+  const rows = await onLeader(inventory, `SELECT o.id || ' ' || (extract(epoch FROM o.created_at) * 1000)::bigint FROM oms.orders o JOIN oms.idempotency_keys k ON k.order_id = o.id WHERE k.key LIKE '${runPattern(runId)}'`);
+  return new Map(rows.map((r) => { const [id = '', ms = '0'] = r.split(' '); return [id, Number(ms)]; }));
+}
+
 /** The ids of every event (outbox) of a run's orders: each one must become exactly one email. */
 export function eventsOfRun(inventory: Inventory, runId: string): Promise<string[]> {
   return onLeader(inventory, `SELECT e.id FROM oms.outbox e JOIN oms.idempotency_keys k ON k.order_id = e.aggregate_id WHERE k.key LIKE '${runPattern(runId)}'`);

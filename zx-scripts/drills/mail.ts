@@ -49,15 +49,22 @@ export async function sinkCount(inventory: Inventory): Promise<number> {
   return (await sinkApi<{ messages: number }>(inventory, '/stats')).messages;
 }
 
-/** Emails per event id among the messages the sink accepted after the first `after`. */
-export async function emailsByEvent(inventory: Inventory, after: number): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
+/** The messages the sink accepted after its first `after`, in the order it accepted them. */
+export async function sinkMessagesAfter(inventory: Inventory, after: number): Promise<SinkMessage[]> {
+  const all: SinkMessage[] = [];
   const PAGE = 10_000;
   for (let from = after; ; from += PAGE) {
     const { messages } = await sinkApi<{ messages: SinkMessage[] }>(inventory, `/messages?after=${String(from)}&limit=${String(PAGE)}`);
-    for (const m of messages) if (m.eventId !== null) counts.set(m.eventId, (counts.get(m.eventId) ?? 0) + 1);
-    if (messages.length < PAGE) return counts;
+    all.push(...messages);
+    if (messages.length < PAGE) return all;
   }
+}
+
+/** Emails per event id among the messages the sink accepted after the first `after`. */
+export async function emailsByEvent(inventory: Inventory, after: number): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const m of await sinkMessagesAfter(inventory, after)) if (m.eventId !== null) counts.set(m.eventId, (counts.get(m.eventId) ?? 0) + 1);
+  return counts;
 }
 
 export interface EmailAudit {

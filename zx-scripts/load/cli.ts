@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
-import { DEFAULT_THRESHOLDS, DEFAULT_USERS, K6_THRESHOLDS_CROSSED, loadConfig, LoadInputError, startK6, type Thresholds } from './k6.ts';
+import { DEFAULT_THRESHOLDS, DEFAULT_USERS, K6_THRESHOLDS_CROSSED, loadConfig, LoadInputError, runK6, type Thresholds } from './k6.ts';
 
 const USAGE = `usage: npm run load -- [options]
 
@@ -59,10 +59,7 @@ async function main(argv: string[]): Promise<number> {
     outDir: join(repoRoot, 'reports', 'load', run),
   });
   if (!(await status(defaultInventory)).up) throw new LoadInputError('the lab is not up (npm run lab -- up)');
-  const k6 = startK6(inventory, config);
-  k6.stdout.pipe(process.stdout);
-  k6.stderr.pipe(process.stderr);
-  const code = await new Promise<number | null>((resolve) => k6.once('close', resolve));
+  const { code } = await runK6(inventory, config, (chunk) => process.stdout.write(chunk));
   console.log(`reports: ${config.outDir}/report.txt, summary.json`);
   if (code === 0) return 0;
   if (code === K6_THRESHOLDS_CROSSED) { console.error('load: a threshold was crossed'); return 1; }

@@ -27,6 +27,14 @@ describe('the load configuration', () => {
     assert.deepEqual(c.paceSeconds, PACE);
   });
 
+  it('a benchmark sends from the load-test network alone, at a fixed rate, with as many VUs as asked (more than addresses)', () => {
+    const c = loadConfig(inventory, { ...good, orderRate: 300, users: { browse: 0, order: 300, read: 0 } }, mint);
+    assert.deepEqual(c.sourceAddresses, clientAddresses(inventory).loadTest);
+    assert.equal(c.orderRate, 300);
+    assert.equal(c.tokens.length, 300);
+    assert.deepEqual(loadConfig(inventory, good, mint).sourceAddresses, clientAddresses(inventory).users);
+  });
+
   it('a user orders at most as often as the gateway lets one address order (10/minute)', () => {
     assert.ok(60 / PACE.order <= 10, `${String(60 / PACE.order)} orders/minute per user`);
     assert.ok(2 * 60 / PACE.browse <= 100 && 2 * 60 / PACE.read <= 100, 'two API requests per iteration stay under 100/minute');
@@ -40,6 +48,8 @@ describe('the load configuration', () => {
     ['a fractional duration', { seconds: 1.5 }, /seconds must be a whole number from 1 to 86400/],
     ['a run id with odd characters', { run: 'x; rm -rf /' }, /a run id is 1-60 of a-z 0-9 -/],
     ['a failed rate above 1', { thresholds: { ...DEFAULT_THRESHOLDS, failedRate: 2 } }, /a rate from 0 to 1/],
+    ['a benchmark rate of 0', { orderRate: 0, users: { browse: 0, order: 20, read: 0 } }, /an order rate is a whole number of orders a second from 1 to 10000/],
+    ['a benchmark with browsing users', { orderRate: 50, users: { browse: 1, order: 20, read: 0 } }, /a benchmark runs orders alone/],
     ['a zero latency threshold', { thresholds: { ...DEFAULT_THRESHOLDS, p95Ms: 0 } }, /latency thresholds must be > 0 ms/],
   ];
   for (const [what, change, message] of refused) {

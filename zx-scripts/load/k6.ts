@@ -3,7 +3,7 @@
 // `npm run load` (a run with thresholds, its JSON summary and readable report in reports/load/<run>/) and by the
 // drills (the order load every drill runs under: each order attempt a JSON line, audited afterwards).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Inventory } from '../lib/inventory.ts';
 import { repoRoot } from '../lab/lab.ts';
@@ -42,6 +42,10 @@ export interface LoadConfig {
   thresholds: Thresholds | false;
   ackLog: boolean;
   outDir: string;
+  /** a benchmark: orders arrive at this rate a second (users.order VUs serve them), without pacing */
+  orderRate?: number;
+  /** where the users send from (k6 --local-ips): one address per user, or the load-test network for a benchmark */
+  sourceAddresses: string[];
 }
 
 /**
@@ -62,6 +66,8 @@ export interface LoadOptions {
   thresholds: Thresholds | false;
   ackLog: boolean;
   outDir: string;
+  /** a benchmark of orders alone at this arrival rate, from the load-test network (users.order: the VUs to serve it) */
+  orderRate?: number;
 }
 
 /** A customer's token from the lab's identity provider. */
@@ -79,9 +85,14 @@ export function loadConfig(inventory: Inventory, o: LoadOptions, mint: (subject:
     if (!Number.isInteger(n) || n < 0) throw new LoadInputError(`${kind} users must be a whole number >= 0, got ${String(n)}`);
   }
   const total = o.users.browse + o.users.order + o.users.read;
-  const addresses = clientAddresses(inventory).users.length;
+  const client = clientAddresses(inventory);
+  const addresses = client.users.length;
   if (total < 1) throw new LoadInputError('no users: give at least one browse, order or read user');
-  if (total > addresses) throw new LoadInputError(`${String(total)} users, but the client host has ${String(addresses)} users' source addresses (lab_source_addresses outside lab_load_test_network): users would share addresses and their rate limits`);
+  if (o.orderRate !== undefined) {
+    if (!(Number.isInteger(o.orderRate) && o.orderRate >= 1 && o.orderRate <= 10_000)) throw new LoadInputError(`an order rate is a whole number of orders a second from 1 to 10000, got ${String(o.orderRate)}`);
+    if (o.users.browse + o.users.read > 0 || o.users.order < 1) throw new LoadInputError('a benchmark runs orders alone: order users (the VUs serving the rate) only');
+    if (client.loadTest.length === 0) throw new LoadInputError('a benchmark sends from the load-test network (lab_load_test_network), and the inventory has none');
+  } else if (total > addresses) throw new LoadInputError(`${String(total)} users, but the client host has ${String(addresses)} users' source addresses (lab_source_addresses outside lab_load_test_network): users would share addresses and their rate limits`);
   if (o.users.read > 0 && o.users.order === 0) throw new LoadInputError('reading users read the orders of ordering users: give at least one order user');
   if (o.thresholds) {
     const t = o.thresholds;
@@ -93,6 +104,7 @@ export function loadConfig(inventory: Inventory, o: LoadOptions, mint: (subject:
     run: o.run, name: inventory.gatewayName, vip: inventory.gatewayVip, seconds: o.seconds, users: o.users, paceSeconds: PACE,
     requestTimeoutSeconds: REQUEST_TIMEOUT_SECONDS, products: LAB_CATALOG.map((p) => p.id), tokens,
     thresholds: o.thresholds, ackLog: o.ackLog, outDir: o.outDir,
+    ...(o.orderRate === undefined ? { sourceAddresses: client.users } : { orderRate: o.orderRate, sourceAddresses: client.loadTest }),
   };
 }
 
@@ -105,15 +117,38 @@ export function startK6(inventory: Inventory, config: LoadConfig): ChildProcessW
   const configFile = join(config.outDir, 'config.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   chmodSync(configFile, 0o600);
-  const client = clientAddresses(inventory);
-  const args = ['netns', 'exec', client.host, K6, 'run', '--quiet', '--no-usage-report', '--log-format', 'raw',
+  const args = ['netns', 'exec', clientAddresses(inventory).host, K6, 'run', '--quiet', '--no-usage-report', '--log-format', 'raw',
     ...(config.ackLog ? ['--console-output', '/dev/stdout'] : []),
-    '--local-ips', client.users.join(','), SCRIPT];
+    '--local-ips', config.sourceAddresses.join(','), SCRIPT];
   return spawn('ip', args, {
     cwd: repoRoot,
     stdio: 'pipe',
     env: { ...process.env, OMS_LOAD_CONFIG: configFile, SSL_CERT_FILE: join(stateDir, 'pki', 'lab', 'trust-bundle.pem'), K6_NO_USAGE_REPORT: 'true' },
   });
+}
+
+/** k6's end-of-test summary (summary.json), as far as it is read here. */
+export interface K6Summary {
+  state: { testRunDurationMs: number };
+  metrics: Record<string, { values: Record<string, number> } | undefined>;
+}
+
+/** A figure of the summary, 0 when the metric never got a sample. */
+export const figure = (s: K6Summary, metric: string, value: string): number => s.metrics[metric]?.values[value] ?? 0;
+
+/** Runs k6 to its end, its output passed to `out`; its exit code and summary (undefined when it wrote none). */
+export async function runK6(inventory: Inventory, config: LoadConfig, out: (chunk: string) => void): Promise<{ code: number | null; summary: K6Summary | undefined }> {
+  const k6 = startK6(inventory, config);
+  k6.stdout.on('data', (d: Buffer) => { out(d.toString()); });
+  k6.stderr.on('data', (d: Buffer) => { out(d.toString()); });
+  const code = await new Promise<number | null>((resolve) => k6.once('close', resolve));
+  let summary: K6Summary | undefined;
+  try {
+    summary = JSON.parse(readFileSync(join(config.outDir, 'summary.json'), 'utf8')) as K6Summary;
+  } catch {
+    summary = undefined;
+  }
+  return { code, summary };
 }
 
 /** The order load a drill runs under: k6's shoppers until the drill stops it; every order attempt is an event. */

@@ -1,0 +1,35 @@
+// The database ceiling on the lab: the order-creation transaction (services/order-service/src/db/create-order.ts, the
+// statements the service runs) from app1 through HAProxy to the Patroni leader, with synchronous replication on, at
+// rising concurrency (pg-agent's `bench`). The figure every load test and service benchmark is compared with.
+import type { Inventory } from '../lib/inventory.ts';
+import { agent } from '../drills/pg.ts';
+
+export interface DbStep {
+  clients: number;
+  seconds: number;
+  transactions: number;
+  errors: number;
+  tps: number;
+  ms: { p50: number; p95: number; p99: number };
+}
+
+export interface DbReport {
+  benchmark: 'db';
+  at: string;
+  transaction: string;
+  path: string;
+  steps: DbStep[];
+  ceiling: DbStep;
+}
+
+export async function benchDb(inventory: Inventory, seconds: number, log: (line: string) => void): Promise<DbReport> {
+  const steps: DbStep[] = [];
+  for (const clients of [1, 4, 8, 16, 32]) {
+    const step = await agent<DbStep>(inventory, 'app1', ['bench', '--clients', String(clients), '--seconds', String(seconds)]);
+    steps.push(step);
+    log(`${String(clients).padStart(3)} connections: ${String(step.tps).padStart(7)} TPS  p50 ${step.ms.p50} ms  p95 ${step.ms.p95} ms  p99 ${step.ms.p99} ms  (${step.transactions} transactions, ${step.errors} errors)`);
+  }
+  const ceiling = steps.reduce((best, s) => (s.tps > best.tps ? s : best));
+  log(`ceiling: ${ceiling.tps} orders/s at ${ceiling.clients} connections (p95 ${ceiling.ms.p95} ms, p99 ${ceiling.ms.p99} ms)`);
+  return { benchmark: 'db', at: new Date().toISOString(), transaction: 'order creation (create-order.ts)', path: 'app1 -> HAProxy :5000 -> Patroni leader, synchronous_commit on with a synchronous standby', steps, ceiling };
+}

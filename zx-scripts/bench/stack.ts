@@ -1,0 +1,115 @@
+// npm run bench -- stack: what the whole lab sustains. Orders at the VIP (k6's order scenario, loadtest/oms.js) at
+// rising fixed arrival rates from the lab's load-test network (exempt from the per-address rate limits, so the stack
+// is measured, not the limits): TLS 1.3 and the WAF at the gateway, mTLS to the order service, HAProxy, the Patroni
+// leader with its synchronous standby, the outbox to Kafka. A step holds when every order was acknowledged, none
+// had to be dropped for want of a free VU (the stack kept up), p95 < 200 ms and the achieved rate is >= 95 % of the
+// offered one. Beside it, in the same run: the database's own ceiling (bench -- db) and, at the highest rate held,
+// the time from an order's commit to its first email accepted by the mail sink.
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Inventory } from '../lib/inventory.ts';
+import { latencyPercentiles, round1 } from '../lib/stats.ts';
+import { repoRoot } from '../lab/lab.ts';
+import { orderTimesOfRun } from '../drills/gateway.ts';
+import { sinkCount, sinkMessagesAfter } from '../drills/mail.ts';
+import { figure, loadConfig, runK6 } from '../load/k6.ts';
+import { benchDb, type DbReport } from './db.ts';
+
+export const RATES = [20, 40, 60, 80, 100, 130, 160, 200, 250, 300, 400, 500];
+const P95_GOAL_MS = 200;
+
+export interface StackStep {
+  /** orders a second offered */
+  rate: number;
+  run: string;
+  seconds: number;
+  acknowledged: number;
+  /** acknowledged a second */
+  achieved: number;
+  failed: number;
+  /** arrivals k6 could not start because every VU was still waiting for an answer */
+  dropped: number;
+  ms: { p50: number; p95: number; p99: number; max: number };
+  held: boolean;
+  /** the sink's message count before the step (where its emails start) */
+  sinkBefore: number;
+}
+
+export interface StackReport {
+  benchmark: 'stack';
+  at: string;
+  path: string;
+  db: DbReport;
+  steps: StackStep[];
+  sustained: StackStep | null;
+  /** sustained / the database ceiling */
+  ratio: number | null;
+  /** at the sustained rate: order committed -> its order.created email accepted by the sink */
+  email: { orders: number; emails: number; ms: { p50: number; p95: number; p99: number } } | null;
+}
+
+/** Runs one step: k6 at `rate` orders/s for `seconds`. */
+async function step(inventory: Inventory, at: string, rate: number, seconds: number): Promise<StackStep> {
+  const run = `bench-stack-${at}-r${String(rate)}`;
+  const sinkBefore = await sinkCount(inventory);
+  // one VU per order a second: up to 1 s in flight for each before arrivals are dropped
+  const vus = Math.max(20, rate);
+  const config = loadConfig(inventory, {
+    run, seconds, users: { browse: 0, order: vus, read: 0 }, thresholds: false, ackLog: false, orderRate: rate,
+    outDir: join(repoRoot, 'reports', 'bench', 'stack', run),
+  });
+  const { code, summary } = await runK6(inventory, config, () => undefined);
+  if (!summary) throw new Error(`k6 wrote no summary at ${String(rate)} orders/s (exit ${String(code)}); see ${config.outDir}`);
+  const acknowledged = figure(summary, 'orders_acknowledged', 'count');
+  const failed = figure(summary, 'order_failed', 'passes');
+  const dropped = figure(summary, 'dropped_iterations', 'count');
+  const ms = { p50: round1(figure(summary, 'order_ms', 'med')), p95: round1(figure(summary, 'order_ms', 'p(95)')), p99: round1(figure(summary, 'order_ms', 'p(99)')), max: round1(figure(summary, 'order_ms', 'max')) };
+  const achieved = round1(acknowledged / seconds);
+  const held = failed === 0 && dropped === 0 && ms.p95 < P95_GOAL_MS && achieved >= 0.95 * rate;
+  return { rate, run, seconds, acknowledged, achieved, failed, dropped, ms, held, sinkBefore };
+}
+
+/** Commit -> first email, for a step's orders (waits up to a minute for the emails still on their way). */
+async function emailLatency(inventory: Inventory, s: StackStep): Promise<StackReport['email']> {
+  const created = await orderTimesOfRun(inventory, s.run);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const firstEmail = new Map<string, number>();
+    for (const m of await sinkMessagesAfter(inventory, s.sinkBefore)) {
+      if (m.eventType === 'order.created' && m.orderId !== null && created.has(m.orderId) && !firstEmail.has(m.orderId)) firstEmail.set(m.orderId, Date.parse(m.at));
+    }
+    if (firstEmail.size >= created.size || Date.now() > deadline) {
+      const samples = [...firstEmail].map(([id, at]) => at - (created.get(id) ?? at));
+      return samples.length === 0 ? null : { orders: created.size, emails: firstEmail.size, ms: latencyPercentiles(samples) };
+    }
+    await sleep(2000);
+  }
+}
+
+export async function benchStack(inventory: Inventory, seconds: number, log: (line: string) => void): Promise<StackReport> {
+  const at = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
+  log('the database ceiling (bench -- db):');
+  const db = await benchDb(inventory, seconds, (line) => { log(`  ${line}`); });
+  log(`orders at the VIP from the load-test network, ${String(seconds)} s a step (held: none failed or dropped, p95 < ${String(P95_GOAL_MS)} ms, >= 95 % of the rate):`);
+  const steps: StackStep[] = [];
+  for (const rate of RATES) {
+    const s = await step(inventory, at, rate, seconds);
+    steps.push(s);
+    log(`  ${String(rate).padStart(4)} offered: ${String(s.achieved).padStart(6)} orders/s  p50 ${String(s.ms.p50)} ms  p95 ${String(s.ms.p95)} ms  p99 ${String(s.ms.p99)} ms  max ${String(s.ms.max)} ms  failed ${String(s.failed)}  dropped ${String(s.dropped)}  ${s.held ? 'held' : 'NOT held'}`);
+    if (!s.held) break;
+    // the step's events and emails drain before the next one
+    await sleep(5000);
+  }
+  const sustained = steps.filter((s) => s.held).at(-1) ?? null;
+  const ratio = sustained === null ? null : Math.round((sustained.achieved / db.ceiling.tps) * 100) / 100;
+  const email = sustained === null ? null : await emailLatency(inventory, sustained);
+  log(sustained === null
+    ? `no step held (the first: ${String(steps[0]?.rate)} orders/s)`
+    : `sustained: ${String(sustained.achieved)} orders/s (p95 ${String(sustained.ms.p95)} ms, p99 ${String(sustained.ms.p99)} ms) = ${String(ratio)} of the database ceiling of ${String(db.ceiling.tps)} orders/s measured in this run`);
+  if (email) log(`order committed -> its first email accepted by the sink, at ${String(sustained?.rate)} orders/s: p50 ${String(email.ms.p50)} ms, p95 ${String(email.ms.p95)} ms, p99 ${String(email.ms.p99)} ms (${String(email.emails)} of ${String(email.orders)} orders)`);
+  return {
+    benchmark: 'stack', at: new Date().toISOString(),
+    path: 'client (ext) -> VIP: Nginx (TLS 1.3, ModSecurity CRS) -> mTLS -> order-service (app1, app2) -> HAProxy -> Patroni leader (synchronous standby); outbox -> Kafka -> notification-service -> SMTP sink',
+    db, steps, sustained, ratio, email,
+  };
+}
