@@ -113,9 +113,9 @@ export function startAgent(kind: AgentKind, inventory: Inventory, host: string, 
 
 /**
  * Hands each JSON line of a started agent to `onLine`; stop() sends SIGTERM, waits for the agent's last lines
- * (SIGKILL after `graceMs`) and fails unless it exited with one of `cleanExits`.
+ * (SIGKILL after `graceMs`) and fails when it did not exit cleanly.
  */
-export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line: unknown) => void, graceMs = 15_000, cleanExits: readonly number[] = [0]): { stop(): Promise<void> } {
+export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line: unknown) => void, graceMs = 15_000): { stop(): Promise<void> } {
   let buffered = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -134,15 +134,20 @@ export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line
       const code = await exited;
       clearTimeout(timer);
       if (buffered.trim()) onLine(JSON.parse(buffered));
-      if (code === null || !cleanExits.includes(code)) throw new Error(`the load exited with ${String(code)}: ${stderr}`);
+      if (code !== 0) throw new Error(`the load exited with ${String(code)}: ${stderr}`);
     },
   };
 }
 
+/** A load's JSON line as a write event (a line without a kind is one), or undefined for any other line. */
+export function writeEventOf(line: unknown): WriteEvent | undefined {
+  const l = line as WriteEvent & { kind?: string };
+  if (l.kind !== undefined && l.kind !== 'write') return undefined;
+  return { id: l.id, start: l.start, end: l.end, outcome: l.outcome, ...(l.error ? { error: l.error } : {}) };
+}
+
 export interface StreamedLoadOptions {
   graceMs?: number;
-  /** exit codes of a load stopped as it should be (SIGTERM) */
-  cleanExits?: readonly number[];
   onOther?: (line: { kind?: string; ids?: string[] }) => void;
   afterStop?: () => void;
 }
@@ -155,10 +160,10 @@ export interface StreamedLoadOptions {
 export function streamedLoad(child: ChildProcessWithoutNullStreams, options: StreamedLoadOptions = {}): Load {
   const events: WriteEvent[] = [];
   const stream = streamAgent(child, (line) => {
-    const l = line as WriteEvent & { kind?: string; ids?: string[] };
-    if (l.kind === undefined || l.kind === 'write') events.push({ id: l.id, start: l.start, end: l.end, outcome: l.outcome, ...(l.error ? { error: l.error } : {}) });
-    else options.onOther?.(l);
-  }, options.graceMs, options.cleanExits);
+    const event = writeEventOf(line);
+    if (event) events.push(event);
+    else options.onOther?.(line as { kind?: string; ids?: string[] });
+  }, options.graceMs);
   return {
     events: () => events,
     async stop() {
