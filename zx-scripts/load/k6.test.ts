@@ -66,7 +66,7 @@ describe('npm run load: bad command lines', () => {
     [['--seconds', 'ten'], /--seconds takes a whole number, got 'ten'/],
     [['--p95=-3'], /--p95 takes a number, got '-3'/],
     [['--p99', '0'], /latency thresholds must be > 0 ms/],
-    [['--order', '500'], /564 users, but the client host has 192 users' source addresses/],
+    [['--order', '500'], /532 users, but the client host has 192 users' source addresses/],
     [['--bogus'], /Unknown option '--bogus'/],
     [['extra'], /unexpected argument 'extra'/],
   ];
