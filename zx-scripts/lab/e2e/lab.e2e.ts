@@ -46,7 +46,7 @@ function memAvailableMiB(): number {
   return Number(/^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1024;
 }
 
-describe('the single-machine lab', { timeout: 75 * MINUTES }, () => {
+describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
   before(async () => {
     assertOk(await lab('down'), 'lab down (clean slate)');
     await assertNothingLeft();
