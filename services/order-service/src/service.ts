@@ -63,9 +63,11 @@ export async function startService(config: Config, log: Logger, options: { payme
   const kafka = createKafka(config.kafka, 'order-service');
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
+  const admin = kafka.admin();
+  await admin.connect();
 
   const catalog = new CatalogCache(redis, { ttlSeconds: config.redis.catalogTtlSeconds, jitterSeconds: config.redis.ttlJitterSeconds }, metrics, log);
-  const relay = new OutboxRelay(pool, producer, { topic: config.kafka.topic, ...config.outbox }, metrics, log);
+  const relay = new OutboxRelay(pool, producer, admin, { topic: config.kafka.topic, ...config.outbox }, metrics, log);
   const sweepDeps = { pool, payments, catalog, log };
   let accepting = false;
 
@@ -127,6 +129,7 @@ export async function startService(config: Config, log: Logger, options: { payme
     await relay.stop();
     await sweeping?.catch(() => undefined);
     await producer.disconnect().catch(() => undefined); // 5. Kafka, Redis, pool
+    await admin.disconnect().catch(() => undefined);
     redis.disconnect();
     await pool.end();
     ops?.closeAllConnections();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { freePort } from '../../../zx-scripts/testkit/daemon.ts';
@@ -418,6 +418,9 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
         const types = events.filter((e) => e.orderId === id).map((e) => e.type);
         assert.equal(types[0], 'order.created', `${id}: ${types.join(',')}`);
       }
+      // the relay places each event itself (one send per partition): on its key's partition, as the producer would
+      for (const e of events) assert.equal(e.partition, e.keyPartition, `${e.id} (order ${e.orderId}) on partition ${String(e.partition)}, its key's is ${String(e.keyPartition)}`);
+      assert.ok(new Set(events.map((e) => e.partition)).size > 1, 'the events of 30 orders spread over several partitions');
     } finally {
       await second.stop();
     }
@@ -448,7 +451,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
   });
 });
 
-interface SeenEvent { id: string; type: string; key: string; headerId: string; orderId: string; email: string | undefined }
+interface SeenEvent { id: string; type: string; key: string; headerId: string; orderId: string; email: string | undefined; partition: number; keyPartition: number }
 
 /**
  * Reads the order events topic (as notification-service, its group) until `count` events of the given orders came,
@@ -465,16 +468,21 @@ async function consume(orderIds: string | string[], count: number): Promise<Seen
   });
   const consumer = client.consumer({ groupId: 'notification-service', maxWaitTimeInMs: 100 });
   const seen: SeenEvent[] = [];
+  const admin = client.admin();
+  await admin.connect();
+  const { topics: [topic] } = await admin.fetchTopicMetadata({ topics: ['oms.order-events'] }).finally(() => admin.disconnect());
+  const partitionOfKey = Partitioners.DefaultPartitioner();
   await consumer.connect();
   try {
     await consumer.subscribe({ topic: 'oms.order-events', fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { reject(new Error(`only ${String(seen.length)} of ${String(count)} events in 30 s`)); }, 30_000);
       void consumer.run({
-        eachMessage: async ({ message }) => {
+        eachMessage: async ({ partition, message }) => {
           const event = JSON.parse(message.value?.toString() ?? '{}') as { id: string; type: string; data: { orderId: string; customerEmail?: string } };
           if (wanted.has(event.data.orderId)) {
-            seen.push({ id: event.id, type: event.type, orderId: event.data.orderId, key: message.key?.toString() ?? '', headerId: message.headers?.['event-id']?.toString() ?? '', email: event.data.customerEmail });
+            seen.push({ id: event.id, type: event.type, orderId: event.data.orderId, key: message.key?.toString() ?? '', headerId: message.headers?.['event-id']?.toString() ?? '', email: event.data.customerEmail,
+              partition, keyPartition: partitionOfKey({ topic: 'oms.order-events', partitionMetadata: topic?.partitions ?? [], message: { key: message.key, value: null } }) });
           }
           if (seen.length === count) { clearTimeout(timer); setTimeout(resolve, 1000); }
           await Promise.resolve();

@@ -6,13 +6,23 @@
 // Several instances (app1, app2) may run: a batch is taken under a transaction-level advisory lock, so one relay
 // publishes at a time and events leave in the order they were written. A failed batch (Kafka or PostgreSQL away,
 // a failover) is rolled back and retried with backoff; the relay never stops on its own.
-import type { Producer } from 'kafkajs';
+//
+// One send() per partition: kafkajs 2.2.4 retries a send only on the brokers that have not answered yet, so when a
+// partition's leader dies mid-send and its partitions move to a broker that already acknowledged its own share, the
+// moved messages are never sent and send() still resolves (sendMessages.js, `brokersWithoutResponse`; found by the
+// kafka-controller-kill drill under load: 2 events acknowledged by send() were never in the topic). A send that
+// touches one partition cannot be split that way: the relay places each event on its key's partition itself (the
+// producer's own partitioner, the partition count asked from Kafka) and sends each partition's events on their own.
+import { Partitioners, type Admin, type PartitionMetadata, type Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Metrics } from '../ops/metrics.ts';
 import { inScope } from '../orders/repository.ts';
 
+type Message = { key: string; value: string; headers: Record<string, string>; partition?: number };
+
 const RELAY_LOCK = 0x6f6d735f6f7574; // "oms_out"
+const partitionOf = Partitioners.DefaultPartitioner();
 
 export interface RelaySettings {
   topic: string;
@@ -32,10 +42,12 @@ export class OutboxRelay {
   private stopping = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private partitions: PartitionMetadata[] | undefined;
 
   constructor(
     private readonly pool: Pool,
     private readonly producer: Producer,
+    private readonly admin: Pick<Admin, 'fetchTopicMetadata'>,
     private readonly settings: RelaySettings,
     private readonly metrics: Metrics,
     private readonly log: Logger,
@@ -63,15 +75,21 @@ export class OutboxRelay {
         [this.settings.batchSize],
       );
       if (rows.length > 0) {
-        await this.producer.send({
-          topic: this.settings.topic,
-          acks: -1,
-          messages: rows.map((r) => ({
+        const { topic } = this.settings;
+        const partitionMetadata = await this.partitionsOfTopic();
+        const byPartition = new Map<number, Message[]>();
+        for (const r of rows) {
+          const message: Message = {
             key: r.aggregate_id,
             value: JSON.stringify({ id: r.id, type: r.event_type, occurredAt: r.created_at.toISOString(), data: r.payload }),
             headers: { 'event-id': r.id, 'event-type': r.event_type },
-          })),
-        });
+          };
+          message.partition = partitionOf({ topic, partitionMetadata, message });
+          byPartition.set(message.partition, [...(byPartition.get(message.partition) ?? []), message]);
+        }
+        // partitions in parallel (each has one send in flight, so its sequence numbers stay in order); any failure
+        // rolls the whole batch back, and the partitions that made it are published again (consumers deduplicate)
+        await Promise.all([...byPartition.values()].map((messages) => this.producer.send({ topic, acks: -1, messages })));
         await client.query('UPDATE oms.outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
       }
       const { rows: [backlog] } = await client.query<{ n: string }>('SELECT count(*) AS n FROM oms.outbox WHERE published_at IS NULL');
@@ -81,6 +99,17 @@ export class OutboxRelay {
     this.metrics.outboxBacklog.set(result.backlog);
     this.metrics.outboxPublished.inc(result.published);
     return result.published;
+  }
+
+  /** The topic's partitions, asked once and again after any failed batch (a topic may have grown). */
+  private async partitionsOfTopic(): Promise<PartitionMetadata[]> {
+    if (!this.partitions) {
+      const { topics } = await this.admin.fetchTopicMetadata({ topics: [this.settings.topic] });
+      const partitions = topics.find((t) => t.name === this.settings.topic)?.partitions ?? [];
+      if (partitions.length === 0) throw new Error(`Kafka names no partitions for ${this.settings.topic}`);
+      this.partitions = partitions;
+    }
+    return this.partitions;
   }
 
   private async run(): Promise<void> {
@@ -93,6 +122,7 @@ export class OutboxRelay {
         failures = 0;
       } catch (error) {
         failures += 1;
+        this.partitions = undefined;
         this.log.warn({ err: error, failures }, 'outbox relay batch failed; retrying');
       }
       // a full batch means more may be waiting: go on at once; otherwise poll (backing off while failing)
