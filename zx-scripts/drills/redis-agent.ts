@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
+import { keepConnected } from '@oms/service-common/redis';
 import { emit, emitLast, message, required, runAgentCommands } from './agent-io.ts';
 
 export interface RedisAgentConfig {
@@ -120,6 +121,7 @@ async function load(runId: string, writers: number, intervalMs: number): Promise
   const writer = async (): Promise<void> => {
     const client = sentinelClient(creds);
     client.on('error', () => undefined); // each command's own error is what counts
+    const close = keepConnected(client);
     await client.connect().catch(() => undefined);
     while (!stopping) {
       const id = randomUUID();
@@ -140,7 +142,7 @@ async function load(runId: string, writers: number, intervalMs: number): Promise
       }
       await sleep(intervalMs);
     }
-    client.disconnect();
+    close();
   };
   await Promise.all(Array.from({ length: writers }, () => writer()));
 

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
 import { clientTls, createKafka, createPool } from '@oms/service-common/clients';
+import { keepConnected } from '@oms/service-common/redis';
 import { listen } from '@oms/service-common/http';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -59,6 +60,7 @@ export async function startService(config: Config, log: Logger, options: { payme
     reconnectOnError: (error: Error) => (/^(READONLY|NOREPLICAS)/.test(error.message) ? 2 : false),
   });
   redis.on('error', (error: Error) => { log.debug({ err: error }, 'redis connection error'); });
+  const closeRedis = keepConnected(redis, () => { log.warn('the Redis client had ended in a failover; connecting it again'); });
 
   const kafka = createKafka(config.kafka, 'order-service');
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
@@ -130,7 +132,7 @@ export async function startService(config: Config, log: Logger, options: { payme
     await sweeping?.catch(() => undefined);
     await producer.disconnect().catch(() => undefined); // 5. Kafka, Redis, pool
     await admin.disconnect().catch(() => undefined);
-    redis.disconnect();
+    closeRedis();
     await pool.end();
     ops?.closeAllConnections();
     if (ops) await new Promise<void>((resolve) => { ops.close(() => { resolve(); }); });
