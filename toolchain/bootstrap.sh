@@ -95,6 +95,8 @@ else
   say "ansible venv present"
 fi
 ln -sfn "$venv" "$tooldir/venv"
+# ansible.cfg names Mitogen's strategy plugins by this stable path (the real one has the Python version in it)
+ln -sfn "$("$venv/bin/python" -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))')/plugins" "$tooldir/mitogen-plugins"
 
 # 3b. Patroni wheels for the database hosts (toolchain/patroni-requirements.txt), for the hosts' Python (Debian 12's)
 patroni="$cache/toolchain/patroni-$(key_of "$repo/toolchain/patroni-requirements.txt")"
