@@ -99,10 +99,9 @@ export function servicesTests(): void {
       assert.equal(r.audit['missing'], 0, `${r.drill}: emails missing`);
       assert.equal(r.audit['duplicates'], 0, `${r.drill}: emails sent twice`);
     }
-    // Known and open: each drain is a graceful reload of both gateways, and k6's users, who keep their HTTP/2
-    // connections, see some of them reset (about 1 % of the orders during the deploy failed in the lab; none was lost
-    // and none doubled). Clients that connect per request saw none fail. Reported here, not hidden.
+    // a rolling deploy drains each app host at the gateways before restarting it: no order may fail
     const deploy = reports.find((r) => r.drill === 'app-rolling-deploy');
-    t.diagnostic(`app-rolling-deploy: ${String(deploy?.writes.failed)} of ${String((deploy?.writes.acknowledged ?? 0) + (deploy?.writes.failed ?? 0))} orders failed during the deploy (${JSON.stringify(deploy?.errors)})`);
+    assert.ok(deploy, 'the rolling deploy ran');
+    assert.equal(deploy.writes.failed + deploy.writes.unknown, 0, `app-rolling-deploy: orders failed or unanswered during the deploy (${JSON.stringify(deploy.errors)})`);
   });
 }
