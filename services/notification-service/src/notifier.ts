@@ -73,7 +73,7 @@ export class Notifier {
   constructor(
     private readonly inbox: Inbox,
     private readonly provider: MailProvider,
-    private readonly producer: Producer,
+    private readonly producer: Pick<Producer, 'send'>,
     private readonly breaker: ProviderBreaker,
     private readonly settings: NotifierSettings,
     private readonly metrics: Metrics,

@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Consumer } from 'kafkajs';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { createKafka, createPool } from '@oms/service-common/clients';
+import { createKafka, createPool, SessionProducer } from '@oms/service-common/clients';
 import { listen } from '@oms/service-common/http';
 import type { Config } from './config.ts';
 import { Inbox } from './inbox.ts';
@@ -31,7 +31,7 @@ export async function startNotificationService(config: Config, log: Logger, opti
   const pool = createPool(config.postgres, 'notification-service', log);
   const provider = options.provider ?? new SmtpProvider(config.smtp);
   const kafka = createKafka(config.kafka, 'notification-service');
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const producer = new SessionProducer(kafka);
   await producer.connect();
   const consumer = kafka.consumer({ groupId: config.kafka.groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 500, sessionTimeout: config.kafka.sessionTimeoutMs, heartbeatInterval: Math.min(3000, Math.floor(config.kafka.sessionTimeoutMs / 3)) });
   await consumer.connect();

@@ -7,7 +7,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
-import { clientTls, createKafka, createPool } from '@oms/service-common/clients';
+import { clientTls, createKafka, createPool, SessionProducer } from '@oms/service-common/clients';
 import { keepConnected } from '@oms/service-common/redis';
 import { listen } from '@oms/service-common/http';
 import type pg from 'pg';
@@ -63,7 +63,7 @@ export async function startService(config: Config, log: Logger, options: { payme
   const closeRedis = keepConnected(redis, () => { log.warn('the Redis client had ended in a failover; connecting it again'); });
 
   const kafka = createKafka(config.kafka, 'order-service');
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const producer = new SessionProducer(kafka);
   await producer.connect();
   const admin = kafka.admin();
   await admin.connect();

@@ -46,7 +46,7 @@ export class OutboxRelay {
 
   constructor(
     private readonly pool: Pool,
-    private readonly producer: Producer,
+    private readonly producer: Pick<Producer, 'send'>,
     private readonly admin: Pick<Admin, 'fetchTopicMetadata'>,
     private readonly settings: RelaySettings,
     private readonly metrics: Metrics,
