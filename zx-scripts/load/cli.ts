@@ -3,6 +3,7 @@
 // k6's shoppers (loadtest/oms.js) from the lab's client host against the VIP; prints the readable report, keeps it
 // with k6's JSON summary in reports/load/<run>/. Exit 0 when every threshold held, 1 when one was crossed, 2 on a bad
 // command line, a bad inventory or a lab that is not up.
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
@@ -36,6 +37,16 @@ function decimal(name: string, value: string | undefined, fallback: number): num
   return Number(value);
 }
 
+/** Linux's CPU pressure (PSI): microseconds some task waited for a CPU, with when it was read; undefined without PSI. */
+function cpuStall(): { stallUs: number; atMs: number } | undefined {
+  try {
+    const total = /^some .*total=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1];
+    return total === undefined ? undefined : { stallUs: Number(total), atMs: performance.now() };
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(argv, {
     seconds: { type: 'string' }, browse: { type: 'string' }, order: { type: 'string' }, read: { type: 'string' },
@@ -59,7 +70,16 @@ async function main(argv: string[]): Promise<number> {
     outDir: join(repoRoot, 'reports', 'load', run),
   });
   if (!(await status(defaultInventory)).up) throw new LoadInputError('the lab is not up (npm run lab -- up)');
+  const before = cpuStall();
   const { code } = await runK6(inventory, config, (chunk) => process.stdout.write(chunk));
+  // how busy the machine was: the lab's hosts and k6 share its CPUs, so latency figures are read with this beside them
+  const after = cpuStall();
+  if (before && after) {
+    const share = (after.stallUs - before.stallUs) / 1000 / (after.atMs - before.atMs);
+    const line = `machine: CPU pressure ${(100 * share).toFixed(0)} % during the run (share of the time some task waited for a CPU)\n`;
+    process.stdout.write(line);
+    appendFileSync(join(config.outDir, 'report.txt'), line);
+  }
   console.log(`reports: ${config.outDir}/report.txt, summary.json`);
   if (code === 0) return 0;
   if (code === K6_THRESHOLDS_CROSSED) { console.error('load: a threshold was crossed'); return 1; }
