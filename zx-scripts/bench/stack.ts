@@ -13,7 +13,7 @@ import { repoRoot } from '../lab/lab.ts';
 import { orderTimesOfRun } from '../drills/gateway.ts';
 import { sinkCount, sinkMessagesAfter } from '../drills/mail.ts';
 import { figure, loadConfig, runK6 } from '../load/k6.ts';
-import { benchDb, type DbReport } from './db.ts';
+import { benchDb, type DbReport, settle } from './db.ts';
 
 export const RATES = [20, 40, 60, 80, 100, 130, 160, 200, 250, 300, 400, 500];
 const P95_GOAL_MS = 200;
@@ -93,12 +93,12 @@ export async function benchStack(inventory: Inventory, seconds: number, log: (li
   log(`orders at the VIP from the load-test network, ${String(seconds)} s a step (held: none failed or dropped, p95 < ${String(P95_GOAL_MS)} ms, >= 95 % of the rate):`);
   const steps: StackStep[] = [];
   for (const rate of RATES) {
+    // each step starts on an idle pipeline (the orders of the step before published and emailed), as the db's do
+    await settle(inventory, (line) => { log(`  ${line}`); });
     const s = await step(inventory, at, rate, seconds);
     steps.push(s);
     log(`  ${String(rate).padStart(4)} offered: ${String(s.achieved).padStart(6)} orders/s  p50 ${String(s.ms.p50)} ms  p95 ${String(s.ms.p95)} ms  p99 ${String(s.ms.p99)} ms  max ${String(s.ms.max)} ms  failed ${String(s.failed)}  dropped ${String(s.dropped)}  ${s.held ? 'held' : 'NOT held'}`);
     if (!s.held) break;
-    // the step's events and emails drain before the next one
-    await sleep(5000);
   }
   const sustained = steps.filter((s) => s.held).at(-1) ?? null;
   const ratio = sustained === null ? null : Math.round((sustained.achieved / db.ceiling.tps) * 100) / 100;

@@ -7,7 +7,7 @@ import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, killHost, repoRoot, runPlaybook, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget, Whole } from './framework.ts';
 import { gatewayTarget } from './gateway.ts';
-import { sinkApi } from './mail.ts';
+import { sinkApi, sinkCount } from './mail.ts';
 import { running, sh } from './postgres.ts';
 
 /** The loopback /readyz of each service on an app host (roles/order_service, roles/notification_service). */
@@ -24,6 +24,35 @@ export async function servicesProblems(inventory: Inventory): Promise<string[]> 
     return out.trim().split('\n').filter((l) => !l.endsWith(' 200')).map((l) => `${h.name}: ${l}`);
   }));
   return problems.flat();
+}
+
+/** Outbox events not yet published to Kafka (the order-services' own gauge; the largest, as each relay reports it). */
+async function outboxBacklog(inventory: Inventory): Promise<number> {
+  const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers') && running(h.name));
+  const port = String(READY['order-service']);
+  const backlogs = await Promise.all(apps.map(async (h) => {
+    const out = await sh(h.name, `python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:${port}/metrics', timeout=2).read().decode())" 2>/dev/null || true`);
+    const value = /^oms_outbox_backlog (\d+)/m.exec(out)?.[1];
+    return value === undefined ? 0 : Number(value);
+  }));
+  return Math.max(0, ...backlogs);
+}
+
+/**
+ * Waits until the order pipeline is idle: every outbox event published, and the provider accepting no more email
+ * over `quietMs` (the notification-services caught up). What a benchmark step waits for so it measures the stack,
+ * not the backlog of the step before. Returns how long it waited; throws after `timeoutMs`.
+ */
+export async function waitPipelineIdle(inventory: Inventory, timeoutMs = 600_000, quietMs = 3000): Promise<number> {
+  const started = Date.now();
+  let emails = await sinkCount(inventory);
+  for (;;) {
+    await sleep(quietMs);
+    const [backlog, now] = await Promise.all([outboxBacklog(inventory), sinkCount(inventory)]);
+    if (backlog === 0 && now === emails) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`the order pipeline is still busy after ${String(Math.round(timeoutMs / 1000))} s: ${String(backlog)} events in the outbox, ${String(now - emails)} emails in the last ${String(quietMs / 1000)} s`);
+    emails = now;
+  }
 }
 
 /** The gateways' target, whole only when the services are ready too. */
