@@ -6,6 +6,9 @@ import { loadInventory, type Inventory } from '../lib/inventory.ts';
 import { findNspawn, hostInit } from './hosts.ts';
 import { formatReport, zoneMatrix } from './zone-matrix.ts';
 import { GATEWAY_AGENT, runAgent } from '../drills/agent.ts';
+import type { Answer } from '../drills/gateway-agent.ts';
+import { emailsForOrder, type SinkMessage } from '../drills/mail.ts';
+import { DRILL_PRODUCT, LAB_CATALOG } from './catalog.ts';
 import { defaultInventory, down, killHost, labSettings, startHost, repoRoot, runPlaybook, sshArgs, status, up, type LabStatus } from './lab.ts';
 
 const USAGE = `usage: npm run lab -- <command> [options]
@@ -20,6 +23,8 @@ commands:
   kill HOST               cut a host's power: every process of it dies at once (disk and network stay)
   start HOST              boot a killed host again on its own disk; returns when systemd runs and SSH answers
   zone-matrix [--json]    try every declared and forbidden flow between the hosts; exit 1 on any mismatch
+  order [PRODUCT]         place one order at the VIP as a customer from the client host (default product
+                          ${DRILL_PRODUCT}) and wait for its emails at the mail sink
 
 options:
   --inventory DIR         the lab inventory (default: inventories/lab)`;
@@ -135,11 +140,43 @@ async function main(argv: string[]): Promise<number> {
       console.log(flags.has('--json') ? JSON.stringify(report, null, 2) : formatReport(report));
       return report.mismatches.length === 0 ? 0 : 1;
     }
+    case 'order': {
+      allow();
+      const [product = DRILL_PRODUCT, ...extra] = args;
+      if (extra.length > 0) throw new UsageError('order [PRODUCT]');
+      if (!LAB_CATALOG.some((p) => p.id === product)) {
+        throw new UsageError(`unknown product '${product}' (the demo catalog: ${LAB_CATALOG.map((p) => p.id).join(', ')})`);
+      }
+      return placeOrder(loadInventory(inventoryDir), product);
+    }
     case undefined:
       throw new UsageError('no command given');
     default:
       throw new UsageError(`unknown command '${command}'`);
   }
+}
+
+/** One customer's order at the VIP, and the emails its events become at the lab's email provider. */
+async function placeOrder(inventory: Inventory, product: string): Promise<number> {
+  if (!(await status(inventory.dir)).up) throw new Error('the lab is not up (npm run lab -- up)');
+  const placed = Date.now();
+  const answer = await runAgent<Answer>(GATEWAY_AGENT, inventory, 'client', ['order', '--product', product, '--subject', 'ada']);
+  log(`POST /api/v1/orders at ${inventory.gatewayName ?? ''} (the VIP ${inventory.gatewayVip ?? ''}): ${String(answer.status)}, request id ${String(answer.headers['x-request-id'])}`);
+  console.log(answer.body);
+  if (answer.status !== 201) return 1;
+  const order = JSON.parse(answer.body) as { id: string; status: string };
+  // one email per event: order.created, then the payment's outcome (order.confirmed)
+  let emails: SinkMessage[] = [];
+  for (let i = 0; i < 60 && emails.length < 2; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    emails = await emailsForOrder(inventory, order.id);
+  }
+  for (const e of emails) log(`email at the provider after ${String(Date.parse(e.at) - placed)} ms: to ${e.to.join(', ')}: "${e.subject ?? ''}" (${e.eventType ?? ''})`);
+  if (emails.length < 2) {
+    log(`order ${order.id} is ${order.status}, but ${String(emails.length)} of its 2 emails arrived within 30 s`);
+    return 1;
+  }
+  return 0;
 }
 
 function hostOf(inventory: Inventory, name: string) {
