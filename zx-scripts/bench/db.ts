@@ -4,6 +4,7 @@
 import { waitPipelineIdle } from '../drills/services.ts';
 import type { Inventory } from '../lib/inventory.ts';
 import { agent } from '../drills/pg.ts';
+import { describeStepCpu, readCpu, stepCpu, type StepCpu } from './host-cpu.ts';
 
 export interface DbStep {
   clients: number;
@@ -12,6 +13,8 @@ export interface DbStep {
   errors: number;
   tps: number;
   ms: { p50: number; p95: number; p99: number };
+  /** where the lab's CPU went during the step (when the caller measured the lab's idle cost first) */
+  cpu?: StepCpu;
 }
 
 export interface DbReport {
@@ -33,13 +36,17 @@ export async function settle(inventory: Inventory, log: (line: string) => void):
   if (ms > 10_000) log(`(waited ${String(Math.round(ms / 1000))} s for the events of the step before to be emailed)`);
 }
 
-export async function benchDb(inventory: Inventory, seconds: number, log: (line: string) => void): Promise<DbReport> {
+/** `idle`: the lab's idle CPU rate (host-cpu.ts); with it each step also says where the CPU went. */
+export async function benchDb(inventory: Inventory, seconds: number, log: (line: string) => void, idle?: Record<string, number>): Promise<DbReport> {
   const steps: DbStep[] = [];
   for (const clients of [1, 4, 8, 16, 32]) {
     await settle(inventory, log);
-    const step = await agent<DbStep>(inventory, 'app1', ['bench', '--clients', String(clients), '--seconds', String(seconds)]);
+    const before = readCpu(inventory);
+    const measured = await agent<DbStep>(inventory, 'app1', ['bench', '--clients', String(clients), '--seconds', String(seconds)]);
+    const step = idle ? { ...measured, cpu: stepCpu(before, readCpu(inventory), measured.transactions, idle) } : measured;
     steps.push(step);
     log(`${String(clients).padStart(3)} connections: ${String(step.tps).padStart(7)} TPS  p50 ${step.ms.p50} ms  p95 ${step.ms.p95} ms  p99 ${step.ms.p99} ms  (${step.transactions} transactions, ${step.errors} errors)`);
+    if (step.cpu) log(`      ${describeStepCpu(step.cpu)}`);
   }
   const ceiling = steps.reduce((best, s) => (s.tps > best.tps ? s : best));
   log(`ceiling: ${ceiling.tps} orders/s at ${ceiling.clients} connections (p95 ${ceiling.ms.p95} ms, p99 ${ceiling.ms.p99} ms)`);

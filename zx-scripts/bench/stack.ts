@@ -14,9 +14,12 @@ import { orderTimesOfRun } from '../drills/gateway.ts';
 import { sinkCount, sinkMessagesAfter } from '../drills/mail.ts';
 import { figure, loadConfig, runK6 } from '../load/k6.ts';
 import { benchDb, type DbReport, settle } from './db.ts';
+import { describeStepCpu, idleRate, readCpu, stepCpu, type StepCpu } from './host-cpu.ts';
 
 export const RATES = [20, 40, 60, 80, 100, 130, 160, 200, 250, 300, 400, 500];
 const P95_GOAL_MS = 200;
+/** how long the lab's idle CPU is measured before the steps */
+const IDLE_SECONDS = 10;
 
 export interface StackStep {
   /** orders a second offered */
@@ -33,6 +36,8 @@ export interface StackStep {
   held: boolean;
   /** the sink's message count before the step (where its emails start) */
   sinkBefore: number;
+  /** where the lab's CPU went during the step */
+  cpu: StepCpu;
 }
 
 export interface StackReport {
@@ -46,10 +51,17 @@ export interface StackReport {
   ratio: number | null;
   /** at the sustained rate: order committed -> its order.created email accepted by the sink */
   email: { orders: number; emails: number; ms: { p50: number; p95: number; p99: number } } | null;
+  /** the lab's idle CPU, µs a second by host: taken out of every step's CPU per order */
+  idleCpu: Record<string, number>;
+  /**
+   * The ratio the machine allows when every host shares its CPUs: the CPU an order costs at the database ceiling over
+   * what it costs through the whole stack at the sustained rate (both with the idle cost taken out)
+   */
+  cpuBound: number | null;
 }
 
 /** Runs one step: k6 at `rate` orders/s for `seconds`. */
-async function step(inventory: Inventory, at: string, rate: number, seconds: number): Promise<StackStep> {
+async function step(inventory: Inventory, at: string, rate: number, seconds: number, idle: Record<string, number>): Promise<StackStep> {
   const run = `bench-stack-${at}-r${String(rate)}`;
   const sinkBefore = await sinkCount(inventory);
   // one VU per order a second: up to 1 s in flight for each before arrivals are dropped
@@ -58,7 +70,9 @@ async function step(inventory: Inventory, at: string, rate: number, seconds: num
     run, seconds, users: { browse: 0, order: vus, read: 0 }, thresholds: false, ackLog: false, orderRate: rate,
     outDir: join(repoRoot, 'reports', 'bench', 'stack', run),
   });
+  const before = readCpu(inventory);
   const { code, summary } = await runK6(inventory, config, () => undefined);
+  const after = readCpu(inventory);
   if (!summary) throw new Error(`k6 wrote no summary at ${String(rate)} orders/s (exit ${String(code)}); see ${config.outDir}`);
   const acknowledged = figure(summary, 'orders_acknowledged', 'count');
   const failed = figure(summary, 'order_failed', 'passes');
@@ -66,7 +80,7 @@ async function step(inventory: Inventory, at: string, rate: number, seconds: num
   const ms = { p50: round1(figure(summary, 'order_ms', 'med')), p95: round1(figure(summary, 'order_ms', 'p(95)')), p99: round1(figure(summary, 'order_ms', 'p(99)')), max: round1(figure(summary, 'order_ms', 'max')) };
   const achieved = round1(acknowledged / seconds);
   const held = failed === 0 && dropped === 0 && ms.p95 < P95_GOAL_MS && achieved >= 0.95 * rate;
-  return { rate, run, seconds, acknowledged, achieved, failed, dropped, ms, held, sinkBefore };
+  return { rate, run, seconds, acknowledged, achieved, failed, dropped, ms, held, sinkBefore, cpu: stepCpu(before, after, acknowledged, idle) };
 }
 
 /** Commit -> first email, for a step's orders (waits up to a minute for the emails still on their way). */
@@ -88,16 +102,20 @@ async function emailLatency(inventory: Inventory, s: StackStep): Promise<StackRe
 
 export async function benchStack(inventory: Inventory, seconds: number, log: (line: string) => void): Promise<StackReport> {
   const at = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
+  await settle(inventory, (line) => { log(`  ${line}`); });
+  const idle = await idleRate(inventory, IDLE_SECONDS);
+  log(`the lab at idle: ${String(Math.round(Object.values(idle).reduce((a, b) => a + b, 0) / 1e4) / 100)} CPUs busy (${String(IDLE_SECONDS)} s; taken out of every step's CPU per order)`);
   log('the database ceiling (bench -- db):');
-  const db = await benchDb(inventory, seconds, (line) => { log(`  ${line}`); });
+  const db = await benchDb(inventory, seconds, (line) => { log(`  ${line}`); }, idle);
   log(`orders at the VIP from the load-test network, ${String(seconds)} s a step (held: none failed or dropped, p95 < ${String(P95_GOAL_MS)} ms, >= 95 % of the rate):`);
   const steps: StackStep[] = [];
   for (const rate of RATES) {
     // each step starts on an idle pipeline (the orders of the step before published and emailed), as the db's do
     await settle(inventory, (line) => { log(`  ${line}`); });
-    const s = await step(inventory, at, rate, seconds);
+    const s = await step(inventory, at, rate, seconds, idle);
     steps.push(s);
     log(`  ${String(rate).padStart(4)} offered: ${String(s.achieved).padStart(6)} orders/s  p50 ${String(s.ms.p50)} ms  p95 ${String(s.ms.p95)} ms  p99 ${String(s.ms.p99)} ms  max ${String(s.ms.max)} ms  failed ${String(s.failed)}  dropped ${String(s.dropped)}  ${s.held ? 'held' : 'NOT held'}`);
+    log(`        ${describeStepCpu(s.cpu)}`);
     if (!s.held) break;
   }
   const sustained = steps.filter((s) => s.held).at(-1) ?? null;
@@ -107,9 +125,22 @@ export async function benchStack(inventory: Inventory, seconds: number, log: (li
     ? `no step held (the first: ${String(steps[0]?.rate)} orders/s)`
     : `sustained: ${String(sustained.achieved)} orders/s (p95 ${String(sustained.ms.p95)} ms, p99 ${String(sustained.ms.p99)} ms) = ${String(ratio)} of the database ceiling of ${String(db.ceiling.tps)} orders/s measured in this run`);
   if (email) log(`order committed -> its first email accepted by the sink, at ${String(sustained?.rate)} orders/s: p50 ${String(email.ms.p50)} ms, p95 ${String(email.ms.p95)} ms, p99 ${String(email.ms.p99)} ms (${String(email.emails)} of ${String(email.orders)} orders)`);
+  const cpuBound = cpuRatioBound(db.ceiling.cpu, sustained?.cpu);
+  if (cpuBound !== null) {
+    log(`CPU per order: ${String(db.ceiling.cpu?.msPerOrder['total'])} ms at the database ceiling, ${String(sustained?.cpu.msPerOrder['total'])} ms through the whole stack: ` +
+      `where every host shares this machine's CPUs, the stack can reach at most ${String(cpuBound)} of the ceiling`);
+  }
   return {
     benchmark: 'stack', at: new Date().toISOString(),
     path: 'client (ext) -> VIP: Nginx (TLS 1.3, ModSecurity CRS) -> mTLS -> order-service (app1, app2) -> HAProxy -> Patroni leader (synchronous standby); outbox -> Kafka -> notification-service -> SMTP sink',
-    db, steps, sustained, ratio, email,
+    db, steps, sustained, ratio, email, idleCpu: idle, cpuBound,
   };
+}
+
+/** The database order's CPU over the stack order's: the ratio a machine whose CPUs every host shares allows. */
+export function cpuRatioBound(db: StepCpu | undefined, stack: StepCpu | undefined): number | null {
+  const dbMs = db?.msPerOrder['total'];
+  const stackMs = stack?.msPerOrder['total'];
+  if (dbMs === undefined || stackMs === undefined || stackMs <= 0) return null;
+  return Math.round((dbMs / stackMs) * 100) / 100;
 }
