@@ -54,7 +54,8 @@ export function cpuRate(before: CpuReading, after: CpuReading): Record<string, n
 export async function idleRate(inventory: Inventory, seconds: number): Promise<Record<string, number>> {
   const before = readCpu(inventory);
   await sleep(seconds * 1000);
-  return cpuRate(before, readCpu(inventory));
+  // the controller's share is the machine's total less the hosts' cgroups: at idle their rounding can make it negative
+  return Object.fromEntries(Object.entries(cpuRate(before, readCpu(inventory))).map(([k, v]) => [k, Math.max(0, v)]));
 }
 
 export interface StepCpu {
