@@ -28,6 +28,14 @@ module OmsTopology
   class Error < StandardError; end
 
   ROUTER = "router".freeze
+  # the router's policy until site.yml loads the zone policy: forward nothing
+  ROUTER_BOOT_POLICY = <<~NFT.freeze
+    #!/usr/sbin/nft -f
+    flush ruleset
+    table inet oms_zone_router {
+      chain forward { type filter hook forward priority filter; policy drop; }
+    }
+  NFT
 
   module_function
 
@@ -159,9 +167,8 @@ module OmsTopology
       mkdir -p /etc/systemd/network
       #{links.join}
       if ! grep -q oms_zone_router /etc/nftables.conf; then
-        printf '%s\\n' '#!/usr/sbin/nft -f' 'flush ruleset' \\
-          'table inet oms_zone_router { chain forward { type filter hook forward priority filter; policy drop; } }' \\
-          > /etc/nftables.conf
+        cat > /etc/nftables.conf <<'EOF'
+      #{ROUTER_BOOT_POLICY}EOF
       fi
       systemctl enable --now nftables.service
       nft -f /etc/nftables.conf

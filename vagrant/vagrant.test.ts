@@ -90,6 +90,18 @@ describe('the Vagrantfile', () => {
     }
   });
 
+  it("writes provisioning scripts the shell parses, and a router boot policy nft accepts", () => {
+    const ruby = (expr: string): string =>
+      execFileSync('ruby', ['-r', './vagrant/topology', '-e', `t = OmsTopology.load("."); ${expr}`], { cwd: repo, encoding: 'utf8' });
+    const router = ruby('puts OmsTopology.router_script(t.machines.find(&:router), t.router_interfaces)');
+    const routes = ruby('puts OmsTopology.routes_script(t.machines.reject(&:router).first)');
+    for (const script of [router, routes]) execFileSync('bash', ['-n'], { input: script });
+    assert.match(router, /MACAddress=02:90:00:00:00:01\n\[Link\]\nName=zone-ext/);
+    assert.match(routes, /ExecStart=\/sbin\/ip route replace 10\.90\.20\.0\/24 via 10\.90\.10\.1/);
+    // nft -c only parses and checks: nothing is loaded
+    execFileSync('nft', ['-c', '-f', '-'], { input: ruby('print OmsTopology::ROUTER_BOOT_POLICY') });
+  });
+
   it('refuses a router management address a host already has, naming both', () => {
     const script = [
       'require "./vagrant/topology"',
