@@ -434,7 +434,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     await c.connect();
     try {
       const { rows } = await c.query<{ file: string }>('SELECT file FROM oms_migrations.applied ORDER BY file');
-      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql']);
+      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql', '0004_order_functions.sql']);
     } finally {
       await c.end();
     }

@@ -3,7 +3,7 @@
 // checked by the state machine and applied with optimistic locking (the version the client saw must still be there).
 import type { ClientBase, Pool, PoolClient } from 'pg';
 import { withClient } from '@oms/service-common/with-client';
-import { actAs } from '../db/create-order.ts';
+import { actAs, compareIds } from '../db/create-order.ts';
 import { ApiError } from '../http/problem.ts';
 import { RELEASES_STOCK, transition, type Actor, type OrderStatus } from './state-machine.ts';
 
@@ -13,6 +13,7 @@ export interface Scope {
   customerId: string;
 }
 
+/** An order as the API shows it: built by the database, oms.order_view (migrations/0004_order_functions.sql). */
 export interface OrderView {
   id: string;
   customerId: string;
@@ -26,31 +27,6 @@ export interface OrderView {
   updatedAt: string;
   items: { productId: string; quantity: number; unitPriceCents: number }[];
 }
-
-interface OrderRow {
-  id: string;
-  customer_id: string;
-  customer_email: string | null;
-  status: OrderStatus;
-  total_cents: string;
-  currency: string;
-  version: number;
-  created_at: Date;
-  updated_at: Date;
-}
-
-const view = (row: OrderRow, items: OrderView['items']): OrderView => ({
-  id: row.id,
-  customerId: row.customer_id,
-  customerEmail: row.customer_email,
-  status: row.status,
-  totalCents: Number(row.total_cents),
-  currency: row.currency,
-  version: row.version,
-  createdAt: row.created_at.toISOString(),
-  updatedAt: row.updated_at.toISOString(),
-  items,
-});
 
 /** Runs `work` in one transaction acting for `scope`; rolls back on any error. */
 export async function inScope<T>(pool: Pool, scope: Scope, work: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -68,34 +44,16 @@ export async function inScope<T>(pool: Pool, scope: Scope, work: (client: PoolCl
   });
 }
 
-async function items(client: ClientBase, orderIds: string[]): Promise<Map<string, OrderView['items']>> {
-  const { rows } = await client.query<{ order_id: string; product_id: string; quantity: number; unit_price_cents: string }>(
-    'SELECT order_id, product_id, quantity, unit_price_cents FROM oms.order_items WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line',
-    [orderIds],
-  );
-  const byOrder = new Map<string, OrderView['items']>();
-  for (const r of rows) {
-    const list = byOrder.get(r.order_id) ?? [];
-    list.push({ productId: r.product_id, quantity: r.quantity, unitPriceCents: Number(r.unit_price_cents) });
-    byOrder.set(r.order_id, list);
-  }
-  return byOrder;
-}
-
 /** One order, or not-found (also for another customer's order: RLS hides it, and so does the answer). One round trip. */
 export async function getOrder(client: ClientBase, id: string): Promise<OrderView> {
-  const { rows } = await client.query<OrderRow & { items: OrderView['items'] }>({
+  const { rows } = await client.query<{ view: OrderView }>({
     name: 'oms.get-order',
-    // the columns by name: a prepared `o.*` would fail once a migration adds a column ("cached plan must not change result type")
-    text: `SELECT o.id, o.customer_id, o.customer_email, o.status, o.total_cents, o.currency, o.version, o.created_at, o.updated_at, coalesce((
-       SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line)
-       FROM oms.order_items i WHERE i.order_id = o.id), '[]') AS items
-     FROM oms.orders o WHERE o.id = $1`,
+    text: 'SELECT oms.order_view(o) AS view FROM oms.orders o WHERE o.id = $1',
     values: [id],
   });
   const row = rows[0];
   if (!row) throw new ApiError('not-found', `no order ${id}`);
-  return view(row, row.items);
+  return row.view;
 }
 
 export interface Page<T> {
@@ -107,8 +65,8 @@ export interface Page<T> {
 /** A customer's orders, newest first, by keyset pagination (stable while new orders arrive). */
 export async function listOrders(client: ClientBase, customerId: string | undefined, pageSize: number, after?: string): Promise<Page<OrderView>> {
   const cursor = after === undefined ? undefined : decodeCursor(after);
-  const { rows } = await client.query<OrderRow>(
-    `SELECT * FROM oms.orders
+  const { rows } = await client.query<{ view: OrderView; created_at: Date; id: string }>(
+    `SELECT oms.order_view(o) AS view, o.created_at, o.id FROM oms.orders o
      WHERE ($1::text IS NULL OR customer_id = $1)
        AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
      ORDER BY created_at DESC, id DESC
@@ -116,10 +74,9 @@ export async function listOrders(client: ClientBase, customerId: string | undefi
     [customerId ?? null, cursor?.createdAt ?? null, cursor?.id ?? null, pageSize + 1],
   );
   const page = rows.slice(0, pageSize);
-  const byOrder = await items(client, page.map((r) => r.id));
   const last = page.at(-1);
   return {
-    items: page.map((r) => view(r, byOrder.get(r.id) ?? [])),
+    items: page.map((r) => r.view),
     ...(rows.length > pageSize && last ? { next: encodeCursor(last.created_at, last.id) } : {}),
   };
 }
@@ -175,7 +132,7 @@ export async function moveOrder(client: ClientBase, id: string, to: OrderStatus,
   });
   if (rowCount !== 1) throw new ApiError('version-conflict', `order ${id} changed meanwhile: read it again`);
   if (RELEASES_STOCK.has(to)) {
-    for (const item of [...current.items].sort((a, b) => a.productId.localeCompare(b.productId))) {
+    for (const item of [...current.items].sort((a, b) => compareIds(a.productId, b.productId))) {
       await client.query('UPDATE oms.products SET stock = stock + $2, version = version + 1, updated_at = now() WHERE id = $1', [item.productId, item.quantity]);
     }
   }

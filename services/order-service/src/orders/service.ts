@@ -4,15 +4,15 @@
 // order PENDING_PAYMENT for the recovery sweep (recovery.ts) and the client gets 202; a retry with the same key
 // replays whatever response was stored, or 409 while the first request is still at work.
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolClient } from 'pg';
+import type { ClientBase, Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import type { CatalogCache } from '../catalog/cache.ts';
 import { withClient } from '@oms/service-common/with-client';
 import { CommitOutcomeUnknown, createOrder } from '../db/create-order.ts';
-import { ApiError, toProblem } from '../http/problem.ts';
+import { ApiError, toProblem, type ProblemDocument } from '../http/problem.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { PaymentTimeout, type ChargeOutcome, type PaymentProvider } from '../payments/provider.ts';
-import { getOrder, inScope, moveOrder, type OrderView } from './repository.ts';
+import { getOrder, inScope, type OrderView } from './repository.ts';
 import { requestFingerprint, type CreateOrderBody } from './schema.ts';
 
 export interface OrdersDeps {
@@ -31,12 +31,16 @@ export interface StoredResponse {
   replayed: boolean;
 }
 
+const DECLINED = 'the payment was declined; the order is closed and its stock released';
+
+/** The problem document of a declined payment; oms.settle_order stores it with the order in it as `order`. */
+function declinedProblem(path: string, order?: OrderView): ProblemDocument {
+  return toProblem(new ApiError('payment-declined', DECLINED, order === undefined ? {} : { order }), { instance: path }).document;
+}
+
 /** The response an order's current state calls for (also what the key stores, and what a replay returns). */
 export function responseFor(order: OrderView, path: string): { status: number; body: unknown } {
-  if (order.status === 'PAYMENT_FAILED') {
-    const { document } = toProblem(new ApiError('payment-declined', 'the payment was declined; the order is closed and its stock released', { order }), { instance: path });
-    return { status: 402, body: document };
-  }
+  if (order.status === 'PAYMENT_FAILED') return { status: 402, body: declinedProblem(path, order) };
   return { status: order.status === 'PENDING_PAYMENT' ? 202 : 201, body: order };
 }
 
@@ -51,22 +55,24 @@ export async function finishKey(client: PoolClient, orderId: string, response: {
 }
 
 /**
- * Inside a transaction acting as the system: moves a pending order to the payment's outcome and stores its key's
- * response. If someone else moved it first (the sweep, a cancellation), the order as it now is stays as it is.
+ * Moves a pending order to the payment's outcome and stores its key's response: oms.settle_order, one statement (in
+ * the caller's transaction, or its own). If someone else moved it first (the sweep, a cancellation), the order as it
+ * now is stays as it is. The move is the state machine's PENDING_PAYMENT -> CONFIRMED | PAYMENT_FAILED by the system.
  */
-export async function settleIn(client: PoolClient, orderId: string, outcome: ChargeOutcome, path: string): Promise<{ order: OrderView; released: boolean }> {
-  const current = await getOrder(client, orderId);
-  if (current.status !== 'PENDING_PAYMENT') return { order: current, released: false };
-  const moved = outcome.status === 'approved'
-    ? await moveOrder(client, orderId, 'CONFIRMED', 'system', current.version, current, outcome.reference)
-    : await moveOrder(client, orderId, 'PAYMENT_FAILED', 'system', current.version, current);
-  await finishKey(client, orderId, responseFor(moved, path));
-  return { order: moved, released: moved.status === 'PAYMENT_FAILED' };
+export async function settleIn(client: ClientBase, orderId: string, outcome: ChargeOutcome, path: string): Promise<{ order: OrderView; released: boolean }> {
+  const { rows } = await client.query<{ settled: { order: OrderView; moved: boolean; released: boolean } | null }>({
+    name: 'oms.settle-order',
+    text: 'SELECT oms.settle_order($1, $2, $3, $4) AS settled',
+    values: [orderId, outcome.status === 'approved', outcome.status === 'approved' ? outcome.reference : null, JSON.stringify(declinedProblem(path))],
+  });
+  const settled = rows[0]?.settled;
+  if (!settled) throw new ApiError('not-found', `no order ${orderId}`);
+  return { order: settled.order, released: settled.released };
 }
 
-/** settleIn in its own transaction; released stock makes the catalog cache stale. */
+/** settleIn as a transaction of its own; released stock makes the catalog cache stale. */
 export async function settlePayment(deps: Pick<OrdersDeps, 'pool' | 'catalog'>, orderId: string, outcome: ChargeOutcome, path: string): Promise<OrderView> {
-  const { order, released } = await inScope(deps.pool, { actor: 'system', customerId: '' }, (client) => settleIn(client, orderId, outcome, path));
+  const { order, released } = await withClient(deps.pool, (client) => settleIn(client, orderId, outcome, path));
   if (released) await deps.catalog.invalidate(`stock of ${orderId} released`);
   return order;
 }
