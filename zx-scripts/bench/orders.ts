@@ -5,10 +5,11 @@
 // transaction (move to CONFIRMED, history, outbox, payment reference, key response), each one function call.
 //
 // Two CPU layouts, measured in the same run: `shared`, every process on every CPU (as on the single-machine lab), and
-// `zones`, PostgreSQL on CPUs of its own and the service, its clients, Kafka and Redis on the others (as in the
-// deployment, where the data zone has its own hosts). Each step says where the CPU went, in ms per order.
+// `zones`, the data zone (PostgreSQL and Kafka) on CPUs of its own and the app zone (the service, Redis) with the
+// clients on the others (as in the deployment, where the data zone has its own hosts). Each step says where the CPU
+// went, in ms per order.
 import { execFile, fork } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,24 +51,41 @@ function perOrder(before: Map<string, number>, after: Map<string, number>, extra
 
 const round2 = (n: number): number => Math.round(n * 100) / 100;
 
-/** The CPU sets of a layout on a machine with `count` CPUs: `zones` gives PostgreSQL the upper half. */
-export function layoutCpus(layout: Layout, count: number): { postgres: string; others: string } {
+/** Where a layout runs things: the CPUs of PostgreSQL, of Kafka, and of everything else. */
+export interface LayoutPlan {
+  postgres: string;
+  kafka: string;
+  others: string;
+}
+
+/**
+ * The CPUs of a layout on a machine with `count` CPUs. `shared`: everything on every CPU. `zones`: the data zone
+ * (PostgreSQL and Kafka, as in the deployment) on the upper half, the app zone (the service, Redis) and the clients
+ * on the lower half.
+ */
+export function layoutCpus(layout: Layout, count: number): LayoutPlan {
   const all = count === 1 ? '0' : `0-${String(count - 1)}`;
-  if (layout === 'shared') return { postgres: all, others: all };
+  if (layout === 'shared') return { postgres: all, kafka: all, others: all };
   if (count < 2) throw new Error('the zones layout needs at least 2 CPUs');
   const half = Math.floor(count / 2);
   const range = (from: number, to: number): string => (from === to ? String(from) : `${String(from)}-${String(to)}`);
-  return { postgres: range(half, count - 1), others: range(0, half - 1) };
+  return { postgres: range(half, count - 1), kafka: range(half, count - 1), others: range(0, half - 1) };
 }
 
-/** Pins PostgreSQL (its postmaster and backends; new backends inherit) and everything else this process runs. */
-async function applyLayout(cpus: { postgres: string; others: string }): Promise<void> {
+/** Pins PostgreSQL (its postmaster and backends; new backends inherit), Kafka and everything else this process runs. */
+async function applyLayout(plan: LayoutPlan): Promise<void> {
   const pin = (pid: number, list: string): Promise<unknown> => run('taskset', ['-a', '-p', '-c', list, String(pid)]).catch((error: unknown) => {
     // a process that ended meanwhile (a backend closing) needs no pinning
     if (!/No such process|failed to get pid/.test(String(error))) throw error;
   });
-  await pin(process.pid, cpus.others);
-  for (const { pid, comm } of descendantsOf(process.pid)) await pin(pid, comm === 'postgres' ? cpus.postgres : cpus.others);
+  await pin(process.pid, plan.others);
+  for (const { pid, comm } of descendantsOf(process.pid)) await pin(pid, comm === 'postgres' ? plan.postgres : comm === 'java' ? plan.kafka : plan.others);
+}
+
+/** "PostgreSQL and Kafka on CPUs 1, the service, its clients and Redis on CPUs 0" */
+export function describeLayout(plan: LayoutPlan): string {
+  const data = plan.kafka === plan.postgres ? `PostgreSQL and Kafka on CPUs ${plan.postgres}` : `PostgreSQL on CPUs ${plan.postgres}, Kafka on CPUs ${plan.kafka}`;
+  return `${data}, the service, its clients and Redis on CPUs ${plan.others}`;
 }
 
 /** "service 2.1 ms, client 0.6 ms, ..." */
@@ -79,8 +97,8 @@ export type Layout = 'shared' | 'zones';
 
 export interface LayoutReport {
   layout: Layout;
-  /** the CPUs PostgreSQL ran on, and the CPUs of everything else */
-  cpus: { postgres: string; others: string };
+  /** the CPUs PostgreSQL, Kafka and everything else ran on */
+  cpus: LayoutPlan;
   service: OrdersStep[];
   pgbench: OrdersStep[];
   /** the best service step with p95 < 50 ms and no errors */
@@ -135,10 +153,45 @@ async function serviceStep(h: Harness, clients: number, seconds: number, warmup:
   };
 }
 
+/**
+ * The latencies (ms) of one pgbench run's per-transaction log, from a folder of its own: pgbench writes a file per
+ * process and thread (prefix.pid[.thread]), so a folder shared by several runs would count the earlier ones again.
+ * `processed`: pgbench's own count, which the log must match.
+ */
+export function pgbenchLatencies(folder: string, processed: number): number[] {
+  // log lines: client_id transaction_no latency_us script_no epoch_s epoch_us
+  const latencies = readdirSync(folder).filter((f) => f.startsWith('log.'))
+    .flatMap((f) => readFileSync(join(folder, f), 'utf8').split('\n').filter((line) => line.trim() !== ''))
+    .map((line) => line.split(' ')[2] ?? '')
+    .filter((field) => /^\d+$/.test(field)) // a failed transaction's line says `failed` there, and is counted apart
+    .map((us) => Number(us) / 1000);
+  if (latencies.length !== processed) throw new Error(`pgbench processed ${String(processed)} transactions but its log in ${folder} has ${String(latencies.length)}`);
+  return latencies;
+}
+
+/**
+ * Every step starts from the same database state, so none pays for the one before: the dead rows of the earlier
+ * steps vacuumed (pgbench's steps leave three times as many as the service's, and autovacuum would clean them up
+ * during whichever step came next), the statistics fresh, and a checkpoint done (the first change of each page after
+ * a checkpoint writes the whole page to the WAL).
+ */
+async function settle(h: Harness): Promise<void> {
+  const admin = h.stack.postgres?.admin('orders');
+  if (!admin) throw new Error('the harness has no PostgreSQL');
+  await admin.connect();
+  try {
+    await admin.query('VACUUM (ANALYZE)');
+    await admin.query('CHECKPOINT');
+  } finally {
+    await admin.end();
+  }
+}
+
 /** The same database work by pgbench, `clients` connections, with a per-transaction log for the percentiles. */
-async function pgbenchStep(h: Harness, dir: string, clients: number, seconds: number): Promise<OrdersStep> {
+async function pgbenchStep(h: Harness, dir: string, label: string, clients: number, seconds: number): Promise<OrdersStep> {
   const tls = h.stack.pki.client('order-service');
-  const prefix = join(dir, `pgbench-${String(clients)}`);
+  const logs = mkdtempSync(join(dir, `pgbench-${label}-${String(clients)}-`));
+  const prefix = join(logs, 'log');
   const servers = serverCpu();
   const reaped = cpuMsOf(process.pid, true) - cpuMsOf(process.pid, false); // pgbench counts here once it has ended
   const { stdout } = await run('/usr/lib/postgresql/15/bin/pgbench', [
@@ -150,10 +203,9 @@ async function pgbenchStep(h: Harness, dir: string, clients: number, seconds: nu
     maxBuffer: 16 * 1024 * 1024,
   });
   const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0);
-  // log lines: client_id transaction_no latency_us script_no epoch_s epoch_us
-  const latencies = readdirSync(dir).filter((f) => f.startsWith(`pgbench-${String(clients)}.`))
-    .flatMap((f) => readFileSync(join(dir, f), 'utf8').trim().split('\n'))
-    .map((line) => Number(line.split(' ')[2]) / 1000);
+  const processed = /number of transactions actually processed: (\d+)/.exec(stdout)?.[1];
+  if (processed === undefined) throw new Error(`pgbench printed no transaction count:\n${stdout}`);
+  const latencies = pgbenchLatencies(logs, Number(processed));
   const client = cpuMsOf(process.pid, true) - cpuMsOf(process.pid, false) - reaped;
   return {
     clients, orders: latencies.length, errors: failed, perSecond: round1(latencies.length / seconds), ms: latencyPercentiles(latencies),
@@ -178,7 +230,7 @@ export async function benchOrders(seconds: number, progress: (line: string) => v
     for (const layout of count >= 2 ? ['shared', 'zones'] as const : ['shared'] as const) {
       const cpus = layoutCpus(layout, count);
       await applyLayout(cpus);
-      progress(`${layout}: PostgreSQL on CPUs ${cpus.postgres}, the service, its clients, Kafka and Redis on CPUs ${cpus.others}`);
+      progress(`${layout}: ${describeLayout(cpus)}`);
       layouts.push(await measureLayout(h, layout, cpus, seconds, progress));
     }
     await applyLayout(layoutCpus('shared', count));
@@ -188,14 +240,16 @@ export async function benchOrders(seconds: number, progress: (line: string) => v
   }
 }
 
-async function measureLayout(h: Harness, layout: Layout, cpus: { postgres: string; others: string }, seconds: number, progress: (line: string) => void): Promise<LayoutReport> {
+async function measureLayout(h: Harness, layout: Layout, cpus: LayoutPlan, seconds: number, progress: (line: string) => void): Promise<LayoutReport> {
   const service: OrdersStep[] = [];
   const pgbench: OrdersStep[] = [];
   for (const clients of [4, 8, 16, 32]) {
+    await settle(h);
     const s = await serviceStep(h, clients, seconds, 2);
     service.push(s);
     progress(`  service  ${String(clients).padStart(2)} clients: ${String(s.perSecond).padStart(6)} orders/s  p50 ${String(s.ms.p50)} ms  p95 ${String(s.ms.p95)} ms  p99 ${String(s.ms.p99)} ms  (${String(s.errors)} errors)  CPU ms/order: ${describeCpu(s.cpuMsPerOrder)}`);
-    const p = await pgbenchStep(h, h.stack.dir, clients, seconds);
+    await settle(h);
+    const p = await pgbenchStep(h, h.stack.dir, layout, clients, seconds);
     pgbench.push(p);
     progress(`  pgbench  ${String(clients).padStart(2)} conns:   ${String(p.perSecond).padStart(6)} orders/s  p50 ${String(p.ms.p50)} ms  p95 ${String(p.ms.p95)} ms  p99 ${String(p.ms.p99)} ms  (${String(p.errors)} failed)  CPU ms/order: ${describeCpu(p.cpuMsPerOrder)}`);
   }

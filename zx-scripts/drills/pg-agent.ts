@@ -125,7 +125,8 @@ async function load(runId: string, writers: number, intervalMs: number): Promise
           ? { id, start, end: Date.now(), outcome: 'ok' }
           : { id, start, end: Date.now(), outcome: 'failed', error: `unexpected ${result.kind}` });
       } catch (error) {
-        // only a COMMIT without an answer leaves the outcome open; any earlier error rolled the transaction back
+        // the order's statement without an answer (or with one that is not a refusal) leaves the outcome open; a refusal,
+        // or a failure to connect, means it was never placed
         const outcome: WriteOutcome = error instanceof CommitOutcomeUnknown ? 'unknown' : 'failed';
         emit({ id, start, end: Date.now(), outcome, error: message(error) });
         await client?.end().catch(() => undefined);

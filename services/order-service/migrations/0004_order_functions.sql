@@ -7,15 +7,19 @@
 -- service sorts the same way), so concurrent orders of the same products wait for each other and never deadlock.
 
 -- An order as the API shows it (GET /orders/:id, the order in a stored response): one definition for every reader.
-CREATE FUNCTION oms.order_view(o oms.orders) RETURNS json LANGUAGE sql STABLE AS $$
-  SELECT json_build_object(
+-- PL/pgSQL, not SQL: a SQL function with a subquery is never inlined, and is parsed and planned again at every call;
+-- PL/pgSQL keeps its plan for the connection's life.
+CREATE FUNCTION oms.order_view(o oms.orders) RETURNS json LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN json_build_object(
     'id', o.id, 'customerId', o.customer_id, 'customerEmail', o.customer_email, 'status', o.status,
     'totalCents', o.total_cents, 'currency', o.currency, 'version', o.version,
     'createdAt', to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     'updatedAt', to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     'items', coalesce((
       SELECT json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line)
-      FROM oms.order_items i WHERE i.order_id = o.id), '[]'))
+      FROM oms.order_items i WHERE i.order_id = o.id), '[]'));
+END
 $$;
 
 -- POST /orders' transaction: claims the Idempotency-Key, reserves the stock of each line with a conditional UPDATE
