@@ -11,6 +11,7 @@ import pg from 'pg';
 import { freePort } from '../../../zx-scripts/testkit/daemon.ts';
 import { migrate, serviceDatabases } from '../../../zx-scripts/testkit/postgres.ts';
 import { createLogger } from '@oms/service-common/logger';
+import { compareIds } from '../src/db/create-order.ts';
 import { startService } from '../src/service.ts';
 import { newKey, orderBody, startHarness, writeCorpus, type Harness, type Reply } from './harness.ts';
 
@@ -226,6 +227,27 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     assert.equal(await stock('LAST-0001'), 0);
     // sold out: the cached catalog says so at once
     assert.equal((await h.call('GET', '/api/v1/products/LAST-0001')).body.available, false);
+  });
+
+  it('orders of the same products in any line order never deadlock: stock is taken in one order, the database\'s and the service\'s', async () => {
+    const initial = [await stock('BOOK-0001'), await stock('BOOK-0002'), await stock('MUG-0001')];
+    const lines = [[{ productId: 'MUG-0001', quantity: 1 }, { productId: 'BOOK-0002', quantity: 1 }, { productId: 'BOOK-0001', quantity: 1 }],
+      [{ productId: 'BOOK-0001', quantity: 1 }, { productId: 'MUG-0001', quantity: 1 }, { productId: 'BOOK-0002', quantity: 1 }]];
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => place(`cust-lock-${String(i)}`, lines[i % 2] ?? [], i % 3 === 0 ? 'tok_decline_card' : 'tok_approve_visa')));
+    assert.deepEqual(replies.map((r) => r.status).sort(), [...Array<number>(10).fill(402), ...Array<number>(20).fill(201)].sort(), replies.map((r) => r.text.slice(0, 120)).join('\n'));
+    // the items are numbered in the lock order, whatever order the request gave
+    assert.deepEqual((replies.find((r) => r.status === 201)?.body.items as { productId: string }[]).map((i) => i.productId), ['BOOK-0001', 'BOOK-0002', 'MUG-0001']);
+    // 20 approved take a unit of each; the 10 declined gave theirs back
+    assert.deepEqual([await stock('BOOK-0001'), await stock('BOOK-0002'), await stock('MUG-0001')], initial.map((n) => n - 20));
+    const c = h.stack.postgres!.admin('orders');
+    await c.connect();
+    try {
+      const ids = ['B-1', 'A1', 'A-2', 'A10', 'A2', 'Z', '9X', 'a'];
+      const { rows } = await c.query<{ sorted: string[] }>('SELECT array_agg(id ORDER BY id COLLATE "C") AS sorted FROM unnest($1::text[]) AS id', [ids]);
+      assert.deepEqual(rows[0]?.sorted, [...ids].sort(compareIds));
+    } finally {
+      await c.end();
+    }
   });
 
   it('bad input never gets a 500: every case is a 4xx problem and the database is unchanged', async () => {
