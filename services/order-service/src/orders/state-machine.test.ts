@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ORDER_STATUSES, transition } from './state-machine.ts';
+import { ORDER_STATUSES, RELEASES_STOCK, transition } from './state-machine.ts';
 
 describe('order state machine', () => {
   it('the happy path: payment confirms, staff ship and deliver', () => {
@@ -25,5 +25,14 @@ describe('order state machine', () => {
         assert.ok(!check.ok && check.detail.endsWith('(it is final)'), `${final} -> ${to}`);
       }
     }
+  });
+
+  it('allows the moves oms.settle_order makes in the database, and only it releases stock of the two', () => {
+    // migrations/0004_order_functions.sql: PENDING_PAYMENT -> CONFIRMED (approved) or PAYMENT_FAILED (declined, stock
+    // back), by the system; this table must keep allowing exactly that for the function to stay right
+    assert.deepEqual(transition('PENDING_PAYMENT', 'CONFIRMED', 'system'), { ok: true });
+    assert.deepEqual(transition('PENDING_PAYMENT', 'PAYMENT_FAILED', 'system'), { ok: true });
+    assert.equal(RELEASES_STOCK.has('PAYMENT_FAILED'), true);
+    assert.equal(RELEASES_STOCK.has('CONFIRMED'), false);
   });
 });

@@ -1,5 +1,7 @@
 // The order's life, as one explicit table: which status may follow which, and who may make the move. Every change
-// of status goes through `transition`, and the repository applies it with optimistic locking (version).
+// of status goes through `transition`, and the repository applies it with optimistic locking (version); the payment's
+// outcome (PENDING_PAYMENT -> CONFIRMED or PAYMENT_FAILED, by the system) is applied in the database by
+// oms.settle_order, under the row's lock, as this table allows (its test holds the two together).
 export const ORDER_STATUSES = ['PENDING_PAYMENT', 'CONFIRMED', 'PAYMENT_FAILED', 'CANCELLED', 'SHIPPED', 'DELIVERED'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
