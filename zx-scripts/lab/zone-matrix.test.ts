@@ -41,7 +41,7 @@ describe('zone-matrix plan', () => {
     assert.equal(find('db1', inventory.mgmt.controller, 22)?.expect, 'blocked');
   });
 
-  it('judges: open where expected, blocked (timeout, refused, unreachable) where forbidden; anything else is a mismatch', () => {
+  it('judges: open where expected, blocked (timeout, refused, unreachable, closed) where forbidden; anything else is a mismatch', () => {
     const outcomes = new Map<string, string>();
     for (const p of probes) outcomes.set(`${p.from} ${p.address}:${p.port}`, p.expect === 'open' ? 'open' : 'timeout');
     const clean = judge(probes, outcomes, notProbed, ports, 1);
@@ -49,11 +49,31 @@ describe('zone-matrix plan', () => {
     assert.equal(clean.checked, probes.length);
     assert.equal(clean.allowedOpen + clean.forbiddenBlocked, probes.length);
 
+    // a connect() that returned without a connection is no flow through
+    const mgmt = find('db2', '10.90.0.51', 22);
+    assert.equal(mgmt?.expect, 'blocked');
+    outcomes.set('db2 10.90.0.51:22', 'closed');
+    assert.equal(judge(probes, outcomes, notProbed, ports, 1).forbiddenBlocked, clean.forbiddenBlocked);
+
     outcomes.set('client 10.90.40.11:2379', 'open');
     outcomes.set('db2 10.90.40.11:2380', 'refused');
+    outcomes.set('db2 10.90.40.11:2379', 'closed');
     const bad = judge(probes, outcomes, notProbed, ports, 1);
     assert.deepEqual(bad.mismatches.map((m) => `${m.from} ${m.address}:${m.port} ${m.expect} got ${m.got}`).sort(),
-      ['client 10.90.40.11:2379 blocked got open', 'db2 10.90.40.11:2380 open got refused']);
+      ['client 10.90.40.11:2379 blocked got open', 'db2 10.90.40.11:2379 open got closed', 'db2 10.90.40.11:2380 open got refused']);
     assert.equal(bad.byZones['ext -> data']?.mismatched, 1);
+  });
+
+  it('says who answered a forbidden flow that connected: the check\'s own listener (from which address), or something else', () => {
+    const outcomes = new Map<string, string>();
+    for (const p of probes) outcomes.set(`${p.from} ${p.address}:${p.port}`, p.expect === 'open' ? 'open' : 'timeout');
+    outcomes.set('client 10.90.40.11:2379', 'open');
+    outcomes.set('client 10.90.40.11:9', 'open');
+    const accepted = new Map([['db1 10.90.40.11:2379', ['10.90.10.11']]]);
+    const report = judge(probes, outcomes, notProbed, ports, 1, accepted);
+    assert.deepEqual(report.mismatches.map((m) => `${m.address}:${m.port} ${m.acceptedBy ?? '-'}`).sort(), [
+      '10.90.40.11:2379 the check\'s listener on db1 accepted it, from 10.90.10.11',
+      '10.90.40.11:9 no listener of the check accepted it (something else answered)',
+    ]);
   });
 });

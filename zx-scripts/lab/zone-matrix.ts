@@ -42,14 +42,21 @@ export interface Probe {
   because: string;
 }
 
-/** 'open', 'timeout', 'refused', 'unreachable', or another errno name */
+/**
+ * 'open' (connected: the socket has its peer), 'timeout', 'refused', 'unreachable', 'closed' (connect() returned but
+ * the attempt ended without a connection: see PROBER), or another errno name
+ */
 export type Outcome = string;
 
 export interface MatrixReport {
   checked: number;
   allowedOpen: number;
   forbiddenBlocked: number;
-  mismatches: (Probe & { got: Outcome })[];
+  /**
+   * acceptedBy, for a probe that connected: whether one of the check's own listeners accepted it (and from which
+   * source address), or something else answered (a service on that port, or a path the check does not know of)
+   */
+  mismatches: (Probe & { got: Outcome; acceptedBy?: string })[];
   /** "from-zone -> to-zone" -> counts */
   byZones: Record<string, { open: number; blocked: number; mismatched: number }>;
   /** declared flows that were not probed (not TCP), as owner/name on host */
@@ -145,14 +152,23 @@ export function planProbes(
 
 const key = (from: string, address: string, port: number): string => `${from} ${address}:${port}`;
 
-export function judge(probes: Probe[], outcomes: ReadonlyMap<string, Outcome>, notProbed: string[], ports: number[], seconds: number): MatrixReport {
+function acceptedBy(accepted: ReadonlyMap<string, readonly string[]>, probe: Probe): string {
+  const sources = accepted.get(`${probe.to} ${probe.address}:${String(probe.port)}`);
+  return sources === undefined ? 'no listener of the check accepted it (something else answered)' : `the check's listener on ${probe.to} accepted it, from ${sources.join(', ')}`;
+}
+
+/**
+ * Judges every probe by its outcome. `accepted` (optional): what the listeners accepted, "host address:port" ->
+ * the source addresses; it explains each mismatch that connected.
+ */
+export function judge(probes: Probe[], outcomes: ReadonlyMap<string, Outcome>, notProbed: string[], ports: number[], seconds: number, accepted?: ReadonlyMap<string, readonly string[]>): MatrixReport {
   const report: MatrixReport = { checked: probes.length, allowedOpen: 0, forbiddenBlocked: 0, mismatches: [], byZones: {}, notProbed, ports, seconds };
   for (const probe of probes) {
     const got = outcomes.get(key(probe.from, probe.address, probe.port)) ?? 'not run';
     const zones = `${probe.fromZone} -> ${probe.toZone}`;
     const counts = (report.byZones[zones] ??= { open: 0, blocked: 0, mismatched: 0 });
     const open = got === 'open';
-    const blocked = got === 'timeout' || got === 'refused' || got === 'unreachable';
+    const blocked = got === 'timeout' || got === 'refused' || got === 'unreachable' || got === 'closed';
     if (probe.expect === 'open' && open) {
       report.allowedOpen++;
       counts.open++;
@@ -160,7 +176,7 @@ export function judge(probes: Probe[], outcomes: ReadonlyMap<string, Outcome>, n
       report.forbiddenBlocked++;
       counts.blocked++;
     } else {
-      report.mismatches.push({ ...probe, got });
+      report.mismatches.push({ ...probe, got, ...(got === 'open' && accepted ? { acceptedBy: acceptedBy(accepted, probe) } : {}) });
       counts.mismatched++;
     }
   }
@@ -168,7 +184,7 @@ export function judge(probes: Probe[], outcomes: ReadonlyMap<string, Outcome>, n
 }
 
 // Runs in a host's network namespace: listens on every (address, port) nothing else holds; prints what it took,
-// accepts and closes connections until its stdin closes.
+// accepts and closes connections until its stdin closes, then prints what it accepted ([address, port, source]).
 const LISTENER = String.raw`
 import errno, json, selectors, socket, sys
 addresses, ports = json.loads(sys.argv[1])
@@ -187,19 +203,27 @@ for a in addresses:
         s.listen(512); s.setblocking(False); sel.register(s, selectors.EVENT_READ); taken += 1
 sel.register(sys.stdin, selectors.EVENT_READ)
 print(json.dumps({"taken": taken, "busy": busy}), flush=True)
+accepted = []
 while True:
     for k, _ in sel.select():
         if k.fileobj is sys.stdin:
             if not sys.stdin.readline():
+                print(json.dumps(accepted), flush=True)
                 sys.exit(0)
         else:
             try:
-                c, _ = k.fileobj.accept(); c.close()
+                c, peer = k.fileobj.accept()
+                accepted.append(list(k.fileobj.getsockname()) + [peer[0]]); c.close()
             except OSError:
                 pass
 `;
 
 // Runs in a source's network namespace: connects to every (address, port) of stdin, prints the outcomes.
+// A connect() with a timeout can return as if it had connected when the kernel ended the attempt without reporting
+// an error to it (seen about once in 7,000 attempts at addresses whose ARP fails, many threads at once: the poll
+// wakes on the closed socket and SO_ERROR reads 0). That is not a flow getting through: "open" is a socket that has
+// its peer, and one that has none is "closed" (blocked). It once failed the zone-matrix test with two "open" flows on
+// the management network, whose ports between hosts no frame can even reach.
 const PROBER = String.raw`
 import concurrent.futures, errno, json, socket, sys
 targets = json.load(sys.stdin)
@@ -209,6 +233,10 @@ def attempt(t):
     s.settimeout(timeout)
     try:
         s.connect((t[0], t[1]))
+        try:
+            s.getpeername()
+        except OSError:
+            return "closed"
         return "open"
     except socket.timeout:
         return "timeout"
@@ -243,31 +271,55 @@ function runPython(netns: string | undefined, script: string, args: string[], in
   });
 }
 
-type Listener = ChildProcessByStdio<Writable, Readable, Readable>;
+interface Listener {
+  /** closes the listeners; what they accepted: [address, port, source address] */
+  stop(): Promise<[string, number, string][]>;
+}
 
 function startListener(netns: string, addresses: string[], ports: number[]): Promise<Listener> {
   const [cmd = '', ...rest] = inNetns(netns, ['python3', '-c', LISTENER, JSON.stringify([addresses, ports])]);
-  const child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => { child.on('close', resolve); });
+  const stop = async (): Promise<[string, number, string][]> => {
+    child.stdin.end();
+    const code = await exited;
+    const last = out.trim().split('\n').at(-1) ?? '';
+    if (code !== 0 || !last.startsWith('[')) throw new Error(`listener in ${netns} exited (${String(code)}) without its record: ${err.trim()}`);
+    return JSON.parse(last) as [string, number, string][];
+  };
   return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout.once('data', () => { resolve(child); });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve({ stop });
+    });
     child.on('error', reject);
-    child.on('exit', (code) => { reject(new Error(`listener in ${netns} exited (${String(code)}): ${err.trim()}`)); });
+    void exited.then((code) => { reject(new Error(`listener in ${netns} exited (${String(code)}): ${err.trim()}`)); });
   });
 }
 
-async function listenOnController(address: string, ports: number[]): Promise<Server[]> {
+async function listenOnController(address: string, ports: number[]): Promise<Listener> {
   const servers: Server[] = [];
+  const accepted: [string, number, string][] = [];
   for (const port of ports) {
-    const server = createServer((socket) => socket.destroy());
+    const server = createServer((socket) => {
+      accepted.push([address, port, socket.remoteAddress?.replace(/^::ffff:/, '') ?? '?']);
+      socket.destroy();
+    });
     const bound = await new Promise<boolean>((resolve) => {
       server.once('error', () => { resolve(false); }); // taken by something else: it answers instead
       server.listen(port, address, () => { resolve(true); });
     });
     if (bound) servers.push(server);
   }
-  return servers;
+  return {
+    stop: async () => {
+      await Promise.all(servers.map((s) => new Promise((resolve) => { s.close(resolve); })));
+      return accepted;
+    },
+  };
 }
 
 /** Addresses a host holds besides its inventory and management ones (the VIP on the active gateway). */
@@ -288,12 +340,11 @@ export async function zoneMatrix(inventory: Inventory, aptProxyPort: number): Pr
   const declared = readDeclarations(inventory);
   const { probes, ports, notProbed } = planProbes(inventory, declared, { aptProxyPort, extraAddresses: extraAddresses(inventory) });
 
-  const listeners: Listener[] = [];
-  const servers = await listenOnController(inventory.mgmt.controller, ports.filter((p) => p !== aptProxyPort));
+  const listeners = [{ host: CONTROLLER, listener: await listenOnController(inventory.mgmt.controller, ports.filter((p) => p !== aptProxyPort)) }];
   try {
     for (const host of inventory.hosts) {
       const addresses = [...new Set(probes.filter((p) => p.to === host.name).map((p) => p.address))];
-      listeners.push(await startListener(host.name, addresses, ports));
+      listeners.push({ host: host.name, listener: await startListener(host.name, addresses, ports) });
     }
     const bySource = new Map<string, Probe[]>();
     for (const probe of probes) bySource.set(probe.from, [...(bySource.get(probe.from) ?? []), probe]);
@@ -304,10 +355,16 @@ export async function zoneMatrix(inventory: Inventory, aptProxyPort: number): Pr
       const results = JSON.parse(out) as Outcome[];
       list.forEach((p, i) => outcomes.set(key(from, p.address, p.port), results[i] ?? 'no result'));
     }));
-    return judge(probes, outcomes, notProbed, ports, Math.round((performance.now() - started) / 100) / 10);
+    const accepted = new Map<string, string[]>();
+    for (const { host, listener } of listeners.splice(0)) {
+      for (const [address, port, source] of await listener.stop()) {
+        const k = `${host} ${address}:${String(port)}`;
+        accepted.set(k, [...new Set([...(accepted.get(k) ?? []), source])]);
+      }
+    }
+    return judge(probes, outcomes, notProbed, ports, Math.round((performance.now() - started) / 100) / 10, accepted);
   } finally {
-    for (const l of listeners) l.stdin.end();
-    for (const s of servers) s.close();
+    await Promise.allSettled(listeners.map(({ listener }) => listener.stop()));
   }
 }
 
@@ -324,7 +381,7 @@ export function formatReport(report: MatrixReport): string {
   ];
   if (report.notProbed.length > 0) lines.push('', `  declared but not probed (not TCP): ${report.notProbed.join(', ')}`);
   for (const m of report.mismatches.slice(0, 50)) {
-    lines.push(`  MISMATCH ${m.from} -> ${m.to} ${m.address}:${m.port}: expected ${m.expect} (${m.because}), got ${m.got}`);
+    lines.push(`  MISMATCH ${m.from} -> ${m.to} ${m.address}:${m.port}: expected ${m.expect} (${m.because}), got ${m.got}${m.acceptedBy === undefined ? '' : `: ${m.acceptedBy}`}`);
   }
   if (report.mismatches.length > 50) lines.push(`  ... and ${report.mismatches.length - 50} more`);
   return lines.join('\n');
