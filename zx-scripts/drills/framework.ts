@@ -5,7 +5,8 @@
 //   2. start the load; wait until writes succeed
 //   3. inject the fault; wait until writes succeed again; heal; wait until the system is whole again
 //   4. stop the load and audit: every acknowledged id must be in the system of record (missing = LOST, must be 0);
-//      writes whose COMMIT got no answer are UNKNOWN, not failures: the audit says how many of them did commit
+//      writes whose COMMIT got no answer are UNKNOWN, not failures: the audit says how many of them did commit;
+//      writes the load's own end interrupted (no answer waited for) are CUT: neither failed nor acknowledged
 // A drill of one component (a database, a broker) runs under the users' order load too (`underLoad`: k6 at the
 // VIP): the stack must be whole before and after, and its acknowledged orders are audited the same way.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,8 @@ export interface WriteEvent {
   id: string;
   start: number;
   end: number;
-  outcome: 'ok' | 'failed' | 'unknown';
+  /** cut: interrupted by the load's own end (stop()), not by the system: it says nothing of the drill */
+  outcome: 'ok' | 'failed' | 'unknown' | 'cut';
   error?: string;
 }
 
@@ -67,6 +69,8 @@ export interface LoadFigures {
   failed: number;
   unknown: number;
   unknownCommitted: number;
+  /** interrupted by the end of the load */
+  cut: number;
   lost: number;
   /** the longest time between two successful writes, from just before the fault to the end */
   secondsWithoutWrites: number;
@@ -81,7 +85,7 @@ export interface DrillReport {
   fault: string;
   heal: string;
   goal: { seconds: number; boundBy: string };
-  writes: { acknowledged: number; failed: number; unknown: number; unknownCommitted: number };
+  writes: { acknowledged: number; failed: number; unknown: number; unknownCommitted: number; cut: number };
   /** the longest time between two successful writes, from just before the fault to the end */
   secondsWithoutWrites: number;
   /** from the fault to the first successful write after the last failed one */
@@ -171,6 +175,7 @@ async function auditLoad(target: DrillTarget, runId: string, events: readonly Wr
     failed: events.filter((e) => e.outcome === 'failed').length,
     unknown: unknown.length,
     unknownCommitted: unknown.filter((id) => audit.present.has(id)).length,
+    cut: events.filter((e) => e.outcome === 'cut').length,
     lost: acknowledged.filter((id) => !audit.present.has(id)).length,
     secondsWithoutWrites: round(longestGap(events, faultAt - 1000, endedAt)),
     audit: audit.figures ?? {},
@@ -289,6 +294,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
       failed: events.filter((e) => e.outcome === 'failed').length,
       unknown: unknown.length,
       unknownCommitted: unknown.filter((id) => audit.present.has(id)).length,
+      cut: events.filter((e) => e.outcome === 'cut').length,
     },
     secondsWithoutWrites,
     secondsToWritesBack: backAt === null ? null : round(backAt - faultAt),
@@ -306,6 +312,8 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   return report;
 }
 
+const cutText = (cut: number): string => (cut > 0 ? `, ${String(cut)} cut by the end of the load` : '');
+
 /** "events 272, emails 272, ..." */
 export const figuresText = (figures: Record<string, number>): string => Object.entries(figures).map(([k, v]) => `${k} ${String(v)}`).join(', ');
 
@@ -317,10 +325,10 @@ export function formatReport(r: DrillReport): string {
     `  heal:  ${r.heal}`,
     `  time without writes: ${r.secondsWithoutWrites} s (${goal} the goal of ${r.goal.seconds} s; bound by ${r.goal.boundBy})`,
     `  writes back ${r.secondsToWritesBack ?? 'never'} s after the fault; whole again ${r.secondsToWhole ?? 'never'} s after the fault`,
-    `  writes: ${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} of them committed)`,
+    `  writes: ${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} of them committed)${cutText(r.writes.cut)}`,
     `  LOST: ${r.lost.length}`,
     ...(Object.keys(r.audit).length > 0 ? [`  audit: ${figuresText(r.audit)}`] : []),
-    ...(r.orders ? [`  orders (the users' load at the VIP): ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed, ${r.orders.unknown} unknown (${r.orders.unknownCommitted} of them placed), LOST ${r.orders.lost}, longest time without an order ${r.orders.secondsWithoutWrites} s` +
+    ...(r.orders ? [`  orders (the users' load at the VIP): ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed, ${r.orders.unknown} unknown (${r.orders.unknownCommitted} of them placed)${cutText(r.orders.cut)}, LOST ${r.orders.lost}, longest time without an order ${r.orders.secondsWithoutWrites} s` +
       (Object.keys(r.orders.audit).length > 0 ? `; ${figuresText(r.orders.audit)}` : '')] : []),
     `  whole: ${r.whole.detail}`,
     ...Object.entries(r.errors).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `  ${n} x ${k}`),
@@ -336,7 +344,7 @@ export function formatReport(r: DrillReport): string {
 export function formatTable(reports: readonly DrillReport[]): string {
   const rows = reports.map((r) => {
     const orders: LoadFigures | undefined = r.orders ?? (r.audit['emails'] === undefined ? undefined : {
-      acknowledged: r.writes.acknowledged, failed: r.writes.failed, unknown: r.writes.unknown, unknownCommitted: r.writes.unknownCommitted,
+      acknowledged: r.writes.acknowledged, failed: r.writes.failed, unknown: r.writes.unknown, unknownCommitted: r.writes.unknownCommitted, cut: r.writes.cut,
       lost: r.lost.length, secondsWithoutWrites: r.secondsWithoutWrites, audit: r.audit,
     });
     const n = (v: number | undefined): string => (v === undefined ? '-' : String(v));

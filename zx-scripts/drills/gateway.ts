@@ -56,6 +56,18 @@ export function gatewayProblems(states: GatewayState[]): { problems: string[]; h
   return holders.length === 1 ? { problems, holder: holders[0] } : { problems };
 }
 
+/** Each gateway's VRRP state changes since its boot. */
+export async function vrrpTransitions(inventory: Inventory): Promise<Map<string, number>> {
+  return new Map((await gatewayStates(inventory)).map((s) => [s.host, s.transitions]));
+}
+
+/** A drill that leaves the gateways alone must not move the VIP: the gateways whose VRRP state changed since `before`. */
+export async function vipMovedSince(inventory: Inventory, before: ReadonlyMap<string, number>): Promise<string[]> {
+  const now = await vrrpTransitions(inventory);
+  return [...now].filter(([host, n]) => n !== (before.get(host) ?? n)).map(([host, n]) =>
+    `${host} changed its VRRP state ${String(n - (before.get(host) ?? n))} times during the drill: the VIP moved (every client connection to it was cut)`);
+}
+
 export async function vipHolder(inventory: Inventory): Promise<string> {
   const { problems, holder } = gatewayProblems(await gatewayStates(inventory));
   if (!holder) throw new Error(`no single VIP holder: ${problems.join('; ')}`);

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, killHost, repoRoot, runPlaybook, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget, Whole } from './framework.ts';
-import { gatewayTarget } from './gateway.ts';
+import { gatewayTarget, vipMovedSince, vrrpTransitions } from './gateway.ts';
 import { sinkApi, sinkCount } from './mail.ts';
 import { running, sh } from './postgres.ts';
 
@@ -77,15 +77,24 @@ async function deployApps(inventoryDir: string, extra: string[]): Promise<void> 
   if (code !== 0) throw new Error(`deploy-services.yml --limit postgres,app_servers ${extra.join(' ')} failed (exit ${String(code)})`);
 }
 
-export function servicesDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<{ host: string }>[] {
+/** A services drill's victim, and the gateways' VRRP state changes before it (none of these drills may move the VIP). */
+interface Victim {
+  host: string;
+  vrrp: Map<string, number>;
+}
+
+export function servicesDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<Victim>[] {
   const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers')).map((h) => h.name);
   const first = apps[0] ?? 'app1';
+  const victim = (host: string) => async (): Promise<Victim> => ({ host, vrrp: await vrrpTransitions(inventory) });
+  const vipStayed = (v: Victim): Promise<string[]> => vipMovedSince(inventory, v.vrrp);
   return [
     {
       name: 'app-host-kill',
       description: `power cut of an app host (${first}: its order-service and notification-service die at once), then it boots again`,
       goal: { seconds: 3, boundBy: "the gateways' proxy_connect_timeout (2 s) to the dead host, then the other host (a POST not yet sent is passed on)" },
-      prepare: () => Promise.resolve({ host: first }),
+      prepare: victim(first),
+      after: vipStayed,
       async fault(v) {
         await killHost(inventoryDir, v.host);
         return `power cut of ${v.host}`;
@@ -99,7 +108,8 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
       name: 'mail-provider-outage',
       description: 'the email provider answers every message with 451 (try later) for a minute, then accepts again',
       goal: { seconds: 1, boundBy: 'nothing: orders never wait for email (events wait in Kafka and the retry topic); the load\'s own pauses' },
-      prepare: () => Promise.resolve({ host: 'mail-sink' }),
+      prepare: victim('mail-sink'),
+      after: vipStayed,
       async fault() {
         await sinkApi(inventory, '/behaviour', { mode: 'tempfail', delayMs: 0, rejectRecipients: [] });
         await sleep(60_000);
@@ -114,7 +124,8 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
       name: 'app-rolling-deploy',
       description: 'a configuration change deployed (deploy-services.yml: one app host at a time, drained at the gateways), then deployed back',
       goal: { seconds: 1, boundBy: 'nothing: a host is out of the upstream before its services restart, and back only once ready (the load\'s own pauses)' },
-      prepare: () => Promise.resolve({ host: apps.join(',') }),
+      prepare: victim(apps.join(',')),
+      after: vipStayed,
       async fault() {
         await deployApps(inventoryDir, ['-e', JSON.stringify({ order_service_drain_seconds: 11, notification_service_kafka_concurrency: 4 })]);
         return 'deploy-services.yml with a changed configuration: both services restarted on every app host, one host at a time';

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot } from '../lab/lab.ts';
 import { clientAddresses } from './addresses.ts';
-import { DEFAULT_THRESHOLDS, DEFAULT_USERS, loadConfig, LoadInputError, PACE, type LoadOptions } from './k6.ts';
+import { cutByStop, DEFAULT_THRESHOLDS, DEFAULT_USERS, loadConfig, LoadInputError, PACE, type LoadOptions } from './k6.ts';
 
 const inventory = loadInventory(defaultInventory);
 const good: LoadOptions = { run: 'load-1', seconds: 60, users: DEFAULT_USERS, thresholds: DEFAULT_THRESHOLDS, ackLog: false, outDir: '/tmp/x' };
@@ -58,6 +58,18 @@ describe('the load configuration', () => {
       assert.throws(() => loadConfig(inventory, { ...good, ...change }, mint), (e: unknown) => e instanceof LoadInputError && message.test(e.message));
     });
   }
+});
+
+describe('a drill\'s load, stopped', () => {
+  it('counts as cut only the requests k6 cancelled after it was told to stop; everything else keeps its outcome', () => {
+    const stopping = 1_000_000;
+    const at = (end: number, outcome: 'ok' | 'failed' | 'unknown', error?: string) => ({ id: 'x', start: end - 50, end, outcome, ...(error ? { error } : {}) });
+    assert.equal(cutByStop(at(stopping + 5, 'unknown', '1000 context canceled'), stopping), true);
+    assert.equal(cutByStop(at(stopping - 5, 'unknown', '1000 context canceled'), stopping), false, 'cancelled before the stop: the system\'s doing');
+    assert.equal(cutByStop(at(stopping + 5, 'unknown', '1050 request timeout'), stopping), false, 'no answer in time is the system\'s');
+    assert.equal(cutByStop(at(stopping + 5, 'failed', '1000 context canceled'), stopping), false);
+    assert.equal(cutByStop(at(stopping + 5, 'ok'), stopping), false);
+  });
 });
 
 describe('npm run load: bad command lines', () => {

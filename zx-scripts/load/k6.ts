@@ -158,6 +158,11 @@ export async function runK6(inventory: Inventory, config: LoadConfig, out: (chun
   return { code, summary };
 }
 
+/** A request k6 cancelled because it was told to stop (at `stopping`): it ended after that, with no answer. */
+export function cutByStop(e: WriteEvent, stopping: number): boolean {
+  return e.outcome === 'unknown' && e.end >= stopping && /context canceled/.test(e.error ?? '');
+}
+
 /**
  * The order load a drill runs under: k6's shoppers until the drill stops it; every order attempt is an event, read
  * from k6's console file as it grows (k6 cannot write its console to a socket, which a child's stdout is here).
@@ -195,7 +200,8 @@ export function k6Load(inventory: Inventory, runId: string, outDir: string, user
   return {
     events: () => events,
     async stop() {
-      // k6 writes its summary on SIGTERM and exits 105; the iterations in hand may take a request timeout to end
+      // k6 writes its summary on SIGTERM and exits 105; it cancels the requests in flight: those are cut, not failed
+      const stopping = Date.now();
       child.kill('SIGTERM');
       const kill = setTimeout(() => child.kill('SIGKILL'), (REQUEST_TIMEOUT_SECONDS + 15) * 1000);
       const code = await exited;
@@ -203,7 +209,7 @@ export function k6Load(inventory: Inventory, runId: string, outDir: string, user
       clearInterval(timer);
       drain();
       if (code !== 0 && code !== K6_ABORTED_BY_SIGNAL) throw new Error(`k6 exited with ${String(code)}: ${stderr}`);
-      return events;
+      return events.map((e) => (cutByStop(e, stopping) ? { ...e, outcome: 'cut' as const } : e));
     },
   };
 }

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { it } from 'node:test';
 import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
 import type { Answer } from '../../drills/gateway-agent.ts';
@@ -210,6 +211,39 @@ export function gatewayTests(): void {
     const rerun = await run(bin('ansible-playbook'), ['ansible/site.yml', '--limit', 'gateways']);
     assertOk(rerun, 'site.yml --limit gateways');
     for (const [host, c] of recap(rerun.stdout)) assert.equal(c.changed, 0, `${host}: changed ${c.changed}: ${changedTasks(rerun.stdout, host).join('; ')}`);
+  });
+
+  // A deploy drains an app host with a reload, then restarts the host: no worker of the old configuration may still
+  // send it requests by then. Here a request whose body arrives slowly holds an old worker for HOLD_S seconds.
+  it('gateway: a reload returns once no worker of the old configuration is left (a request in flight holds one)', { timeout: 3 * MINUTES }, async (t) => {
+    const HOLD_S = 6;
+    const holder = await vipHolder(inventory);
+    const workers = async (): Promise<string[]> => (await inHost(holder, 'sh', '-c', 'pgrep -P "$(cat /run/nginx.pid)" | sort')).stdout.trim().split('\n').filter(Boolean);
+    const old = await workers();
+    // one byte of the body a second (client_body_timeout is 10 s), then the rest: the service answers 401
+    const slow = inClient('python3', '-c', [
+      'import socket, ssl, sys, time',
+      `ctx = ssl.create_default_context(cafile='${bundle}')`,
+      `raw = socket.create_connection(('${vip}', 443), timeout=30, source_address=('${fresh()}', 0))`,
+      `s = ctx.wrap_socket(raw, server_hostname='${apiName}')`,
+      `body = b'{"items":[]}'`,
+      `s.sendall(b'POST /api/v1/orders HTTP/1.1\\r\\nHost: ${apiName}\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n' % len(body))`,
+      'print("sending", flush=True)',
+      `for i in range(${String(HOLD_S)}): s.sendall(body[i:i + 1]); time.sleep(1)`,
+      `s.sendall(body[${String(HOLD_S)}:])`,
+      'print(s.recv(100).split(b"\\r\\n")[0].decode(), flush=True)',
+    ].join('\n'));
+    await sleep(1500);
+    const started = performance.now();
+    assertOk(await inHost(holder, 'systemctl', 'reload', 'nginx'), `reload nginx on ${holder}`);
+    const seconds = (performance.now() - started) / 1000;
+    const answered = await slow;
+    assertOk(answered, 'the slow request');
+    assert.match(answered.stdout, /HTTP\/1\.1 401/, 'the request held across the reload was answered by the old worker');
+    const now = await workers();
+    assert.deepEqual(now.filter((w) => old.includes(w)), [], 'no worker of the old configuration is left when the reload returns');
+    assert.ok(seconds >= HOLD_S - 3, `the reload returned after ${seconds.toFixed(1)} s, before the request holding an old worker ended`);
+    t.diagnostic(`reload on ${holder} with a request in flight for ${String(HOLD_S)} s: returned after ${seconds.toFixed(1)} s, with none of its ${String(old.length)} old workers left`);
   });
 
   it('gateway: drills (host stopped, Nginx killed, standby back) move the VIP within the goal, lose nothing, do not flap', { timeout: 20 * MINUTES }, async (t) => {
