@@ -1,11 +1,13 @@
 // How the sink answers, changeable at run time for drills and tests: accept; tempfail (451: the provider is having
-// trouble, senders retry later); a delay before each answer to DATA (a slow provider); recipients refused for good
+// trouble, senders retry later); a delay before each answer to DATA (a slow provider), or to MAIL FROM (one slow to
+// take a sender's envelope, so that a sender is held before a byte of its email went out); recipients refused for good
 // (550: an address the provider knows to be bad, so senders give up on that message).
 import { z } from 'zod';
 
 export const behaviourSchema = z.strictObject({
   mode: z.enum(['accept', 'tempfail']),
   delayMs: z.number().int().min(0).max(120_000),
+  envelopeDelayMs: z.number().int().min(0).max(120_000).optional(),
   rejectRecipients: z.array(z.string().min(1).max(254)).max(100),
 });
 

@@ -69,8 +69,12 @@ export async function startSink(config: SinkConfig, log: Logger): Promise<Runnin
       callback(smtpError(535, '5.7.8 Authentication credentials invalid'));
     },
     onMailFrom(_address: SMTPServerAddress, _session: SMTPServerSession, callback: (error?: Error | null) => void) {
-      if (behaviour.mode === 'tempfail') callback(smtpError(451, '4.3.0 Temporary failure: the provider is having trouble, try again later'));
-      else callback();
+      const answer = (): void => {
+        if (behaviour.mode === 'tempfail') callback(smtpError(451, '4.3.0 Temporary failure: the provider is having trouble, try again later'));
+        else callback();
+      };
+      if (behaviour.envelopeDelayMs) setTimeout(answer, behaviour.envelopeDelayMs);
+      else answer();
     },
     onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, callback: (error?: Error | null) => void) {
       if (refuses(behaviour, address.address)) callback(smtpError(550, `5.1.1 <${address.address}>: no such mailbox`));

@@ -28,6 +28,15 @@ export const configSchema = z.strictObject({
     sessionTimeoutMs: z.number().int().min(6000).max(300_000).default(30_000),
   }),
   smtp: smtpSchema,
+  /**
+   * A send is held under a lease in the inbox (lease.ts): another consumer takes an unfinished send over only after
+   * leaseMs without a renewal. Longer than a renewal round trip and shorter than the session timeout, so that the
+   * consumer a partition moves to can take an orphaned send over at once. The holder gives up marginMs earlier.
+   */
+  inbox: z.strictObject({
+    leaseMs: z.number().int().min(1000).max(300_000),
+    marginMs: z.number().int().min(100).max(60_000),
+  }).refine((l) => l.marginMs * 2 <= l.leaseMs, { message: 'marginMs must be at most half of leaseMs' }).default({ leaseMs: 20_000, marginMs: 3000 }),
   retry: z.strictObject({
     /** the wait before attempt 2, 3, ...: the last attempt is delays + 1, then the dead-letter topic */
     delaysMs: z.array(z.number().int().min(0).max(24 * 3600 * 1000)).min(1).max(20),

@@ -5,6 +5,11 @@
 //   (none) --first attempt--> SENDING(1) --accepted--> SENT
 //                                 |--transient--> RETRYING(n) --retry message n+1--> SENDING(n+1) ...
 //                                 '--permanent, or attempts used up--> DEAD_LETTERED
+//
+// A row in SENDING is held by its owner under a lease (lease.ts) that the owner renews while it sends. Another
+// consumer takes the attempt over only once the lease has run out ('unfinished': ask the provider before sending
+// again); while it runs, the attempt is someone else's ('busy'). Every later change of the row is made by its owner
+// only, so a consumer that lost its lease (paused, partitioned) can no longer record anything over the new owner.
 import type { Pool } from 'pg';
 
 export type InboxStatus = 'PENDING' | 'SENDING' | 'SENT' | 'RETRYING' | 'DEAD_LETTERED';
@@ -17,15 +22,18 @@ export interface InboxRow {
 export type Claim =
   /** this consumer sends attempt `attempt` now */
   | { kind: 'claimed' }
-  /** attempt `attempt` was started before and its outcome is unknown (the consumer died mid-send) */
+  /** attempt `attempt` was started before and its outcome is unknown (its owner's lease ran out mid-send) */
   | { kind: 'unfinished' }
+  /** another consumer holds this attempt; its lease runs out in `inMs` unless it renews it */
+  | { kind: 'busy'; inMs: number }
   /** a retry whose previous attempt is still being finished (its retry message was quicker than its bookkeeping) */
   | { kind: 'wait' }
   /** nothing to do: the email went out, was given up, or this message is not the event's current attempt */
   | { kind: 'done'; row: InboxRow };
 
 export class Inbox {
-  constructor(private readonly pool: Pool) {}
+  /** `owner`: this consumer, unique per process; `leaseMs`: how long a claim or renewal holds a send */
+  constructor(private readonly pool: Pool, readonly owner: string, private readonly leaseMs: number) {}
 
   /**
    * Takes attempt `attempt` of an event: the first from the order events topic, later ones from the retry topic
@@ -35,38 +43,67 @@ export class Inbox {
     if (attempt === 1) {
       const inserted = await this.pool.query({
         name: 'notify.claim-first',
-        text: `INSERT INTO notify.inbox (event_id, event_type, order_id, status, attempts, recipient)
-               VALUES ($1, $2, $3, 'SENDING', 1, $4) ON CONFLICT (event_id) DO NOTHING`,
-        values: [event.id, event.type, event.orderId, event.recipient],
+        text: `INSERT INTO notify.inbox (event_id, event_type, order_id, status, attempts, recipient, owner, lease_until)
+               VALUES ($1, $2, $3, 'SENDING', 1, $4, $5, now() + $6 * interval '1 millisecond') ON CONFLICT (event_id) DO NOTHING`,
+        values: [event.id, event.type, event.orderId, event.recipient, this.owner, this.leaseMs],
       });
       if (inserted.rowCount === 1) return { kind: 'claimed' };
     } else {
       const moved = await this.pool.query({
         name: 'notify.claim-retry',
-        text: `UPDATE notify.inbox SET status = 'SENDING', attempts = $2 WHERE event_id = $1 AND status = 'RETRYING' AND attempts = $2 - 1`,
-        values: [event.id, attempt],
+        text: `UPDATE notify.inbox SET status = 'SENDING', attempts = $2, owner = $3, lease_until = now() + $4 * interval '1 millisecond'
+               WHERE event_id = $1 AND status = 'RETRYING' AND attempts = $2 - 1`,
+        values: [event.id, attempt, this.owner, this.leaseMs],
       });
       if (moved.rowCount === 1) return { kind: 'claimed' };
     }
-    const row = await this.get(event.id);
-    if (row?.status === 'SENDING' && row.attempts === attempt) return { kind: 'unfinished' };
+    // an attempt already under way: ours from before (this process failed mid-way), or one whose lease ran out
+    const taken = await this.pool.query({
+      name: 'notify.take-over',
+      text: `UPDATE notify.inbox SET owner = $3, lease_until = now() + $4 * interval '1 millisecond'
+             WHERE event_id = $1 AND status = 'SENDING' AND attempts = $2
+               AND (owner IS NOT DISTINCT FROM $3 OR lease_until IS NULL OR lease_until <= now())`,
+      values: [event.id, attempt, this.owner, this.leaseMs],
+    });
+    if (taken.rowCount === 1) return { kind: 'unfinished' };
+    const { rows } = await this.pool.query<InboxRow & { lease_left_ms: number | null }>({
+      name: 'notify.get-lease',
+      text: `SELECT status, attempts, ceil(extract(epoch FROM lease_until - now()) * 1000)::integer AS lease_left_ms FROM notify.inbox WHERE event_id = $1`,
+      values: [event.id],
+    });
+    const row = rows[0];
+    if (row?.status === 'SENDING' && row.attempts === attempt) return { kind: 'busy', inMs: Math.max(100, row.lease_left_ms ?? 0) };
     if (row?.status === 'SENDING' && row.attempts === attempt - 1) return { kind: 'wait' };
-    return { kind: 'done', row: row ?? { status: 'PENDING', attempts: 0 } };
+    return { kind: 'done', row: row ? { status: row.status, attempts: row.attempts } : { status: 'PENDING', attempts: 0 } };
   }
 
-  async sent(eventId: string, messageId: string): Promise<void> {
-    await this.pool.query({
-      name: 'notify.sent',
-      text: `UPDATE notify.inbox SET status = 'SENT', message_id = $2, sent_at = now(), processed_at = now(), last_error = NULL WHERE event_id = $1`,
-      values: [eventId, messageId],
+  /** extends our lease on a send in progress; false once it is no longer ours (ran out, or taken over) */
+  async renew(eventId: string, attempt: number): Promise<boolean> {
+    const renewed = await this.pool.query({
+      name: 'notify.renew',
+      text: `UPDATE notify.inbox SET lease_until = now() + $4 * interval '1 millisecond'
+             WHERE event_id = $1 AND attempts = $2 AND owner = $3 AND status = 'SENDING' AND lease_until > now()`,
+      values: [eventId, attempt, this.owner, this.leaseMs],
     });
+    return renewed.rowCount === 1;
+  }
+
+  /** records the email as sent; false when the row is not ours to change any more (another owner finished it) */
+  async sent(eventId: string, messageId: string): Promise<boolean> {
+    const r = await this.pool.query({
+      name: 'notify.sent',
+      text: `UPDATE notify.inbox SET status = 'SENT', message_id = $2, sent_at = now(), processed_at = now(), last_error = NULL, lease_until = NULL
+             WHERE event_id = $1 AND status = 'SENDING' AND owner = $3`,
+      values: [eventId, messageId, this.owner],
+    });
+    return r.rowCount === 1;
   }
 
   async retrying(eventId: string, error: string): Promise<void> {
     await this.pool.query({
       name: 'notify.retrying',
-      text: `UPDATE notify.inbox SET status = 'RETRYING', last_error = $2 WHERE event_id = $1 AND status = 'SENDING'`,
-      values: [eventId, error.slice(0, 2000)],
+      text: `UPDATE notify.inbox SET status = 'RETRYING', last_error = $2, lease_until = NULL WHERE event_id = $1 AND status = 'SENDING' AND owner = $3`,
+      values: [eventId, error.slice(0, 2000), this.owner],
     });
   }
 
@@ -74,8 +111,9 @@ export class Inbox {
   async deadLettered(eventId: string, error: string): Promise<void> {
     await this.pool.query({
       name: 'notify.dead-lettered',
-      text: `UPDATE notify.inbox SET status = 'DEAD_LETTERED', last_error = $2, processed_at = now() WHERE event_id = $1`,
-      values: [eventId, error.slice(0, 2000)],
+      text: `UPDATE notify.inbox SET status = 'DEAD_LETTERED', last_error = $2, processed_at = now(), lease_until = NULL
+             WHERE event_id = $1 AND status <> 'SENT' AND (status <> 'SENDING' OR owner = $3)`,
+      values: [eventId, error.slice(0, 2000), this.owner],
     });
   }
 

@@ -1,5 +1,5 @@
 // The service's Prometheus metrics (GET /metrics): emails sent by event type, retries scheduled, messages
-// dead-lettered by reason, duplicates skipped, event-to-email latency, consumer lag per partition, and Node's own.
+// dead-lettered by reason, duplicates skipped, unexpected errors, leases lost, event-to-email latency, consumer lag per partition, and Node's own.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface Metrics {
@@ -8,6 +8,8 @@ export interface Metrics {
   retried: Counter;
   deadLettered: Counter<'reason'>;
   duplicates: Counter;
+  errors: Counter<'stage'>;
+  leaseLost: Counter;
   latency: Histogram;
   lag: Gauge<'topic' | 'partition'>;
 }
@@ -21,6 +23,8 @@ export function createMetrics(): Metrics {
     retried: new Counter({ name: 'oms_notifications_retried_total', help: 'Sends that failed transiently and were scheduled again', registers: [registry] }),
     deadLettered: new Counter({ name: 'oms_notifications_dead_lettered_total', help: 'Messages parked in the dead-letter topic, by reason', labelNames: ['reason'], registers: [registry] }),
     duplicates: new Counter({ name: 'oms_notifications_duplicates_total', help: 'Messages whose event was already handled (redeliveries)', registers: [registry] }),
+    errors: new Counter({ name: 'oms_notifications_errors_total', help: 'Unexpected failures handling a message, by stage (each message then retried or dead-lettered)', labelNames: ['stage'], registers: [registry] }),
+    leaseLost: new Counter({ name: 'oms_notifications_lease_lost_total', help: 'Sends given up because their lease ran out first (the consumer paused or cut off mid-send)', registers: [registry] }),
     latency: new Histogram({ name: 'oms_notification_latency_seconds', help: 'From the order event to the email accepted by the provider', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [registry] }),
     lag: new Gauge({ name: 'oms_notification_consumer_lag', help: 'Messages not yet consumed, by topic and partition', labelNames: ['topic', 'partition'], registers: [registry] }),
   };

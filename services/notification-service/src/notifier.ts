@@ -5,12 +5,20 @@
 //   SENT | retry message n+1 after a backoff (transient failure) | dead-letter (permanent, attempts used up, poison)
 //
 // Outcomes are recorded before the handler returns, and the consumer commits an offset only after that. A message
-// that must wait (a retry not yet due, the provider down) is answered `later`: its partition pauses and the message
-// is fetched again, so nothing is skipped and no loop blocks the others.
+// that must wait (a retry not yet due, the provider down, another consumer's send of it in progress, a dependency
+// away) is answered `later`: its partition pauses and the message is fetched again, so nothing is skipped and no loop
+// blocks the others. Anything else that goes wrong is a failure of that message: retried, then dead-lettered, counted
+// in oms_notifications_errors_total; it never stalls the partition.
+//
+// A send runs under the lease of its inbox row (lease.ts): renewed while it lasts, and the email is not completed once
+// the lease may have passed to another consumer.
+import { performance } from 'node:perf_hooks';
 import type { IHeaders, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
+import { isDatabaseUnavailable } from '@oms/service-common/unavailable';
 import { messageIdFor, parseEvent, PoisonMessage, type OrderEvent } from './events.ts';
 import type { Inbox } from './inbox.ts';
+import { Lease, LeaseLost, type LeaseSettings } from './lease.ts';
 import { SendFailure, type MailProvider } from './mail/provider.ts';
 import type { Metrics } from './metrics.ts';
 import { render } from './templates.ts';
@@ -32,6 +40,12 @@ export interface NotifierSettings {
   retryDelaysMs: number[];
   from: string;
   messageIdDomain: string;
+  lease: LeaseSettings;
+}
+
+/** What the consumer lends the handler: a heartbeat to Kafka, called while a long send runs. */
+export interface HandlerContext {
+  heartbeat(): void;
 }
 
 /**
@@ -69,6 +83,14 @@ const header = (headers: IHeaders | undefined, name: string): string | undefined
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/** PostgreSQL or Kafka away for now: the message waits (is fetched again) rather than fail */
+const dependencyAway = (error: unknown): boolean =>
+  isDatabaseUnavailable(error) || error instanceof LeaseLost
+  // kafkajs' errors (KafkaJSError is not an ES export of the CommonJS package): those it would retry itself
+  || (error instanceof Error && error.name.startsWith('KafkaJS') && (error as { retriable?: unknown }).retriable === true);
+
+type Stage = 'claim' | 'lookup' | 'send' | 'record';
+
 export class Notifier {
   constructor(
     private readonly inbox: Inbox,
@@ -80,7 +102,7 @@ export class Notifier {
     private readonly log: Logger,
   ) {}
 
-  async handle(message: IncomingMessage): Promise<Handled> {
+  async handle(message: IncomingMessage, context: HandlerContext = { heartbeat: () => undefined }): Promise<Handled> {
     const fromRetry = message.topic === this.settings.topics.retry;
     const attempt = fromRetry ? Number(header(message.headers, 'attempt')) : 1;
     if (fromRetry) {
@@ -103,42 +125,100 @@ export class Notifier {
     if (!(await this.breaker.allows())) return { kind: 'later', inMs: this.breaker.probeEveryMs, why: 'the provider is down' };
 
     const messageId = messageIdFor(event.id, this.settings.messageIdDomain);
-    const claim = await this.inbox.claim({ id: event.id, type: event.type, orderId: event.data.orderId, recipient: event.data.customerEmail }, attempt);
-    switch (claim.kind) {
-      case 'done':
-        this.metrics.duplicates.inc();
-        this.log.debug({ eventId: event.id, attempt, row: claim.row }, 'nothing to do for this message');
-        return { kind: 'done' };
-      case 'wait':
-        return { kind: 'later', inMs: 500, why: `attempt ${String(attempt - 1)} is still being recorded` };
-      case 'unfinished':
-        // an earlier try of this attempt died mid-send: ask the provider before sending anything again
-        if ((await this.provider.lookup(messageId)) === 'accepted') {
-          await this.inbox.sent(event.id, messageId);
+    let stage: Stage = 'claim';
+    let lease: Lease | undefined;
+    try {
+      const askedAt = performance.now();
+      const claim = await this.inbox.claim({ id: event.id, type: event.type, orderId: event.data.orderId, recipient: event.data.customerEmail }, attempt);
+      switch (claim.kind) {
+        case 'done':
+          this.metrics.duplicates.inc();
+          this.log.debug({ eventId: event.id, attempt, row: claim.row }, 'nothing to do for this message');
+          return { kind: 'done' };
+        case 'wait':
+          return { kind: 'later', inMs: 500, why: `attempt ${String(attempt - 1)} is still being recorded` };
+        case 'busy':
+          return { kind: 'later', inMs: claim.inMs, why: `attempt ${String(attempt)} is being sent by another consumer` };
+        case 'unfinished':
+        case 'claimed':
+          break;
+      }
+      lease = new Lease(this.settings.lease, askedAt);
+      lease.keep(() => this.inbox.renew(event.id, attempt), () => { context.heartbeat(); });
+      if (claim.kind === 'unfinished') {
+        // an earlier try of this attempt ended without an answer: ask the provider before sending anything again
+        stage = 'lookup';
+        if (this.accepted.has(event.id) || (await this.provider.lookup(messageId)) === 'accepted') {
+          stage = 'record';
+          await this.recordSent(event, attempt, messageId);
           this.log.info({ eventId: event.id, messageId }, 'an interrupted send had arrived; recorded as sent');
           return { kind: 'done' };
         }
-        break;
-      case 'claimed':
-        break;
-    }
-
-    const email = render(event);
-    try {
-      await this.provider.send({
-        from: this.settings.from, to: event.data.customerEmail, messageId, ...email,
-        headers: { 'X-Oms-Event-Id': event.id, 'X-Oms-Event-Type': event.type, 'X-Oms-Order-Id': event.data.orderId },
-      });
+      }
+      stage = 'send';
+      const email = render(event);
+      try {
+        await this.provider.send({
+          from: this.settings.from, to: event.data.customerEmail, messageId, ...email,
+          headers: { 'X-Oms-Event-Id': event.id, 'X-Oms-Event-Type': event.type, 'X-Oms-Order-Id': event.data.orderId },
+        }, lease);
+      } catch (error) {
+        if (error instanceof LeaseLost) throw error;
+        const failure = error instanceof SendFailure ? error : new SendFailure('transient', describe(error), { cause: error });
+        return await this.failed(message, event, attempt, failure);
+      }
+      this.breaker.succeeded();
+      stage = 'record';
+      this.accepted.add(event.id);
+      await this.recordSent(event, attempt, messageId);
+      this.metrics.sent.inc({ type: event.type });
+      this.metrics.latency.observe((Date.now() - Date.parse(event.occurredAt)) / 1000);
+      this.log.info({ eventId: event.id, orderId: event.data.orderId, type: event.type, attempt, messageId }, 'email sent');
+      return { kind: 'done' };
     } catch (error) {
-      const failure = error instanceof SendFailure ? error : new SendFailure('transient', describe(error), { cause: error });
-      return this.failed(message, event, attempt, failure);
+      return await this.unexpected(message, event, attempt, stage, error);
+    } finally {
+      lease?.release();
     }
-    this.breaker.succeeded();
-    await this.inbox.sent(event.id, messageId);
-    this.metrics.sent.inc({ type: event.type });
-    this.metrics.latency.observe((Date.now() - Date.parse(event.occurredAt)) / 1000);
-    this.log.info({ eventId: event.id, orderId: event.data.orderId, type: event.type, attempt, messageId }, 'email sent');
-    return { kind: 'done' };
+  }
+
+  /** emails the provider accepted whose SENT is not recorded yet (the database failed right after): never sent again */
+  private readonly accepted = new Set<string>();
+
+  private async recordSent(event: OrderEvent, attempt: number, messageId: string): Promise<void> {
+    if (!(await this.inbox.sent(event.id, messageId))) {
+      // another consumer finished this attempt first: the row is its to record
+      this.log.warn({ eventId: event.id, attempt }, 'the attempt was taken over before it was recorded; left to its new owner');
+    }
+    this.accepted.delete(event.id);
+  }
+
+  /**
+   * Anything the paths above did not expect. A dependency away or a lease lost: the message is fetched again (the
+   * inbox says what is left to do). Anything else fails the message, and the partition goes on: before the attempt
+   * was ours (claim), dead-lettered at once; during it (lookup, send), retried like a send that failed; after the
+   * provider accepted the email (record), done: the email went out, and this process will not send it again.
+   */
+  private async unexpected(message: IncomingMessage, event: OrderEvent, attempt: number, stage: Stage, error: unknown): Promise<Handled> {
+    if (dependencyAway(error) || (stage === 'lookup' && error instanceof SendFailure)) {
+      if (error instanceof LeaseLost) this.metrics.leaseLost.inc();
+      this.log.warn({ eventId: event.id, attempt, stage, err: error }, 'message put back: a dependency is away or the lease was lost');
+      return { kind: 'later', inMs: error instanceof LeaseLost ? this.settings.lease.leaseMs : 1000, why: describe(error) };
+    }
+    this.metrics.errors.inc({ stage });
+    this.log.error({ eventId: event.id, attempt, stage, err: error }, 'unexpected failure handling a message');
+    const failure = new SendFailure('transient', `unexpected failure (${stage}): ${describe(error)}`, { cause: error });
+    if (stage === 'record') return { kind: 'done' };
+    try {
+      if (stage === 'claim') {
+        await this.deadLetter(message, 'unexpected-error', failure.message, event);
+        return { kind: 'done' };
+      }
+      return await this.failed(message, event, attempt, failure);
+    } catch (again) {
+      if (!dependencyAway(again)) throw again;
+      return { kind: 'later', inMs: 1000, why: describe(again) };
+    }
   }
 
   private async failed(message: IncomingMessage, event: OrderEvent, attempt: number, failure: SendFailure): Promise<Handled> {
@@ -162,7 +242,7 @@ export class Notifier {
     return { kind: 'done' };
   }
 
-  private async deadLetter(message: IncomingMessage, reason: 'unparseable' | 'permanent' | 'attempts-exhausted', error: string, event: OrderEvent | undefined): Promise<void> {
+  private async deadLetter(message: IncomingMessage, reason: 'unparseable' | 'permanent' | 'attempts-exhausted' | 'unexpected-error', error: string, event: OrderEvent | undefined): Promise<void> {
     await this.producer.send({
       topic: this.settings.topics.deadLetter, acks: -1,
       messages: [{

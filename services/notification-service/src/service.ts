@@ -2,7 +2,9 @@
 // topic) feeding the notifier, the ops server (/livez, /readyz, /metrics); stopped in the order of STYLE.md: not
 // ready -> the consumer finishes the message in hand and commits -> Kafka producer, provider, ops server, pool.
 // main.ts runs it as a process; the tests run it in-process against real servers.
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -38,9 +40,11 @@ export async function startNotificationService(config: Config, log: Logger, opti
   await consumer.subscribe({ topics: [config.kafka.topic, config.kafka.retryTopic], fromBeginning: true });
 
   const breaker = new ProviderBreaker(config.retry.breakerThreshold, config.retry.probeEveryMs, () => provider.reachable());
-  const notifier = new Notifier(new Inbox(pool), provider, producer, breaker, {
+  // the owner name in the inbox's leases: this process, readable in the table
+  const owner = `${hostname()}/${String(process.pid)}/${randomUUID().slice(0, 8)}`;
+  const notifier = new Notifier(new Inbox(pool, owner, config.inbox.leaseMs), provider, producer, breaker, {
     topics: { events: config.kafka.topic, retry: config.kafka.retryTopic, deadLetter: config.kafka.deadLetterTopic },
-    retryDelaysMs: config.retry.delaysMs, from: config.smtp.from, messageIdDomain: config.smtp.messageIdDomain,
+    retryDelaysMs: config.retry.delaysMs, from: config.smtp.from, messageIdDomain: config.smtp.messageIdDomain, lease: config.inbox,
   }, metrics, log);
 
   let joined = false;
@@ -57,7 +61,10 @@ export async function startNotificationService(config: Config, log: Logger, opti
       const { batch } = payload;
       for (const m of batch.messages) {
         if (!payload.isRunning() || payload.isStale()) break;
-        const handled = await notifier.handle({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, ...(m.headers ? { headers: m.headers } : {}) });
+        const handled = await notifier.handle(
+          { topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, ...(m.headers ? { headers: m.headers } : {}) },
+          { heartbeat: () => { payload.heartbeat().catch(() => undefined); } },
+        );
         if (handled.kind === 'later') {
           // not resolved: after the pause this message is fetched again
           const resume = payload.pause();

@@ -13,6 +13,7 @@ import { configSchema as sinkConfigSchema } from '../../mail-sink/src/config.ts'
 import { startSink, type RunningSink } from '../../mail-sink/src/sink.ts';
 import { parseConfig, type Config } from '../src/config.ts';
 import type { EventType } from '../src/events.ts';
+import type { MailProvider } from '../src/mail/provider.ts';
 import { startNotificationService, type RunningNotifications } from '../src/service.ts';
 
 export const TOPIC = 'oms.order-events';
@@ -50,9 +51,10 @@ export interface NotificationHarness {
   /** every message of a topic so far, values and headers as text */
   read(topic: string): Promise<{ key: string; value: string; headers: Record<string, string> }[]>;
   waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number): Promise<void>;
-  restart(overrides?: (c: Config) => void): Promise<void>;
+  restart(overrides?: (c: Config) => void, provider?: MailProvider): Promise<void>;
   stopService(): Promise<void>;
-  startService(overrides?: (c: Config) => void): Promise<void>;
+  /** `provider`: another provider than the sink's SMTP (a test's wrapper around it) */
+  startService(overrides?: (c: Config) => void, provider?: MailProvider): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startNotificationHarness(overrides: (c: Config) => void = 
         from: 'orders@oms.example', messageIdDomain: 'notifications.oms.example', timeoutMs: 5000, lookup: { url: sink.controlUrl, token: SINK_TOKEN },
       },
       retry: { delaysMs: [300, 600, 900], breakerThreshold: 3, probeEveryMs: 300 },
+      inbox: { leaseMs: 4000, marginMs: 1000 },
     }, 'test configuration');
     overrides(c);
     more(c);
@@ -157,13 +160,13 @@ export async function startNotificationHarness(overrides: (c: Config) => void = 
       await service?.stop();
       service = undefined;
     },
-    startService: async (more) => {
+    startService: async (more, provider) => {
       cfg = config(more);
-      service = await startNotificationService(cfg, log);
+      service = await startNotificationService(cfg, log, provider ? { provider } : {});
     },
-    restart: async (more) => {
+    restart: async (more, provider) => {
       await harness.stopService();
-      await harness.startService(more);
+      await harness.startService(more, provider);
     },
     stop: async () => {
       await service?.stop();

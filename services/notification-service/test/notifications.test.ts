@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { EVENT_TYPES } from '../src/events.ts';
+import { SmtpProvider, type MailProvider } from '../src/mail/provider.ts';
 import { DLT_TOPIC, orderEvent, RETRY_TOPIC, startNotificationHarness, TOPIC, type NotificationHarness, type TestEvent } from './harness.ts';
 
 let h: NotificationHarness;
@@ -167,6 +168,75 @@ describe('notification service (real PostgreSQL, Kafka and SMTP sink)', { timeou
     assert.equal(emailsFor(arrived), 1, 'not sent a second time');
     assert.equal(emailsFor(lost), 1);
     assert.ok(h.logs.some((l) => l.msg === 'an interrupted send had arrived; recorded as sent' && l.eventId === arrived.id));
+  });
+
+  it('a consumer frozen mid-send (SIGSTOP) past its session timeout: the send is taken over once, and the frozen one completes nothing when it wakes', async (t) => {
+    const events = Array.from({ length: 6 }, () => orderEvent());
+    await h.stopService();
+    // the provider holds every sender at MAIL FROM: a consumer that claimed an event has not sent a byte of it yet
+    h.sink.setBehaviour({ mode: 'accept', delayMs: 0, envelopeDelayMs: 3000, rejectRecipients: [] });
+    const child = spawn(process.execPath, ['--import', 'tsx', new URL('../src/main.ts', import.meta.url).pathname, h.configFile], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info' } });
+    const childLog: string[] = [];
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { childLog.push(...d.split('\n').filter(Boolean)); });
+    let frozenWith: string[] = [];
+    try {
+      await h.publish(events);
+      await h.waitFor('the child mid-send', async () => (await Promise.all(events.map((e) => inbox(e.id)))).some((r) => r?.status === 'SENDING'), 60_000);
+      child.kill('SIGSTOP');
+      frozenWith = (await Promise.all(events.map(async (e) => ((await inbox(e.id))?.status === 'SENDING' ? e.id : '')))).filter(Boolean);
+      h.sink.setBehaviour({ mode: 'accept', delayMs: 0, rejectRecipients: [] });
+      // another consumer gets the partitions once the frozen one misses its session timeout, and takes the sends over
+      await h.startService();
+      await delivered(events, 90_000);
+      child.kill('SIGCONT');
+      // the woken consumer gets its answer to MAIL FROM now, but its lease ran out long ago
+      await h.waitFor('the woken consumer to give its sends up', () => childLog.some((l) => l.includes('the lease was lost')), 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 2000)); // any email it still completed would have arrived
+    } finally {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      h.sink.setBehaviour({ mode: 'accept', delayMs: 0, rejectRecipients: [] });
+    }
+    const counts = events.map(emailsFor);
+    t.diagnostic(`frozen with ${String(frozenWith.length)} sends claimed; emails per event: ${counts.join(' ')}`);
+    assert.ok(frozenWith.length >= 1);
+    assert.deepEqual(counts, events.map(() => 1), 'exactly one email per event');
+    for (const e of events) assert.equal((await inbox(e.id))?.status, 'SENT');
+  });
+
+  it('an unexpected failure (a provider adapter that throws) goes to retry and does not stall the partition', async () => {
+    const real = new SmtpProvider(h.config.smtp);
+    const broken: MailProvider = {
+      send: (email, hold) => real.send(email, hold),
+      lookup: () => { throw new TypeError("Cannot read properties of undefined (reading 'count')"); },
+      reachable: () => real.reachable(),
+      close: () => { real.close(); },
+    };
+    const orderId = crypto.randomUUID();
+    const interrupted = orderEvent('order.created', orderId);
+    const next = orderEvent('order.confirmed', orderId); // same order: the same partition, behind it
+    const c = h.stack.postgres!.admin('notifications');
+    await c.connect();
+    try {
+      // an attempt whose owner's lease ran out: the provider's lookup is asked first, and throws
+      await c.query(`INSERT INTO notify.inbox (event_id, event_type, order_id, status, attempts, recipient, owner, lease_until) VALUES ($1, $2, $3, 'SENDING', 1, $4, 'gone', now() - interval '1 second')`, [interrupted.id, interrupted.type, orderId, interrupted.data.customerEmail]);
+    } finally {
+      await c.end();
+    }
+    await h.restart(undefined, broken);
+    try {
+      await h.publish([interrupted, next]);
+      await delivered([interrupted, next]);
+      assert.equal(emailsFor(interrupted), 1);
+      assert.equal(emailsFor(next), 1);
+      assert.deepEqual(await inbox(interrupted.id), { status: 'SENT', attempts: 2 });
+      const errors = (await h.service.metrics.errors.get()).values.find((v) => v.labels.stage === 'lookup');
+      assert.equal(errors?.value, 1);
+      assert.ok((await h.read(RETRY_TOPIC)).some((m) => m.headers['event-id'] === interrupted.id && /unexpected failure \(lookup\)/.test(m.headers['last-error'] ?? '')));
+    } finally {
+      await h.restart();
+    }
   });
 
   it('stopping finishes the message in hand: the email goes out and is recorded before the service ends', async () => {

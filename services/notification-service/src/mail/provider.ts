@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
+import { Transform, type TransformCallback } from 'node:stream';
 import { createTransport, type Transporter } from 'nodemailer';
 import { z } from 'zod';
 import { secretSchema } from '@oms/service-common/clients';
@@ -19,9 +20,18 @@ export interface OutgoingEmail {
   headers: Record<string, string>;
 }
 
+/** What a send runs under (lease.ts): aborted when the lease is lost; `valid()` is asked just before the email's end. */
+export interface SendHold {
+  signal: AbortSignal;
+  valid(): boolean;
+}
+
 export interface MailProvider {
-  /** resolves once the provider accepted the email; rejects with a SendFailure */
-  send(email: OutgoingEmail): Promise<void>;
+  /**
+   * Resolves once the provider accepted the email; rejects with a SendFailure, or with the hold's abort reason when
+   * the hold was lost first (then the provider was never given the end of the email, so it did not accept it).
+   */
+  send(email: OutgoingEmail, hold?: SendHold): Promise<void>;
   /** whether the provider has an email with this Message-ID ('unknown' when it cannot tell) */
   lookup(messageId: string): Promise<'accepted' | 'unknown'>;
   /** whether the provider answers and takes our login now */
@@ -68,6 +78,22 @@ export function classify(error: unknown): SendFailure {
   return new SendFailure('transient', code === undefined ? `provider unreachable: ${text}` : `provider answered ${String(code)}: ${text}`, { cause: error });
 }
 
+/**
+ * Passes the composed email through and, at its very end, asks the hold once more: a hold lost by then fails the
+ * stream, and nodemailer never writes the end of DATA (the line a provider accepts the email on).
+ */
+class HoldFence extends Transform {
+  constructor(private readonly hold: SendHold) { super(); }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void { done(null, chunk); }
+  override _flush(done: TransformCallback): void {
+    if (this.hold.valid()) done();
+    else done(this.hold.signal.reason instanceof Error ? this.hold.signal.reason : new Error('the send was given up'));
+  }
+}
+
+/** the hold of each send in progress, found again by its signal in the stream plugin (nodemailer copies mail data) */
+const holds = new WeakMap<AbortSignal, SendHold>();
+
 export class SmtpProvider implements MailProvider {
   private readonly transport: Transporter;
 
@@ -80,12 +106,21 @@ export class SmtpProvider implements MailProvider {
       pool: true, maxConnections: 4,
       connectionTimeout: config.timeoutMs, greetingTimeout: config.timeoutMs, socketTimeout: config.timeoutMs,
     });
+    this.transport.use('stream', (mail, done) => {
+      const { signal } = mail.data as { signal?: AbortSignal };
+      const hold = signal && holds.get(signal);
+      if (hold) mail.message.transform(() => new HoldFence(hold));
+      done();
+    });
   }
 
-  async send(email: OutgoingEmail): Promise<void> {
+  async send(email: OutgoingEmail, hold?: SendHold): Promise<void> {
+    const options = { ...email, envelope: { from: email.from, to: [email.to] }, ...(hold ? { signal: hold.signal } : {}) };
+    if (hold) holds.set(hold.signal, hold);
     try {
-      await this.transport.sendMail({ ...email, envelope: { from: email.from, to: [email.to] } });
+      await this.transport.sendMail(options);
     } catch (error) {
+      if (hold && !hold.valid()) throw hold.signal.reason instanceof Error ? hold.signal.reason : error;
       throw classify(error);
     }
   }
