@@ -107,6 +107,14 @@ describe('the drill framework', () => {
     assert.ok(report.writes.failed > 0 && report.writes.acknowledged > 0);
   });
 
+  it('fails a drill whose time without writes is over its goal, naming the bound', async () => {
+    const { target, drill } = simulated({ hangMs: 2600, downMs: 3200 });
+    const report = await runDrill({ ...drill, goal: { seconds: 2, boundBy: 'the simulated failover' } }, target, options);
+    assert.equal(report.passed, false);
+    assert.equal(report.lost.length, 0);
+    assert.match(report.problems.join(';'), /s without writes, over the goal of 2 s \(bound by the simulated failover\)/);
+  });
+
   it('reports acknowledged writes missing from the audit as LOST, and fails', async () => {
     const { target, drill } = simulated({ hangMs: 0, downMs: 300, lose: 3 });
     const report = await runDrill(drill, target, options);
@@ -143,8 +151,8 @@ describe('the drill framework', () => {
     assert.equal(fine.passed, true, fine.problems.join('; '));
     assert.ok((fine.orders?.acknowledged ?? 0) > 0 && fine.orders?.lost === 0, JSON.stringify(fine.orders));
     const table = formatTable([fine]).split('\n');
-    assert.match(table[0] ?? '', /^drill\s+result\s+no writes s.*orders ack/);
-    assert.match(table[1] ?? '', new RegExp(`^sim\\s+passed\\s.*\\s${String(fine.orders.acknowledged)}\\s`));
+    assert.match(table[0] ?? '', /^drill\s+result\s+goal s\s+no writes s.*orders ack/);
+    assert.match(table[1] ?? '', new RegExp(`^sim\\s+passed\\s+5\\s.*\\s${String(fine.orders.acknowledged)}\\s`));
 
     const second = simulated({ hangMs: 0, downMs: 300 });
     const lost = await runDrill(second.drill, second.target, { ...options, underLoad: simulated({ hangMs: 0, downMs: 0, lose: 2 }).target });

@@ -5,7 +5,11 @@
 //   load --run ID [--producers N] [--interval-ms MS]
 //       idempotent producers (acks=all) write messages with client-made ids to the drill topic while a consumer group
 //       reads them; one line per write ({"kind":"write",...}); on SIGTERM the producers stop, the consumer catches up
-//       (at most 60 s) and a last line lists the ids it consumed ({"kind":"consumed","ids":[...],"duplicates":N})
+//       (at most 60 s) and a last line lists the ids it consumed ({"kind":"consumed","ids":[...],"duplicates":N});
+//       its first line gives the offsets it started from ({"kind":"start","offsets":[{"partition":0,"offset":"12"},...]})
+//   read --run ID --from OFFSETS_JSON
+//       reads the drill topic again from those offsets to its end as it is now (after the heal), with a consumer of
+//       its own: {"ids":[...],"messages":N} (the run's ids, and every message read)
 //   probe --action produce|consume|metadata [--topic T] [--group G] [--user U] [--password P] [--no-sasl] [--no-cert]
 //       one client operation with those credentials: {"ok":true} or {"ok":false,"error":"...","type":"..."}
 import { randomUUID } from 'node:crypto';
@@ -73,8 +77,10 @@ async function load(runId: string, producers: number, intervalMs: number): Promi
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic);
-  await admin.setOffsets({ groupId, topic, partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })) });
+  const startOffsets = ends.map((p) => ({ partition: p.partition, offset: p.high }));
+  await admin.setOffsets({ groupId, topic, partitions: startOffsets });
   await admin.disconnect();
+  emit({ kind: 'start', offsets: startOffsets });
 
   const acknowledged = new Set<string>();
   const consumed = new Set<string>();
@@ -130,6 +136,45 @@ async function load(runId: string, producers: number, intervalMs: number): Promi
   await emitLast({ kind: 'consumed', ids: [...consumed], duplicates });
 }
 
+/**
+ * The topic read again after the heal: from the run's start offsets to each partition's end now, by a consumer group
+ * of its own, so the audit sees what the brokers hold once the cluster is whole, not what the live consumer saw.
+ */
+async function read(runId: string, from: { partition: number; offset: string }[]): Promise<void> {
+  const kafka = client(`oms-drill-audit-${runId}`, { user: config.user, password: config.password, cert: true }, 10);
+  const topic = config.topic;
+  const groupId = `drill-audit-${runId}-${randomUUID()}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)]));
+  await admin.setOffsets({ groupId, topic, partitions: from });
+  await admin.disconnect();
+  const next = new Map(from.map((p) => [p.partition, BigInt(p.offset)]));
+  const done = (): boolean => [...ends].every(([partition, end]) => (next.get(partition) ?? 0n) >= end);
+  const ids = new Set<string>();
+  let messages = 0;
+  if (!done()) {
+    const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1000, maxWaitTimeInMs: 250, retry: { retries: 10 } });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: false });
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: ({ partition, message: m }) => {
+        messages += 1;
+        next.set(partition, BigInt(m.offset) + 1n);
+        const body = JSON.parse(m.value?.toString() ?? '{}') as { id?: string; run?: string };
+        if (body.run === runId && body.id) ids.add(body.id);
+        return Promise.resolve();
+      },
+    });
+    const deadline = Date.now() + 120_000;
+    while (!done() && Date.now() < deadline) await sleep(200);
+    await consumer.disconnect();
+    if (!done()) throw new Error(`read the drill topic up to ${JSON.stringify(Object.fromEntries([...next].map(([p, o]) => [p, String(o)])))}, not to its end ${JSON.stringify(Object.fromEntries([...ends].map(([p, o]) => [p, String(o)])))}, in 120 s`);
+  }
+  await emitLast({ ids: [...ids], messages });
+}
+
 async function probe(args: Map<string, string | true>): Promise<void> {
   const action = String(args.get('action') ?? '');
   const topic = String(args.get('topic') ?? config.topic);
@@ -169,7 +214,8 @@ async function probe(args: Map<string, string | true>): Promise<void> {
   }
 }
 
-runAgentCommands('kafka-agent', 'kafka-agent.ts load --run ID [--producers N] [--interval-ms MS] | probe --action A [...]', {
+runAgentCommands('kafka-agent', 'kafka-agent.ts load --run ID [--producers N] [--interval-ms MS] | read --run ID --from OFFSETS_JSON | probe --action A [...]', {
   load: (args) => load(required(args, 'run'), Number(args.get('producers') ?? 4), Number(args.get('interval-ms') ?? 20)),
+  read: (args) => read(required(args, 'run'), JSON.parse(required(args, 'from')) as { partition: number; offset: string }[]),
   probe,
 });

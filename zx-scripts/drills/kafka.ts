@@ -1,11 +1,12 @@
 // The Kafka drills (brokers, their controller, ZooKeeper) on the lab, and the target they share: idempotent
-// producers (acks=all) writing ids to the drill topic from app1 while a consumer group reads them; the audit is the
-// consumer's: an acknowledged message it never consumed is LOST.
+// producers (acks=all) writing ids to the drill topic from app1 while a consumer group reads them. The audit reads the
+// topic again once the cluster is whole after the heal (from the offsets the run started at): an acknowledged message
+// the brokers no longer hold is LOST. What the live consumer saw during the run is reported beside it.
 import { join } from 'node:path';
 import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, runPlaybook } from '../lab/lab.ts';
-import { agentLoad, KAFKA_AGENT, KAFKA_DRILL_TOPIC } from './agent.ts';
-import type { Drill, DrillTarget, Load, Whole } from './framework.ts';
+import { agentLoad, KAFKA_AGENT, KAFKA_DRILL_TOPIC, runAgent } from './agent.ts';
+import type { Audit, Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { running, sh } from './postgres.ts';
 
 const LOAD_HOST = 'app1';
@@ -57,13 +58,20 @@ async function zookeeperModes(inventory: Inventory): Promise<Map<string, string>
 
 export function kafkaTarget(inventory: Inventory): DrillTarget {
   const consumedByRun = new Map<string, Set<string>>();
+  const startOffsets = new Map<string, unknown>();
   const brokers = kafkaHosts(inventory).length;
   return {
     startLoad(runId: string): Promise<Load> {
       return Promise.resolve(agentLoad(KAFKA_AGENT, inventory, LOAD_HOST, ['load', '--run', runId, '--producers', '4', '--interval-ms', '20'], {
         graceMs: 90_000,
-        onOther: (l) => { consumedByRun.set(runId, new Set(l.ids ?? [])); },
-        afterStop: () => { if (!consumedByRun.has(runId)) throw new Error('the load ended without reporting what its consumer read'); },
+        onOther: (l) => {
+          if (l.kind === 'start') startOffsets.set(runId, (l as { offsets?: unknown }).offsets);
+          else consumedByRun.set(runId, new Set(l.ids ?? []));
+        },
+        afterStop: () => {
+          if (!startOffsets.has(runId)) throw new Error('the load ended without saying which offsets it started from');
+          if (!consumedByRun.has(runId)) throw new Error('the load ended without reporting what its consumer read');
+        },
       }));
     },
 
@@ -95,8 +103,17 @@ export function kafkaTarget(inventory: Inventory): DrillTarget {
       return { whole: missing.length === 0, detail: missing.length === 0 ? picture : missing.join('; ') };
     },
 
-    audit(runId: string) {
-      return Promise.resolve({ present: consumedByRun.get(runId) ?? new Set<string>() });
+    async audit(runId: string, ids: string[]): Promise<Audit> {
+      const reread = await runAgent<{ ids: string[]; messages: number }>(KAFKA_AGENT, inventory, LOAD_HOST, ['read', '--run', runId, '--from', JSON.stringify(startOffsets.get(runId) ?? [])]);
+      const present = new Set(reread.ids);
+      const live = consumedByRun.get(runId) ?? new Set<string>();
+      const asked = new Set(ids);
+      return {
+        present,
+        figures: { 'held after the heal': reread.ids.filter((id) => asked.has(id)).length, 'consumed live': [...live].filter((id) => asked.has(id)).length },
+        problems: [...live].filter((id) => !present.has(id)).length > 0
+          ? [`${String([...live].filter((id) => !present.has(id)).length)} messages the live consumer read are gone from the topic after the heal`] : [],
+      };
     },
   };
 }

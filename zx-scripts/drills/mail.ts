@@ -73,25 +73,33 @@ export interface EmailAudit {
 }
 
 /**
- * Exactly one email per event: waits (up to `settleMs`) until every event `events()` lists has an email among those
- * accepted after `after`, then counts the missing and the doubled. `events` is asked again on every round: events
- * may still be made meanwhile (an order the recovery sweep resolves).
+ * Exactly one email per event, counted once the system has settled: every event `events()` lists has an email among
+ * those accepted after `after`, no send is in progress or waiting for a retry (`inFlight()`: the notification service's
+ * inbox), and the count of the events' emails has not moved for `quietMs`. Only then is every email of every event
+ * counted, so a second copy still on its way (a consumer that woke up, a retry) is seen. `events` is asked again on
+ * every round: events may still be made meanwhile (an order the recovery sweep resolves). After `settleMs` it counts
+ * what there is and says what had not settled.
  */
-export async function auditEmails(inventory: Inventory, after: number, events: () => Promise<string[]>, settleMs = 150_000): Promise<EmailAudit> {
+export async function auditEmails(inventory: Inventory, after: number, events: () => Promise<string[]>, inFlight: () => Promise<number>,
+  settleMs = 150_000, quietMs = 5000): Promise<EmailAudit> {
   const deadline = Date.now() + settleMs;
+  let total = -1;
+  let stableSince = Date.now();
   for (;;) {
-    const ids = await events();
-    const counts = await emailsByEvent(inventory, after);
+    const [ids, counts, pending] = await Promise.all([events(), emailsByEvent(inventory, after), inFlight()]);
     const missing = ids.filter((id) => !counts.has(id));
-    if (missing.length === 0 || Date.now() > deadline) {
+    const emails = ids.reduce((n, id) => n + (counts.get(id) ?? 0), 0);
+    if (emails !== total) { total = emails; stableSince = Date.now(); }
+    const settled = missing.length === 0 && pending === 0 && Date.now() - stableSince >= quietMs;
+    if (settled || Date.now() > deadline) {
       const duplicates = ids.reduce((n, id) => n + Math.max(0, (counts.get(id) ?? 0) - 1), 0);
-      const emails = ids.reduce((n, id) => n + (counts.get(id) ?? 0), 0);
       const problems = [
         ...(missing.length > 0 ? [`${String(missing.length)} of ${String(ids.length)} events have no email ${String(Math.round(settleMs / 1000))} s after the load (e.g. ${missing.slice(0, 3).join(', ')})`] : []),
+        ...(pending > 0 ? [`${String(pending)} sends still in progress or waiting for a retry ${String(Math.round(settleMs / 1000))} s after the load`] : []),
         ...(duplicates > 0 ? [`${String(duplicates)} emails sent twice`] : []),
       ];
       return { figures: { events: ids.length, emails, missing: missing.length, duplicates }, problems };
     }
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }

@@ -135,7 +135,7 @@ interface Victim {
 }
 
 export function redisDrills(inventory: Inventory): Drill<Victim>[] {
-  const FAILOVER = 'Sentinel down-after 2 s + agreement (ODOWN) and leader election + the promotion; clients reconnect on +switch-master';
+  const FAILOVER = 'Sentinel down-after 2 s + up to 1 s to agree (ODOWN) + up to 1 s of random election delay + the promotion; clients reconnect on +switch-master';
   const signal = (sig: string) => async (v: Victim): Promise<void> => { await sh(v.host, `systemctl kill --signal=${sig} redis-server`); };
   /** the old master must be back as a replica, and another host the master */
   const masterMoved = async (v: Victim): Promise<string[]> => {
@@ -169,7 +169,7 @@ export function redisDrills(inventory: Inventory): Drill<Victim>[] {
     {
       name: 'redis-master-pause',
       description: 'SIGSTOP of the Redis master (a hung process: its connections stay open), SIGCONT once writes succeed elsewhere',
-      goal: { seconds: 5, boundBy: `${FAILOVER}; clients destroy a connection silent for 1 s (socketTimeout: a paused master's sockets never close)` },
+      goal: { seconds: 6, boundBy: `${FAILOVER}; clients destroy a connection silent for 1 s (socketTimeout: a paused master's sockets never close)` },
       async prepare() {
         const master = await redisMaster(inventory);
         return { host: master, master };

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, killHost, repoRoot, runPlaybook, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget, Whole } from './framework.ts';
-import { gatewayTarget, vipMovedSince, vrrpTransitions } from './gateway.ts';
+import { gatewayTarget, USERS_SPACING, vipMovedSince, vrrpTransitions } from './gateway.ts';
 import { sinkApi, sinkCount } from './mail.ts';
 import { running, sh } from './postgres.ts';
 
@@ -92,7 +92,7 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'app-host-kill',
       description: `power cut of an app host (${first}: its order-service and notification-service die at once), then it boots again`,
-      goal: { seconds: 3, boundBy: "the gateways' proxy_connect_timeout (2 s) to the dead host, then the other host (a POST not yet sent is passed on)" },
+      goal: { seconds: 3, boundBy: `the gateways' proxy_connect_timeout (2 s) to the dead host, then the other host (a POST not yet sent is passed on); ${USERS_SPACING}` },
       prepare: victim(first),
       after: vipStayed,
       async fault(v) {
@@ -107,7 +107,7 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'mail-provider-outage',
       description: 'the email provider answers every message with 451 (try later) for a minute, then accepts again',
-      goal: { seconds: 1, boundBy: 'nothing: orders never wait for email (events wait in Kafka and the retry topic); the load\'s own pauses' },
+      goal: { seconds: 1, boundBy: `nothing: orders never wait for email (events wait in Kafka and the retry topic); ${USERS_SPACING}` },
       prepare: victim('mail-sink'),
       after: vipStayed,
       async fault() {
@@ -123,7 +123,7 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'app-rolling-deploy',
       description: 'a configuration change deployed (deploy-services.yml: one app host at a time, drained at the gateways), then deployed back',
-      goal: { seconds: 1, boundBy: 'nothing: a host is out of the upstream before its services restart, and back only once ready (the load\'s own pauses)' },
+      goal: { seconds: 2, boundBy: `a host is out of the upstream before its services restart, and back only once ready; but each gateway reload closes the users' idle connections and all of them reconnect (TLS) at once, about 1 s on the lab's 2 CPUs; ${USERS_SPACING}` },
       prepare: victim(apps.join(',')),
       after: vipStayed,
       async fault() {

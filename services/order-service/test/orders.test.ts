@@ -257,6 +257,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
       h.call('POST', '/api/v1/orders', { token, headers, ...(raw === undefined ? { body } : { raw }) });
     const good = orderBody([{ productId: 'BOOK-0001', quantity: 1 }]);
     const item = (i: unknown) => ({ ...good, items: [i] });
+    const cursor = (createdAt: string, id: string): string => Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
     const cases: [string, Promise<Reply>, number, string][] = [
       ['malformed JSON', post(undefined, { 'idempotency-key': newKey() }, '{"items": ['), 400, 'bad-request'],
       ['not an object', post(undefined, { 'idempotency-key': newKey() }, '"an order"'), 400, 'bad-request'],
@@ -284,6 +285,13 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
       ['bad catalog filter', h.call('GET', '/api/v1/products?minPrice=cheap', {}), 400, 'validation-failed'],
       ['repeated catalog filter', h.call('GET', '/api/v1/products?category=a&category=b', {}), 400, 'validation-failed'],
       ['bad cursor', h.call('GET', '/api/v1/orders?after=bm90LWEtY3Vyc29y', { token }), 400, 'bad-request'],
+      // values PostgreSQL refuses that the checks before it let through (SQLSTATE 22008, 22P02): were 500s
+      ['cursor with a date PostgreSQL refuses', h.call('GET', `/api/v1/orders?after=${cursor('2026-02-30T00:00:00.000Z', '00000000-0000-4000-8000-000000000000')}`, { token }), 400, 'bad-request'],
+      ['cursor with an id PostgreSQL refuses', h.call('GET', `/api/v1/orders?after=${cursor('2026-01-01T00:00:00.000Z', '-'.repeat(36))}`, { token }), 400, 'bad-request'],
+      // the router's decode error: was a 500
+      ['path not valid percent-encoding', h.call('GET', '/api/v1/products/%E0%A4', {}), 400, 'bad-request'],
+      // routing is case-sensitive, as the gateway's locations and limits are: this was an order, past the order limit
+      ['path in another case', h.call('POST', '/api/v1/ORDERS', { token, headers: { 'idempotency-key': newKey() }, body: good }), 404, 'not-found'],
       ['wrong method', h.call('DELETE', '/api/v1/orders', { token }), 405, 'method-not-allowed'],
       ['unknown path', h.call('GET', '/api/v1/nothing', {}), 404, 'not-found'],
     ];
@@ -422,6 +430,24 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     assert.equal(r.status, 201, r.text);
     assert.equal((await h.call('GET', '/readyz')).status, 200);
     assert.deepEqual((await consume(String(r.body.id), 2)).map((e) => e.type), ['order.created', 'order.confirmed'], 'the relay publishes again');
+  });
+
+  it('a statement timeout is a 503 with Retry-After (was a 500), and the service answers again once the lock is gone', async () => {
+    await h.restart((c) => { c.postgres.statementTimeoutMs = 300; });
+    const locker = h.stack.postgres!.admin('orders');
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE oms.products IN ACCESS EXCLUSIVE MODE');
+      const r = await h.call('GET', '/api/v1/products/NONE-0404');
+      isProblem(r, 503, 'unavailable');
+      assert.equal(r.headers['retry-after'], '1');
+      await locker.query('ROLLBACK');
+      assert.equal((await h.call('GET', '/api/v1/products/NONE-0404')).status, 404);
+    } finally {
+      await locker.end();
+      await h.restart();
+    }
   });
 
   it('two instances: both relays run, every event is published exactly once, in order per order', async () => {

@@ -18,7 +18,7 @@ const productBody = z.strictObject({
 });
 
 export function catalogRouter(pool: Pool, cache: CatalogCache, jwt: JwtSettings): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true }); // as the gateway's locations and limits
   router.get('/', async (req, res) => {
     const q = parseProductQuery(req.query);
     res.json(await cache.get(listCacheKey(q), () => listProducts(pool, q)));

@@ -41,6 +41,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // paths match as the gateway matches them, case and all: a path it does not count as an order is not one here
+  app.set('case sensitive routing', true);
 
   app.use((req, res, next) => {
     const given = req.headers['x-request-id'];

@@ -46,15 +46,16 @@ export class ApiError extends Error {
   }
 }
 
-/** What body-parsing middleware throws (body-parser / raw-body): a status and a type string. */
-interface ParserError {
+/** What body-parsing middleware (body-parser / raw-body) and the router (a path that is not valid percent-encoding) throw. */
+interface FrameworkError {
   status?: unknown;
   type?: unknown;
 }
 
-function fromParser(error: unknown): ApiError | undefined {
+function fromFramework(error: unknown): ApiError | undefined {
+  if (error instanceof URIError) return new ApiError('bad-request', 'the path is not valid percent-encoding (UTF-8)');
   if (typeof error !== 'object' || error === null) return undefined;
-  const { type, status } = error as ParserError;
+  const { type, status } = error as FrameworkError;
   if (type === 'entity.parse.failed') return new ApiError('bad-request', 'the body is not valid JSON');
   if (type === 'entity.too.large') return new ApiError('payload-too-large', 'the body is too large');
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') return new ApiError('unsupported-media-type', 'the body must be UTF-8 JSON');
@@ -63,11 +64,23 @@ function fromParser(error: unknown): ApiError | undefined {
 }
 
 /**
+ * PostgreSQL's data exceptions (SQLSTATE class 22: a value out of range, not valid for its type, a string too long):
+ * a request's value the checks before the database let through. The client's to fix, so a 400; the database's own
+ * words stay in the log (they name columns and types).
+ */
+function fromDatabase(error: unknown): ApiError | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const { code } = error as { code?: unknown };
+  if (typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code)) return new ApiError('bad-request', 'a value in the request is out of range or not valid for its field');
+  return undefined;
+}
+
+/**
  * Turns anything thrown while handling a request into a problem document. `internal` is true when the error was not
  * one the service meant to answer with (the caller logs it with its stack).
  */
 export function toProblem(error: unknown, context: { instance?: string; requestId?: string } = {}): { document: ProblemDocument; internal: boolean } {
-  const known = error instanceof ApiError ? error : fromParser(error);
+  const known = error instanceof ApiError ? error : fromFramework(error) ?? fromDatabase(error);
   const problem = known ?? new ApiError('internal', 'the request failed; the request id finds it in the logs');
   const { title, status } = PROBLEMS[problem.problem];
   return {

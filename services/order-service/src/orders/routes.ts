@@ -32,7 +32,7 @@ const listQuery = z.strictObject({
 const moveBody = z.strictObject({ version: z.number().int().min(1).optional() });
 
 export function ordersRouter(deps: OrdersDeps): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true }); // as the gateway's locations and limits
 
   router.post('/', async (req, res) => {
     const p = principal(req, 'customer');
