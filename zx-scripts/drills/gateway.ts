@@ -107,6 +107,13 @@ export async function sendsInFlight(inventory: Inventory, sinceMs: number): Prom
   return Number(count ?? 0);
 }
 
+/** Sends a host's notification service holds now (inbox rows in SENDING under its lease; owner = host/pid/...). */
+export async function sendsHeldBy(inventory: Inventory, host: string): Promise<number> {
+  if (!/^[a-z0-9-]+$/.test(host)) throw new Error(`internal: host ${host}`);
+  const [count] = await onLeader(inventory, `SELECT count(*) FROM notify.inbox WHERE status = 'SENDING' AND owner LIKE '${host}/%' AND lease_until > now()`, 'notifications');
+  return Number(count ?? 0);
+}
+
 /**
  * Orders at the VIP: the load, the gateways' health, and the audit of the three sources (orders acknowledged to the
  * client, orders in PostgreSQL, emails at the provider: exactly one per event of the run's orders).

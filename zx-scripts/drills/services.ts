@@ -1,12 +1,12 @@
 // The services' drills on the lab, under the order load at the VIP (gateway.ts's target: orders acknowledged, orders
 // in PostgreSQL, exactly one email per event at the provider): an app host's power cut, the email provider refusing
-// mail for a minute, and a rolling deploy of both services.
+// mail for a minute, the notification service frozen mid-send, and a rolling deploy of both services.
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, killHost, repoRoot, runPlaybook, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget, Whole } from './framework.ts';
-import { gatewayTarget, USERS_SPACING, vipMovedSince, vrrpTransitions } from './gateway.ts';
+import { gatewayTarget, sendsHeldBy, USERS_SPACING, vipMovedSince, vrrpTransitions } from './gateway.ts';
 import { sinkApi, sinkCount } from './mail.ts';
 import { running, sh } from './postgres.ts';
 
@@ -81,7 +81,13 @@ async function deployApps(inventoryDir: string, extra: string[]): Promise<void> 
 interface Victim {
   host: string;
   vrrp: Map<string, number>;
+  /** sends the victim held when it was frozen (notification-pause) */
+  held?: number;
 }
+
+/** How long notification-pause keeps the service frozen: past the lab's session timeout (15 s) and lease (10 s). */
+const FROZEN_MS = 30_000;
+const SINK_NORMAL = { mode: 'accept', delayMs: 0, rejectRecipients: [] };
 
 export function servicesDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<Victim>[] {
   const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers')).map((h) => h.name);
@@ -111,13 +117,41 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
       prepare: victim('mail-sink'),
       after: vipStayed,
       async fault() {
-        await sinkApi(inventory, '/behaviour', { mode: 'tempfail', delayMs: 0, rejectRecipients: [] });
+        await sinkApi(inventory, '/behaviour', { ...SINK_NORMAL, mode: 'tempfail' });
         await sleep(60_000);
         return 'the mail sink answered 451 to every message for 60 s';
       },
       async heal() {
-        await sinkApi(inventory, '/behaviour', { mode: 'accept', delayMs: 0, rejectRecipients: [] });
+        await sinkApi(inventory, '/behaviour', SINK_NORMAL);
         return 'the mail sink accepts again; the breaker\'s probe finds it and sending resumes';
+      },
+    },
+    {
+      name: 'notification-pause',
+      description: `the notification service on ${first} frozen (SIGSTOP) mid-send for longer than its consumer session, then woken (SIGCONT)`,
+      goal: { seconds: 1, boundBy: `nothing: orders never wait for email (events wait in Kafka); ${USERS_SPACING}` },
+      prepare: victim(first),
+      async after(v) {
+        // frozen with nothing in hand, the drill would prove nothing about a send taken over
+        return [...(v.held === 0 ? [`${v.host}'s notification service held no send when it was frozen`] : []), ...(await vipStayed(v))];
+      },
+      async fault(v) {
+        // the provider takes 2 s to accept each sender's envelope: the service always has sends under way, none of
+        // them past its first byte, which a woken consumer would otherwise go on to complete
+        await sinkApi(inventory, '/behaviour', { ...SINK_NORMAL, envelopeDelayMs: 2000 });
+        try {
+          await sleep(4000);
+          await sh(v.host, 'systemctl kill --signal=STOP notification-service');
+          v.held = await sendsHeldBy(inventory, v.host);
+        } finally {
+          await sinkApi(inventory, '/behaviour', SINK_NORMAL);
+        }
+        await sleep(FROZEN_MS);
+        return `notification-service on ${v.host} frozen (SIGSTOP) holding ${String(v.held)} sends, for ${String(FROZEN_MS / 1000)} s: past its session timeout (15 s) and lease (10 s)`;
+      },
+      async heal(v) {
+        await sh(v.host, 'systemctl kill --signal=CONT notification-service');
+        return `notification-service on ${v.host} woken (SIGCONT): it must complete none of the sends it held, and rejoin`;
       },
     },
     {

@@ -44,6 +44,9 @@ export const configSchema = z.strictObject({
     breakerThreshold: z.number().int().min(1).max(100),
     probeEveryMs: z.number().int().min(100).max(600_000),
   }).default({ delaysMs: [1000, 5000, 30_000, 120_000, 600_000], breakerThreshold: 3, probeEveryMs: 2000 }),
+}).refine((c) => c.inbox.leaseMs < c.kafka.sessionTimeoutMs, {
+  message: 'must be shorter than kafka.sessionTimeoutMs (the consumer a partition moves to must be able to take an orphaned send over)',
+  path: ['inbox', 'leaseMs'],
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -285,5 +285,9 @@ describe('notification service (real PostgreSQL, Kafka and SMTP sink)', { timeou
     const refused = await run([bad]);
     assert.equal(refused.code, 2);
     for (const path of ['http: listening beyond loopback', 'retry.delaysMs', 'retry.breakerThreshold', 'retry.probeEveryMs', 'smtp.from']) assert.ok(refused.stderr.includes(path), `${path} in: ${refused.stderr}`);
+    writeFileSync(bad, JSON.stringify({ ...h.config, inbox: { leaseMs: 7000, marginMs: 1000 } })); // the session timeout is 6 s
+    const lease = await run([bad]);
+    assert.equal(lease.code, 2);
+    assert.match(lease.stderr, /inbox\.leaseMs: must be shorter than kafka\.sessionTimeoutMs/);
   });
 });
