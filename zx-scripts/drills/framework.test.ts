@@ -15,6 +15,8 @@ interface Sim {
   lose?: number;
   /** the first write after the outage gets no answer to its COMMIT (and did commit) */
   unknownCommitted?: boolean;
+  /** the first write that fails in the outage had committed all the same (a 503 after the commit, a timeout) */
+  failedCommitted?: boolean;
   wholeAfterHeal?: boolean;
 }
 
@@ -28,6 +30,7 @@ function simulated(sim: Sim): { target: DrillTarget; drill: Drill<null> } {
       const events: WriteEvent[] = [];
       let stopped = false;
       let unknownDone = false;
+      let failedStored = false;
       const writer = async (): Promise<void> => {
         while (!stopped) {
           const start = Date.now();
@@ -39,6 +42,7 @@ function simulated(sim: Sim): { target: DrillTarget; drill: Drill<null> } {
             events.push({ id, start, end: Date.now(), outcome: 'failed', error: 'Query read timeout' });
           } else if (since >= 0 && since < sim.downMs) {
             await new Promise((r) => setTimeout(r, 20));
+            if (sim.failedCommitted && !failedStored) { failedStored = true; stored.add(id); }
             events.push({ id, start, end: Date.now(), outcome: 'failed', error: 'Connection terminated unexpectedly' });
           } else {
             await new Promise((r) => setTimeout(r, 10));
@@ -128,6 +132,16 @@ describe('the drill framework', () => {
     const report = await runDrill(drill, target, options);
     assert.equal(report.writes.unknown, 1);
     assert.equal(report.writes.unknownCommitted, 1);
+    assert.equal(report.passed, true, report.problems.join('; '));
+  });
+
+  it('audits every attempt: a write the client saw fail that committed all the same is counted as committed', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 300, failedCommitted: true });
+    const asked: string[][] = [];
+    const report = await runDrill(drill, { ...target, audit: (run, ids) => { asked.push(ids); return target.audit(run, ids); } }, options);
+    assert.ok(report.writes.failed > 1);
+    assert.equal(report.writes.failedCommitted, 1);
+    assert.equal(asked[0]?.length, report.writes.acknowledged + report.writes.failed + report.writes.unknown + report.writes.cut, 'every attempt looked up');
     assert.equal(report.passed, true, report.problems.join('; '));
   });
 

@@ -36,7 +36,7 @@ export interface Whole {
 }
 
 export interface Audit {
-  /** ids of the given list found in the system of record */
+  /** ids of the given list found in the system of record (the list is every attempt of the load, whatever its outcome) */
   present: Set<string>;
   /** what else the audit counted (e.g. emails per acknowledged order), for the report */
   figures?: Record<string, number>;
@@ -68,10 +68,13 @@ export interface Drill<Ctx> {
 export interface LoadFigures {
   acknowledged: number;
   failed: number;
+  /** failed as the client saw it (an error answer, a timeout), and yet in the system of record */
+  failedCommitted: number;
   unknown: number;
   unknownCommitted: number;
   /** interrupted by the end of the load */
   cut: number;
+  cutCommitted: number;
   lost: number;
   /** the longest time between two successful writes, from just before the fault to the end */
   secondsWithoutWrites: number;
@@ -86,7 +89,7 @@ export interface DrillReport {
   fault: string;
   heal: string;
   goal: { seconds: number; boundBy: string };
-  writes: { acknowledged: number; failed: number; unknown: number; unknownCommitted: number; cut: number };
+  writes: { acknowledged: number; failed: number; failedCommitted: number; unknown: number; unknownCommitted: number; cut: number; cutCommitted: number };
   /** the longest time between two successful writes, from just before the fault to the end */
   secondsWithoutWrites: number;
   /** from the fault to the first successful write after the last failed one */
@@ -166,18 +169,37 @@ export function resumedAt(events: readonly WriteEvent[], from: number): number |
   return resumed;
 }
 
-/** A load's events audited on its target: acknowledged ids missing are lost. */
-async function auditLoad(target: DrillTarget, runId: string, events: readonly WriteEvent[], faultAt: number, endedAt: number): Promise<LoadFigures & { problems: string[] }> {
+/** How many of the events with an outcome the audit found in the system of record. */
+const committed = (events: readonly WriteEvent[], outcome: WriteEvent['outcome'], present: ReadonlySet<string>): number =>
+  events.filter((e) => e.outcome === outcome && present.has(e.id)).length;
+
+/**
+ * A load's events audited on its target. Every attempt is looked up, whatever the client saw: acknowledged ids
+ * missing are lost; failed, unknown and cut ones found were placed all the same (and are audited like any other:
+ * their emails too); the rest are provably absent.
+ */
+async function auditEvents(target: DrillTarget, runId: string, events: readonly WriteEvent[]): Promise<{ audit: Audit; writes: DrillReport['writes']; lost: string[] }> {
+  const audit = await target.audit(runId, events.map((e) => e.id));
   const acknowledged = events.filter((e) => e.outcome === 'ok').map((e) => e.id);
-  const unknown = events.filter((e) => e.outcome === 'unknown').map((e) => e.id);
-  const audit = await target.audit(runId, [...acknowledged, ...unknown]);
+  const count = (outcome: WriteEvent['outcome']): number => events.filter((e) => e.outcome === outcome).length;
   return {
-    acknowledged: acknowledged.length,
-    failed: events.filter((e) => e.outcome === 'failed').length,
-    unknown: unknown.length,
-    unknownCommitted: unknown.filter((id) => audit.present.has(id)).length,
-    cut: events.filter((e) => e.outcome === 'cut').length,
-    lost: acknowledged.filter((id) => !audit.present.has(id)).length,
+    audit,
+    lost: acknowledged.filter((id) => !audit.present.has(id)),
+    writes: {
+      acknowledged: acknowledged.length,
+      failed: count('failed'), failedCommitted: committed(events, 'failed', audit.present),
+      unknown: count('unknown'), unknownCommitted: committed(events, 'unknown', audit.present),
+      cut: count('cut'), cutCommitted: committed(events, 'cut', audit.present),
+    },
+  };
+}
+
+/** The users' load's events audited on its target: LoadFigures. */
+async function auditLoad(target: DrillTarget, runId: string, events: readonly WriteEvent[], faultAt: number, endedAt: number): Promise<LoadFigures & { problems: string[] }> {
+  const { audit, writes, lost } = await auditEvents(target, runId, events);
+  return {
+    ...writes,
+    lost: lost.length,
     secondsWithoutWrites: round(longestGap(events, faultAt - 1000, endedAt)),
     audit: audit.figures ?? {},
     problems: audit.problems ?? [],
@@ -262,10 +284,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const [events, orderEvents] = await Promise.all([load.stop(), orders?.stop()]);
   const endedAt = Math.max(...events.map((e) => e.end), Date.now());
 
-  const acknowledged = events.filter((e) => e.outcome === 'ok').map((e) => e.id);
-  const unknown = events.filter((e) => e.outcome === 'unknown').map((e) => e.id);
-  const audit = await target.audit(runId, [...acknowledged, ...unknown]);
-  const lost = acknowledged.filter((id) => !audit.present.has(id));
+  const { audit, writes, lost } = await auditEvents(target, runId, events);
   const problems: string[] = [];
   if (!after.whole.whole) problems.push(`not whole ${options.wholeTimeoutSeconds} s after the heal: ${after.whole.detail}`);
   if (backAt === null) problems.push('writes never came back');
@@ -293,13 +312,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     fault,
     heal,
     goal: drill.goal,
-    writes: {
-      acknowledged: acknowledged.length,
-      failed: events.filter((e) => e.outcome === 'failed').length,
-      unknown: unknown.length,
-      unknownCommitted: unknown.filter((id) => audit.present.has(id)).length,
-      cut: events.filter((e) => e.outcome === 'cut').length,
-    },
+    writes,
     secondsWithoutWrites,
     secondsToWritesBack: backAt === null ? null : round(backAt - faultAt),
     secondsToWhole: after.ms === null ? null : round(healedAt + after.ms - faultAt),
@@ -316,7 +329,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   return report;
 }
 
-const cutText = (cut: number): string => (cut > 0 ? `, ${String(cut)} cut by the end of the load` : '');
+const cutText = (cut: number, placed: number): string => (cut > 0 ? `, ${String(cut)} cut by the end of the load (${String(placed)} of them committed)` : '');
 
 /** "events 272, emails 272, ..." */
 export const figuresText = (figures: Record<string, number>): string => Object.entries(figures).map(([k, v]) => `${k} ${String(v)}`).join(', ');
@@ -329,10 +342,10 @@ export function formatReport(r: DrillReport): string {
     `  heal:  ${r.heal}`,
     `  time without writes: ${r.secondsWithoutWrites} s (${goal} the goal of ${r.goal.seconds} s; bound by ${r.goal.boundBy})`,
     `  writes back ${r.secondsToWritesBack ?? 'never'} s after the fault; whole again ${r.secondsToWhole ?? 'never'} s after the fault`,
-    `  writes: ${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} of them committed)${cutText(r.writes.cut)}`,
+    `  writes: ${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed (${r.writes.failedCommitted} of them committed all the same), ${r.writes.unknown} unknown (${r.writes.unknownCommitted} of them committed)${cutText(r.writes.cut, r.writes.cutCommitted)}`,
     `  LOST: ${r.lost.length}`,
     ...(Object.keys(r.audit).length > 0 ? [`  audit: ${figuresText(r.audit)}`] : []),
-    ...(r.orders ? [`  orders (the users' load at the VIP): ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed, ${r.orders.unknown} unknown (${r.orders.unknownCommitted} of them placed)${cutText(r.orders.cut)}, LOST ${r.orders.lost}, longest time without an order ${r.orders.secondsWithoutWrites} s` +
+    ...(r.orders ? [`  orders (the users' load at the VIP): ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed (${r.orders.failedCommitted} of them placed all the same), ${r.orders.unknown} unknown (${r.orders.unknownCommitted} of them placed)${cutText(r.orders.cut, r.orders.cutCommitted)}, LOST ${r.orders.lost}, longest time without an order ${r.orders.secondsWithoutWrites} s` +
       (Object.keys(r.orders.audit).length > 0 ? `; ${figuresText(r.orders.audit)}` : '')] : []),
     `  whole: ${r.whole.detail}`,
     ...Object.entries(r.errors).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `  ${n} x ${k}`),
@@ -348,8 +361,7 @@ export function formatReport(r: DrillReport): string {
 export function formatTable(reports: readonly DrillReport[]): string {
   const rows = reports.map((r) => {
     const orders: LoadFigures | undefined = r.orders ?? (r.audit['emails'] === undefined ? undefined : {
-      acknowledged: r.writes.acknowledged, failed: r.writes.failed, unknown: r.writes.unknown, unknownCommitted: r.writes.unknownCommitted, cut: r.writes.cut,
-      lost: r.lost.length, secondsWithoutWrites: r.secondsWithoutWrites, audit: r.audit,
+      ...r.writes, lost: r.lost.length, secondsWithoutWrites: r.secondsWithoutWrites, audit: r.audit,
     });
     const n = (v: number | undefined): string => (v === undefined ? '-' : String(v));
     return [r.drill, r.passed ? 'passed' : 'FAILED', String(r.goal.seconds), String(r.secondsWithoutWrites), n(r.secondsToWritesBack ?? undefined), String(r.writes.failed), String(r.lost.length),

@@ -153,7 +153,7 @@ export function kafkaDrills(inventory: Inventory, inventoryDir = defaultInventor
     {
       name: 'kafka-broker-kill',
       description: `SIGKILL of a Kafka broker (not the controller), kept down until producers write again; topic ${KAFKA_DRILL_TOPIC}`,
-      goal: { seconds: 10, boundBy: `${SESSION} + the producers' metadata refresh` },
+      goal: { seconds: 10, boundBy: `${SESSION}, expired on ZooKeeper's 2 s tick (up to 8 s) + the producers' metadata refresh and retry backoff (up to 1 s)` },
       prepare: () => broker(inventory, false),
       async fault(v) {
         await killService(v.host, 'kafka');

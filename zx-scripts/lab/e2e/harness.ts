@@ -73,9 +73,9 @@ export async function runDrillsTest(t: TestContext, drills: string[], timeoutMs 
   assert.deepEqual(reports.map((r) => r.drill), drills);
   for (const r of reports) {
     t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), writes back ${r.secondsToWritesBack ?? 'never'} s, whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
-      `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed, ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept), ${r.writes.cut} cut at the end; LOST ${r.lost.length}` +
+      `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed (${r.writes.failedCommitted} kept), ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept), ${r.writes.cut} cut at the end; LOST ${r.lost.length}` +
       (Object.keys(r.audit).length > 0 ? `; ${figuresText(r.audit)}` : '') +
-      `${r.orders ? `; orders at the VIP: ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed, LOST ${r.orders.lost}, ${r.orders.secondsWithoutWrites} s without an order, ${figuresText(r.orders.audit)}` : ''}; ${r.whole.detail}`);
+      `${r.orders ? `; orders at the VIP: ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed (${r.orders.failedCommitted} placed all the same), LOST ${r.orders.lost}, ${r.orders.secondsWithoutWrites} s without an order, ${figuresText(r.orders.audit)}` : ''}; ${r.whole.detail}`);
     assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
     assert.equal(r.orders?.lost ?? 0, 0, `${r.drill}: orders LOST ${String(r.orders?.lost)}`);
     assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
