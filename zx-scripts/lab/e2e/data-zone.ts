@@ -2,6 +2,7 @@
 // kit's CA, a service's role is confined to its own data, Row Level Security hides other customers' rows, and the
 // failover drills lose no acknowledged write. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
 import { agent } from '../../drills/pg.ts';
 import { join } from 'node:path';
@@ -17,12 +18,13 @@ interface Answer {
 const sql = (args: string[], statement: string): Promise<Answer> => agent<Answer>(inventory, 'app1', ['query', ...args, statement]);
 
 /** An HTTPS request from inside a host's network namespace (node's https; the hosts have no curl). */
-async function httpsFrom(host: string, url: string, options: { method?: string; cert?: string; body?: string } = {}): Promise<{ status?: number; error?: string }> {
+async function httpsFrom(host: string, url: string, options: { method?: string; cert?: string; body?: string; basicAuth?: string } = {}): Promise<{ status?: number; error?: string }> {
   const pki = join(stateDir, 'pki', 'lab');
   const script = `
     const https = require('node:https'); const fs = require('node:fs');
     const o = { method: ${JSON.stringify(options.method ?? 'GET')}, ca: fs.readFileSync('${pki}/trust-bundle.pem'), timeout: 3000 };
     ${options.cert ? `o.cert = fs.readFileSync('${options.cert}.crt'); o.key = fs.readFileSync('${options.cert}.key');` : ''}
+    ${options.basicAuth ? `o.auth = ${JSON.stringify(options.basicAuth)};` : ''}
     const req = https.request(${JSON.stringify(url)}, o, (res) => { res.resume(); res.on('end', () => console.log(JSON.stringify({ status: res.statusCode }))); });
     req.on('error', (e) => console.log(JSON.stringify({ error: e.code || e.message })));
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -51,6 +53,23 @@ export function dataZoneTests(): void {
     assert.equal(patch.status, undefined, `PATCH /config without a certificate: ${JSON.stringify(patch)}`);
     const config = await agent<{ members?: unknown[] }>(inventory, 'app1', ['cluster']);
     assert.ok(config.members, 'the cluster still answers');
+
+    // unsafe calls: only from the cluster's members, and with the password. The order service's certificate (which
+    // it needs for PostgreSQL) could turn synchronous replication off before; now app1 is refused (403) with or
+    // without the password, and a member without it gets 401
+    const admin = `patroni-admin:${readFileSync(join(stateDir, 'secrets', 'patroni-restapi'), 'utf8').trim()}`;
+    const fromApp = await httpsFrom('app1', `https://${db1.address}:8008/config`, { method: 'PATCH', cert: client('order-service'), body: '{"synchronous_mode": false}' });
+    assert.equal(fromApp.status, 403, `PATCH /config from app1 with the order service's certificate: ${JSON.stringify(fromApp)}`);
+    const fromAppWithPassword = await httpsFrom('app1', `https://${db1.address}:8008/config`, { method: 'PATCH', cert: client('order-service'), body: '{"synchronous_mode": false}', basicAuth: admin });
+    assert.equal(fromAppWithPassword.status, 403, `PATCH /config from app1 with the password: ${JSON.stringify(fromAppWithPassword)}`);
+    const restart = await httpsFrom('app1', `https://${db1.address}:8008/restart`, { method: 'POST', cert: client('order-service'), body: '{}' });
+    assert.equal(restart.status, 403, `POST /restart from app1: ${JSON.stringify(restart)}`);
+    const fromMemberNoPassword = await httpsFrom('db2', `https://${db1.address}:8008/config`, { method: 'PATCH', cert: client('patroni'), body: '{}' });
+    assert.equal(fromMemberNoPassword.status, 401, `PATCH /config from a member without the password: ${JSON.stringify(fromMemberNoPassword)}`);
+    const fromMember = await httpsFrom('db2', `https://${db1.address}:8008/config`, { method: 'PATCH', cert: client('patroni'), body: '{"ttl": 20}', basicAuth: admin }); // roles/patroni's ttl: no change
+    assert.equal(fromMember.status, 200, `PATCH /config (ttl as it is) from a member with the password: ${JSON.stringify(fromMember)}`);
+    const settings = await sql(['--identity', 'order-service', '--database', 'orders'], "SELECT current_setting('synchronous_standby_names') <> '' AS sync");
+    assert.equal(settings.rows?.[0]?.['sync'], true, `synchronous replication is still on: ${JSON.stringify(settings)}`);
 
     // PostgreSQL: no certificate, a certificate of another service, or another service's database: refused
     const bare = await sql(['--no-cert', '--database', 'orders'], 'SELECT 1');

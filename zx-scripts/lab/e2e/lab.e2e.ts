@@ -17,6 +17,7 @@ import { assertOk, bin, inHost, inventory, lab, MINUTES, recap, run, type Run } 
 import { dataZoneTests } from './data-zone.ts';
 import { gatewayTests } from './gateway.ts';
 import { servicesTests } from './services.ts';
+import { tlsTests } from './tls.ts';
 import { kafkaTests } from './kafka.ts';
 import { redisTests } from './redis.ts';
 import { formatReport, type MatrixReport } from '../zone-matrix.ts';
@@ -315,6 +316,7 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
     t.diagnostic(`unconfirmed rules that cut SSH off were rolled back ${back} s after they were applied (timer 3 s)`);
   });
 
+  tlsTests();
   dataZoneTests();
   kafkaTests();
   redisTests();

@@ -1,0 +1,60 @@
+// One TLS rule for every listener of the kit: TLS 1.3, and a TLS 1.2 handshake never completes. Each host's listening
+// sockets are found as they are (ss), not from a list, and each is tried from the host itself with the host's own
+// certificate (serverAuth + clientAuth, of the kit's CA): a TLS 1.2 refusal is then the version's, not a missing
+// client certificate's. PostgreSQL is reached with its STARTTLS (SSLRequest). The client host stands in for the
+// internet (the email provider's listeners are the provider's business) and is left out.
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { running } from '../../drills/postgres.ts';
+import { assertOk, inHost, inventory } from './harness.ts';
+
+/** Listeners that are not TLS by design: SSH (its own protocol), and the gateways' port 80 (a redirect to 443 only). */
+const NOT_TLS: Record<string, number[]> = { '*': [22], gateways: [80] };
+
+const PROBE = `
+P=/etc/oms/pki
+probe() { target=$1; shift; timeout 5 openssl s_client -connect "$target" -cert $P/host.crt -key $P/host.key -CAfile $P/ca-bundle.pem "$@" </dev/null 2>/dev/null | grep -m1 -o 'New, TLSv1\\.[0-9]' | sed 's/New, //'; }
+for l in $(ss -Hltn | awk '{print $4}' | sort -u); do
+  addr=\${l%:*}; port=\${l##*:}
+  case "$addr" in 127.*|'[::1]') continue ;; esac
+  addr=$(echo "$addr" | sed -e 's/^\\[::ffff://' -e 's/\\]$//' -e 's/^\\[::$//' -e 's/^0\\.0\\.0\\.0$//' -e 's/^\\*$//')
+  [ -n "$addr" ] || addr=$ZONE
+  how=direct
+  v13=$(probe "$addr:$port" -tls1_3)
+  if [ -z "$v13" ]; then v13=$(probe "$addr:$port" -tls1_3 -starttls postgres); [ -n "$v13" ] && how=postgres; fi
+  if [ "$how" = postgres ]; then v12=$(probe "$addr:$port" -tls1_2 -starttls postgres); else v12=$(probe "$addr:$port" -tls1_2); fi
+  echo "$port $how \${v13:-none} \${v12:-refused}"
+done`;
+
+interface Listener {
+  host: string;
+  port: number;
+  how: string;
+  tls13: string;
+  tls12: string;
+}
+
+export function tlsTests(): void {
+  it('TLS: every listener of the kit speaks TLS 1.3 and completes no TLS 1.2 handshake (found with ss on every host)', async (t) => {
+    const hosts = inventory.hosts.filter((h) => !h.groups.includes('mail_sink') && running(h.name));
+    const found: Listener[] = [];
+    for (const h of hosts) {
+      const r = await inHost(h.name, 'sh', '-c', `ZONE=${h.address}; ${PROBE}`);
+      assertOk(r, `the TLS probe on ${h.name}`);
+      for (const line of r.stdout.trim().split('\n').filter(Boolean)) {
+        const [port = '', how = '', tls13 = '', tls12 = ''] = line.split(' ');
+        found.push({ host: h.name, port: Number(port), how, tls13, tls12 });
+      }
+    }
+    const plainAllowed = (l: Listener): boolean => {
+      const groups = inventory.hosts.find((h) => h.name === l.host)?.groups ?? [];
+      return ['*', ...groups].some((g) => NOT_TLS[g]?.includes(l.port));
+    };
+    const tls = found.filter((l) => !plainAllowed(l));
+    t.diagnostic(`${String(tls.length)} TLS listeners on ${String(hosts.length)} hosts: ${[...new Set(tls.map((l) => `${String(l.port)}${l.how === 'postgres' ? ' (STARTTLS)' : ''}`))].sort().join(', ')}`);
+    assert.ok(tls.length >= hosts.length, 'the probe found the listeners');
+    assert.deepEqual(tls.filter((l) => l.tls13 !== 'TLSv1.3').map((l) => `${l.host}:${String(l.port)}`), [], 'listeners that do not speak TLS 1.3');
+    assert.deepEqual(tls.filter((l) => l.tls12 !== 'refused').map((l) => `${l.host}:${String(l.port)} completed a ${l.tls12} handshake`), [], 'listeners that accept TLS 1.2');
+    for (const l of found.filter(plainAllowed)) assert.equal(l.tls13, 'none', `${l.host}:${String(l.port)} is listed as not TLS but speaks it`);
+  });
+}
