@@ -5,8 +5,9 @@
 //   order [--product ID] [--subject S]               one order, paid; prints {status, headers, body}
 //   probe --path P [--method M] [--header 'k: v']... [--body B] [--from ADDR] [--tls-max-version TLSv1.2]
 //                                                    one request; prints {status, headers, body} or {error}
-//   burst --path P --count N [--from ADDR] [--method M] [--body B]
-//                                                    N requests one after another from one address; prints the statuses and the last answer
+//   burst --path P --count N [--from ADDR] [--method M] [--body B] [--header 'k: v']...
+//                                                    N requests one after another from one address ({i} in a header
+//                                                    value is the request's number); prints the statuses and the last answer
 //   replay                                           stdin: [{method, path, headers, body?}] (a recorded API test run);
 //                                                    sends each from the next address of the second half of the source
 //                                                    addresses (the tests' single probes use the first); prints each answer's status and body
@@ -167,7 +168,8 @@ async function main(argv: string[]): Promise<void> {
       const statuses: number[] = [];
       let last: Answer | undefined;
       for (let i = 0; i < Number(str('count') ?? 1); i++) {
-        last = await call(base());
+        const c = base();
+        last = await call({ ...c, headers: Object.fromEntries(Object.entries(c.headers ?? {}).map(([k, v]) => [k, v.replaceAll('{i}', String(i))])) });
         statuses.push(last.status);
       }
       await emitLast({ statuses, last });

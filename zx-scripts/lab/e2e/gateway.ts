@@ -185,6 +185,14 @@ export function gatewayTests(): void {
     const otherOrder = await send('POST', '/api/v1/orders', '{"items":[]}');
     assert.equal(otherOrder.status, 401, 'another client still reaches the order service');
 
+    // the order path in another case is counted as an order too (the order service no longer routes it: 404), and
+    // an X-Forwarded-For a client makes up is not believed (no front proxy is declared): one address, one limit
+    const { statuses: shouted } = await burst(fresh(), 14, '--method', 'POST', '--path', '/api/v1/ORDERS', '--body', '{"items":[]}');
+    assert.deepEqual(shouted.slice(0, 11), Array<number>(11).fill(404), `POST /api/v1/ORDERS reaches the service as no route: ${shouted.join(',')}`);
+    assert.ok(shouted.slice(11).every((s) => s === 429), `POST /api/v1/ORDERS past the order limit: ${shouted.join(',')}`);
+    const { statuses: spoofed } = await burst(fresh(), 14, '--method', 'POST', '--path', '/api/v1/orders', '--body', '{"items":[]}', '--header', 'X-Forwarded-For: 198.51.100.{i}');
+    assert.ok(spoofed.slice(11).every((s) => s === 429), `a made-up X-Forwarded-For per request escaped the limit: ${spoofed.join(',')}`);
+
     // the load-test network (lab_load_test_network, nginx_gateway_rate_limit_exempt) is not limited at all
     const exempt = clientAddresses(inventory).loadTest[0] ?? '';
     const { statuses: free } = await burst(exempt, 80, '--path', '/api/v1/products');
