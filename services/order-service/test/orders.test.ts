@@ -12,6 +12,8 @@ import { freePort } from '../../../zx-scripts/testkit/daemon.ts';
 import { migrate, serviceDatabases } from '../../../zx-scripts/testkit/postgres.ts';
 import { createLogger } from '@oms/service-common/logger';
 import { compareIds } from '../src/db/create-order.ts';
+import { moveOrder } from '../src/orders/repository.ts';
+import { createOrderBody, parseBody, requestFingerprint } from '../src/orders/schema.ts';
 import { startService } from '../src/service.ts';
 import { newKey, orderBody, startHarness, writeCorpus, type Harness, type Reply } from './harness.ts';
 
@@ -450,6 +452,98 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     }
   });
 
+  it('an order cancelled while its charge is in flight: its key ends with the order as it is (a retry replays it, never 409 for ever)', async () => {
+    await h.restart((c) => { c.payments.timeoutMs = 5000; });
+    try {
+      const customer = 'cust-inflight';
+      const key = newKey();
+      const items = [{ productId: 'MUG-0001', quantity: 1 }];
+      const first = place(customer, items, 'tok_slow_approve', key); // the provider answers after 2 s
+      let id: string | undefined;
+      for (let i = 0; i < 100 && id === undefined; i++) {
+        await sleep(20);
+        id = (await h.call('GET', '/api/v1/orders', { token: h.token(customer) })).body.items?.[0]?.id as string | undefined;
+      }
+      assert.ok(id, 'the order was written before the charge');
+      const cancel = await h.call('POST', `/api/v1/orders/${id}/cancel`, { token: h.token(customer) });
+      assert.equal(cancel.status, 200, cancel.text);
+      const answered = await first;
+      assert.equal(answered.status, 201, answered.text);
+      assert.equal(answered.body.status, 'CANCELLED', 'the first request answers with the order as it is');
+      const retry = await place(customer, items, 'tok_slow_approve', key);
+      assert.equal(retry.status, 201, `a retry: ${retry.text}`);
+      assert.equal(retry.headers['idempotent-replayed'], 'true');
+      assert.equal(retry.body.status, 'CANCELLED');
+    } finally {
+      await h.restart();
+    }
+  });
+
+  it('a key its request left IN_FLIGHT (no charge: the answer to its commit was lost, or the process died) ends: a retry takes the order over, or gets the cancelled order', async () => {
+    const c = h.stack.postgres!.admin('orders');
+    await c.connect();
+    const orphan = async (customer: string, key: string, items: { productId: string; quantity: number }[]): Promise<string> => {
+      const body = parseBody(createOrderBody, orderBody(items, 'tok_approve_visa'));
+      const orderId = crypto.randomUUID();
+      await c.query('SELECT oms.place_order($1, $2, $3, $4, $5, $6, $7, $8)', [orderId, customer, `${customer}@shop.example`, key,
+        requestFingerprint('POST', '/api/v1/orders', body), 'tok_approve_visa', items.map((i) => i.productId), items.map((i) => i.quantity)]);
+      // as long ago as a request that is surely over
+      await c.query("UPDATE oms.idempotency_keys SET updated_at = now() - interval '1 minute' WHERE order_id = $1", [orderId]);
+      return orderId;
+    };
+    try {
+      const items = [{ productId: 'BOOK-0002', quantity: 1 }];
+      // the retry charges it (the provider charges an order id once) and settles it
+      const key = newKey();
+      const orderId = await orphan('cust-orphan', key, items);
+      const resumed = await place('cust-orphan', items, 'tok_approve_visa', key);
+      assert.equal(resumed.status, 201, resumed.text);
+      assert.equal(resumed.body.id, orderId);
+      assert.equal(resumed.body.status, 'CONFIRMED');
+      const replay = await place('cust-orphan', items, 'tok_approve_visa', key);
+      assert.equal(replay.status, 201);
+      assert.equal(replay.headers['idempotent-replayed'], 'true');
+      // cancelled by the customer meanwhile: the key ends with the cancelled order
+      const key2 = newKey();
+      const cancelledId = await orphan('cust-orphan', key2, items);
+      assert.equal((await h.call('POST', `/api/v1/orders/${cancelledId}/cancel`, { token: h.token('cust-orphan') })).status, 200);
+      const after = await place('cust-orphan', items, 'tok_approve_visa', key2);
+      assert.equal(after.status, 201, after.text);
+      assert.equal(after.body.status, 'CANCELLED');
+      const { rows } = await c.query<{ state: string }>('SELECT state FROM oms.idempotency_keys WHERE order_id = ANY($1)', [[orderId, cancelledId]]);
+      assert.deepEqual(rows.map((r) => r.state), ['DONE', 'DONE']);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('events of one order are published in commit order: a move that began before another one committed but came after it is not put ahead of it', async () => {
+    const r = await place('cust-race', [{ productId: 'MUG-0001', quantity: 1 }], 'tok_timeout_1');
+    assert.equal(r.status, 202, r.text);
+    const id = String(r.body.id);
+    const early = h.stack.postgres!.admin('orders');
+    const other = h.stack.postgres!.admin('orders');
+    await early.connect();
+    await other.connect();
+    try {
+      // a staff cancellation's transaction begins...
+      await early.query('BEGIN');
+      await early.query("SELECT set_config('oms.scope', 'staff', true)");
+      await sleep(50);
+      // ...the payment's outcome is applied and committed meanwhile...
+      await other.query('SELECT oms.settle_order($1, true, $2, $3)', [id, 'sim_race', '{}']);
+      // ...and the cancellation, reading the order as it now is, moves it after that commit
+      await moveOrder(early, id, 'CANCELLED', 'staff');
+      await early.query('COMMIT');
+      const { rows } = await other.query<{ event_type: string }>('SELECT event_type FROM oms.outbox WHERE aggregate_id = $1 ORDER BY created_at, id', [id]);
+      assert.deepEqual(rows.map((e) => e.event_type), ['order.created', 'order.confirmed', 'order.cancelled'], 'the relay\'s order is the commit order');
+      assert.deepEqual((await consume(id, 3)).map((e) => e.type), ['order.created', 'order.confirmed', 'order.cancelled'], 'and so is Kafka\'s');
+    } finally {
+      await early.end();
+      await other.end();
+    }
+  });
+
   it('two instances: both relays run, every event is published exactly once, in order per order', async () => {
     const second = await startService({ ...h.config, http: { ...h.config.http, port: await freePort() } }, createLogger({ service: 'order-service', level: 'silent' }));
     try {
@@ -482,7 +576,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     await c.connect();
     try {
       const { rows } = await c.query<{ file: string }>('SELECT file FROM oms_migrations.applied ORDER BY file');
-      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql', '0004_order_functions.sql']);
+      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql', '0004_order_functions.sql', '0005_commit_order_and_keys.sql']);
     } finally {
       await c.end();
     }

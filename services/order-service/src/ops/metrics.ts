@@ -25,7 +25,7 @@ export function createMetrics(): Metrics {
     }),
     orders: new Counter({
       name: 'oms_orders_total',
-      help: 'Order creation requests by outcome (created, replayed, confirmed, payment_failed, out_of_stock, rejected)',
+      help: 'Order creation requests by outcome (created, replayed, resumed, confirmed, payment_failed, out_of_stock, rejected)',
       labelNames: ['outcome'],
       registers: [registry],
     }),

@@ -6,7 +6,7 @@ import { principal } from '../http/auth.ts';
 import { ApiError } from '../http/problem.ts';
 import { getOrder, inScope, listOrders, moveOrder, orderHistory, type Scope } from './repository.ts';
 import { createOrderBody, idempotencyKey, parseBody } from './schema.ts';
-import { placeOrder, type OrdersDeps } from './service.ts';
+import { finishKey, placeOrder, responseFor, type OrdersDeps } from './service.ts';
 import type { OrderStatus } from './state-machine.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -70,7 +70,14 @@ export function ordersRouter(deps: OrdersDeps): Router {
     const id = orderId(req);
     const scope = scopeOf(req);
     const { version } = parseBody(moveBody, req.body ?? {});
-    const order = await inScope(deps.pool, scope, (c) => moveOrder(c, id, to, scope.actor, version));
+    const order = await inScope(deps.pool, scope, async (c) => {
+      const before = await getOrder(c, id);
+      const moved = await moveOrder(c, id, to, scope.actor, version, before);
+      // an order leaving PENDING_PAYMENT this way (cancelled while its charge was in flight, or after its request
+      // died): the key that created it ends with the order as it now is, not IN_FLIGHT for ever
+      if (before.status === 'PENDING_PAYMENT') await finishKey(c, id, responseFor(moved, '/api/v1/orders'));
+      return moved;
+    });
     if (to === 'CANCELLED') await deps.catalog.invalidate(`order ${id} cancelled`);
     res.json(order);
   };

@@ -2,7 +2,8 @@
 // then the charge at the payment provider, then the outcome (CONFIRMED, or PAYMENT_FAILED with the stock released)
 // with the key's stored response in a second transaction. A charge whose answer does not come in time leaves the
 // order PENDING_PAYMENT for the recovery sweep (recovery.ts) and the client gets 202; a retry with the same key
-// replays whatever response was stored, or 409 while the first request is still at work.
+// replays whatever response was stored, 409 while the first request may still be at work, and takes the order over
+// once it cannot be (resumeInFlight): a key always ends.
 import { randomUUID } from 'node:crypto';
 import type { ClientBase, Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
@@ -11,7 +12,7 @@ import { withClient } from '@oms/service-common/with-client';
 import { CommitOutcomeUnknown, createOrder } from '../db/create-order.ts';
 import { ApiError, toProblem, type ProblemDocument } from '../http/problem.ts';
 import type { Metrics } from '../ops/metrics.ts';
-import { PaymentTimeout, type ChargeOutcome, type PaymentProvider } from '../payments/provider.ts';
+import { PaymentTimeout, type Charge, type ChargeOutcome, type PaymentProvider } from '../payments/provider.ts';
 import { getOrder, inScope, type OrderView } from './repository.ts';
 import { requestFingerprint, type CreateOrderBody } from './schema.ts';
 
@@ -102,32 +103,74 @@ export async function placeOrder(deps: OrdersDeps, customer: { id: string; email
       throw new ApiError('out-of-stock', `not enough stock of ${result.productId}`, { productId: result.productId });
     case 'replay':
       if (!result.sameRequest) throw new ApiError('idempotency-key-reused', 'this Idempotency-Key was used for a different request; use a new key for a new order');
-      if (result.state === 'IN_FLIGHT' || result.responseStatus === null) {
-        throw new ApiError('request-in-flight', 'the first request with this Idempotency-Key is still being processed; retry shortly', { orderId: result.orderId });
+      if (result.state === 'DONE' && result.responseStatus !== null) {
+        deps.metrics.orders.inc({ outcome: 'replayed' });
+        return { status: result.responseStatus, body: result.responseBody, replayed: true };
       }
-      deps.metrics.orders.inc({ outcome: 'replayed' });
-      return { status: result.responseStatus, body: result.responseBody, replayed: true };
+      if (result.orderId === null) throw new ApiError('request-in-flight', 'the first request with this Idempotency-Key is still being processed; retry shortly');
+      return resumeInFlight(deps, result.orderId, path);
     case 'created':
       break;
   }
   deps.metrics.orders.inc({ outcome: 'created' });
   if (result.soldOut.length > 0) await deps.catalog.invalidate(`sold out: ${result.soldOut.join(', ')}`);
+  return chargeAndSettle(deps, { orderId, amountCents: result.totalCents, currency: result.currency, token: body.paymentToken }, path);
+}
 
+/** Charges an order (once per order id at the provider, however often asked) and applies the outcome. */
+async function chargeAndSettle(deps: OrdersDeps, charge: Charge, path: string): Promise<StoredResponse> {
   let outcome: ChargeOutcome;
   try {
-    outcome = await deps.payments.charge({ orderId, amountCents: result.totalCents, currency: result.currency, token: body.paymentToken }, deps.paymentTimeoutMs);
+    outcome = await deps.payments.charge(charge, deps.paymentTimeoutMs);
   } catch (error) {
     // no answer (timeout or the provider failing): the charge may exist; the recovery sweep asks the provider later
-    if (!(error instanceof PaymentTimeout)) deps.log.warn({ err: error, orderId }, 'payment provider failed; left to the recovery sweep');
+    if (!(error instanceof PaymentTimeout)) deps.log.warn({ err: error, orderId: charge.orderId }, 'payment provider failed; left to the recovery sweep');
     deps.metrics.orders.inc({ outcome: 'payment_pending' });
     const pending = await inScope(deps.pool, { actor: 'system', customerId: '' }, async (c) => {
-      const order = await getOrder(c, orderId);
-      if (order.status === 'PENDING_PAYMENT') await finishKey(c, orderId, responseFor(order, path));
+      const order = await getOrder(c, charge.orderId);
+      if (order.status === 'PENDING_PAYMENT') await finishKey(c, charge.orderId, responseFor(order, path));
       return order;
     });
     return { ...responseFor(pending, path), replayed: false };
   }
-  const order = await settlePayment(deps, orderId, outcome, path);
+  const order = await settlePayment(deps, charge.orderId, outcome, path);
   deps.metrics.orders.inc({ outcome: order.status === 'CONFIRMED' ? 'confirmed' : order.status === 'PAYMENT_FAILED' ? 'payment_failed' : 'other' });
   return { ...responseFor(order, path), replayed: false };
+}
+
+/** How long past the payment timeout a key may stay in flight before a retry takes the order over. */
+export const RESUME_AFTER_MS = 5000;
+
+/**
+ * A retry finds its key still IN_FLIGHT: the first request is still at work, or it ended without an outcome (its
+ * commit's answer was lost and the client got 503, or the process died between the order and the charge). The key
+ * ends here: an order no longer pending is the key's answer (stored now); one pending for longer than a charge can
+ * take is charged again (the provider charges an order id once) and settled by this request; otherwise 409, retry.
+ */
+async function resumeInFlight(deps: OrdersDeps, orderId: string, path: string): Promise<StoredResponse> {
+  const found = await inScope(deps.pool, { actor: 'system', customerId: '' }, async (c) => {
+    const order = await getOrder(c, orderId);
+    if (order.status !== 'PENDING_PAYMENT') {
+      const response = responseFor(order, path);
+      await finishKey(c, orderId, response);
+      return { response };
+    }
+    const { rows } = await c.query<{ age_ms: number; payment_token: string | null }>({
+      name: 'oms.in-flight-key',
+      text: `SELECT (extract(epoch FROM now() - k.updated_at) * 1000)::integer AS age_ms, o.payment_token
+             FROM oms.idempotency_keys k JOIN oms.orders o ON o.id = k.order_id WHERE k.order_id = $1`,
+      values: [orderId],
+    });
+    return { order, ageMs: rows[0]?.age_ms ?? 0, token: rows[0]?.payment_token ?? null };
+  });
+  if ('response' in found) {
+    deps.metrics.orders.inc({ outcome: 'replayed' });
+    return { ...found.response, replayed: true };
+  }
+  if (found.ageMs < deps.paymentTimeoutMs + RESUME_AFTER_MS || found.token === null) {
+    throw new ApiError('request-in-flight', 'the first request with this Idempotency-Key is still being processed; retry shortly', { orderId });
+  }
+  deps.log.info({ orderId, keyAgeMs: found.ageMs }, 'a retry resumes an order its first request left without an outcome');
+  deps.metrics.orders.inc({ outcome: 'resumed' });
+  return chargeAndSettle(deps, { orderId, amountCents: found.order.totalCents, currency: found.order.currency, token: found.token }, path);
 }

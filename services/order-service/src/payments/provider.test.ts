@@ -20,6 +20,13 @@ describe('simulated payment provider', () => {
     assert.deepEqual(await provider.lookup(charge('tok_timeout_1')), { status: 'unknown' });
   });
 
+  it('a slow token is approved after SLOW_MS, or times out under a shorter deadline', async () => {
+    const started = performance.now();
+    assert.equal((await provider.charge(charge('tok_slow_1'), 5000)).status, 'approved');
+    assert.ok(performance.now() - started >= SimulatedProvider.SLOW_MS - 5, 'it took SLOW_MS');
+    await assert.rejects(provider.charge(charge('tok_slow_1'), 50), PaymentTimeout);
+  });
+
   it('a lookup gives the same outcome as the charge (charges are idempotent by order id)', async () => {
     assert.deepEqual(await provider.lookup(charge('tok_approve_4242')), await provider.charge(charge('tok_approve_4242'), 1000));
   });

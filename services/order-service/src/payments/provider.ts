@@ -30,16 +30,20 @@ export class PaymentTimeout extends Error {
  * The simulated provider of the lab and the tests: the token decides, as test cards do at real providers.
  *   tok_approve...  approved          tok_decline...  declined (card declined)
  *   tok_timeout...  never answers (the order waits for the recovery sweep, which finds no decision and fails it)
+ *   tok_slow...     approved, after SLOW_MS (a charge still in flight while the customer acts on the order)
  * Anything else is declined as an unknown card.
  */
 export class SimulatedProvider implements PaymentProvider {
+  static readonly SLOW_MS = 2000;
+
   constructor(private readonly latencyMs = 5) {}
 
   async charge(charge: Charge, timeoutMs: number): Promise<ChargeOutcome> {
     const outcome = this.decide(charge);
-    const wait = outcome.status === 'unknown' ? timeoutMs : Math.min(this.latencyMs, timeoutMs);
-    await new Promise((resolve) => setTimeout(resolve, wait));
-    if (outcome.status === 'unknown') throw new PaymentTimeout(charge.orderId, timeoutMs);
+    const latency = charge.token.startsWith('tok_slow') ? SimulatedProvider.SLOW_MS : this.latencyMs;
+    const answered = outcome.status !== 'unknown' && latency <= timeoutMs;
+    await new Promise((resolve) => setTimeout(resolve, answered ? latency : timeoutMs));
+    if (!answered) throw new PaymentTimeout(charge.orderId, timeoutMs);
     return outcome;
   }
 
@@ -48,7 +52,7 @@ export class SimulatedProvider implements PaymentProvider {
   }
 
   private decide(charge: Charge): ChargeOutcome | { status: 'unknown' } {
-    if (charge.token.startsWith('tok_approve')) return { status: 'approved', reference: `sim_${charge.orderId}` };
+    if (charge.token.startsWith('tok_approve') || charge.token.startsWith('tok_slow')) return { status: 'approved', reference: `sim_${charge.orderId}` };
     if (charge.token.startsWith('tok_decline')) return { status: 'declined', reason: 'card declined' };
     if (charge.token.startsWith('tok_timeout')) return { status: 'unknown' };
     return { status: 'declined', reason: 'unknown card' };
