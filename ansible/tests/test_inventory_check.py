@@ -44,14 +44,14 @@ GROUPS = {
     "app_servers": ["app1", "app2"],
     "haproxy": ["app1", "app2"],
     "etcd": ["db1", "db2", "db3"],
-    "postgres": ["db1", "db2"],
+    "postgres": ["db1", "db2", "db3"],
 }
 RULES = {
     "gateways": {"zone": "dmz", "min": 2},
     "app_servers": {"zone": "app", "min": 2},
     "haproxy": {"zone": "app", "contains": ["app_servers"]},
     "etcd": {"zone": "data", "min": 3, "odd": True, "why": "quorum"},
-    "postgres": {"zone": "data", "min": 2},
+    "postgres": {"zone": "data", "min": 3},
 }
 
 

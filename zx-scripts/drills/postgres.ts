@@ -117,6 +117,8 @@ async function rejoined(inventory: Inventory, oldPrimary: string): Promise<strin
 interface Victim {
   primary: string;
   candidate: string;
+  /** a member that is neither (the third), if any */
+  other?: string;
 }
 
 async function victims(inventory: Inventory): Promise<Victim> {
@@ -124,7 +126,31 @@ async function victims(inventory: Inventory): Promise<Victim> {
   const primary = members.find((m) => m.role === 'leader')?.name;
   const candidate = members.find((m) => m.role === 'sync_standby')?.name;
   if (!primary || !candidate) throw new Error(`need a leader and a synchronous standby: ${JSON.stringify(members)}`);
-  return { primary, candidate };
+  const other = members.find((m) => m.name !== primary && m.name !== candidate)?.name;
+  return { primary, candidate, ...(other === undefined ? {} : { other }) };
+}
+
+/** Waits until `host` is the synchronous standby (Patroni moves the role when the one it had is gone). */
+async function waitSyncStandby(inventory: Inventory, host: string, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const members = await patroniMembers(inventory).catch(() => []);
+    if (members.some((m) => m.name === host && m.role === 'sync_standby')) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`${host} did not become the synchronous standby within ${String(timeoutMs / 1000)} s: ${JSON.stringify(members)}`);
+    await sleep(250);
+  }
+}
+
+/** nftables on `host`: nothing to or from etcd's client and peer ports of the other etcd members. */
+const ETCD_CUTOFF_TABLE = 'oms_drill_etcd_cutoff';
+function etcdCutoff(inventory: Inventory, host: string): string {
+  const others = inventory.hosts.filter((h) => h.groups.includes('etcd') && h.name !== host).map((h) => h.address).join(', ');
+  return `nft -f - <<'EOF'
+table inet ${ETCD_CUTOFF_TABLE} {
+  chain input { type filter hook input priority -10; ip saddr { ${others} } tcp dport { 2379, 2380 } drop; ip saddr { ${others} } tcp sport { 2379, 2380 } drop; }
+  chain output { type filter hook output priority -10; ip daddr { ${others} } tcp dport { 2379, 2380 } drop; ip daddr { ${others} } tcp sport { 2379, 2380 } drop; }
+}
+EOF`;
 }
 
 export function postgresDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<Victim>[] {
@@ -191,6 +217,50 @@ EOF`);
         return `partition of ${v.primary} removed`;
       },
       after: rejoin,
+    },
+    {
+      name: 'pg-sync-standby-then-primary',
+      description: 'power cut of the synchronous standby, then of the primary: the third member must have every acknowledged write',
+      goal: { seconds: 30, boundBy: "the primary's loss: Patroni ttl 20 s + loop_wait 3 s + promotion + HAProxy check, while the first victim boots and rejoins as the new leader's standby (strict mode commits nothing without one); the standby's loss costs only a loop_wait (the third member is named synchronous)" },
+      prepare,
+      async fault(v) {
+        if (!v.other) throw new Error('this drill needs a third PostgreSQL member');
+        await killHost(inventoryDir, v.candidate);
+        // strict synchronous mode: the primary acknowledges nothing alone; Patroni names the third member synchronous
+        const moved = await waitSyncStandby(inventory, v.other, 30_000);
+        await sleep(3000); // writes go on with the third member as the standby
+        await killHost(inventoryDir, v.primary);
+        // the third member, promoted, has no standby left: strict mode holds its commits until one is back
+        const { seconds } = await startHost(inventoryDir, v.candidate);
+        return `power cut of ${v.candidate} (synchronous standby): ${v.other} synchronous after ${String(Math.round(moved / 100) / 10)} s; ` +
+          `3 s later power cut of ${v.primary} (primary); ${v.candidate} booted again (${seconds} s) to be the new leader's standby`;
+      },
+      async heal(v) {
+        const { seconds } = await startHost(inventoryDir, v.primary);
+        return `${v.primary} booted again (${seconds} s)`;
+      },
+      after: async (v) => [...(await rejoined(inventory, v.primary)), ...(await rejoined(inventory, v.candidate))],
+    },
+    {
+      name: 'pg-primary-etcd-cutoff',
+      description: 'the primary cut off from etcd only (its own etcd member from the others, itself from their client ports); PostgreSQL and the REST API still reach every member',
+      goal: { seconds: 30, boundBy: "failsafe_mode: the primary keeps running while every member answers its REST API; else Patroni ttl 20 s + loop_wait 3 s + promotion + HAProxy check" },
+      prepare,
+      async fault(v) {
+        await sh(v.primary, etcdCutoff(inventory, v.primary));
+        await sleep(30_000); // past ttl: the leader key has expired in the etcd majority
+        const lead = (await patroniMembers(inventory).catch(() => [])).find((m) => m.role === 'leader')?.name ?? 'none';
+        return `nftables on ${v.primary} (the primary) drop etcd's ports 2379 and 2380 to and from the other members, for 30 s; leader key in etcd then: ${lead}`;
+      },
+      async heal(v) {
+        await sh(v.primary, `nft delete table inet ${ETCD_CUTOFF_TABLE}`);
+        return `etcd cut-off of ${v.primary} removed`;
+      },
+      // failsafe_mode: every member still answered the primary's REST API, so it must have stayed the primary
+      async after(v) {
+        const lead = (await patroniMembers(inventory)).find((m) => m.role === 'leader')?.name;
+        return lead === v.primary ? [] : [`failsafe_mode did not keep ${v.primary} the primary (the leader is ${lead ?? 'none'})`];
+      },
     },
     {
       name: 'etcd-member-kill',
