@@ -37,6 +37,12 @@ export const configSchema = z.strictObject({
     leaseMs: z.number().int().min(1000).max(300_000),
     marginMs: z.number().int().min(100).max(60_000),
   }).refine((l) => l.marginMs * 2 <= l.leaseMs, { message: 'marginMs must be at most half of leaseMs' }).default({ leaseMs: 20_000, marginMs: 3000 }),
+  /** inbox rows of events sent or given up are deleted after inboxDays: longer than the order events topic's retention */
+  retention: z.strictObject({
+    inboxDays: z.number().int().min(1).max(3650).default(30),
+    everyMinutes: z.number().int().min(1).max(24 * 60).default(10),
+    batch: z.number().int().min(10).max(100_000).default(5000),
+  }).default({ inboxDays: 30, everyMinutes: 10, batch: 5000 }),
   retry: z.strictObject({
     /** the wait before attempt 2, 3, ...: the last attempt is delays + 1, then the dead-letter topic */
     delaysMs: z.array(z.number().int().min(0).max(24 * 3600 * 1000)).min(1).max(20),

@@ -117,6 +117,25 @@ export class Inbox {
     });
   }
 
+  /**
+   * Deletes rows of events sent or given up more than `days` ago, `batch` a statement; returns how many. The retention
+   * must be longer than the order events topic's: an event redelivered from the topic (an offset reset to its start)
+   * whose row is gone would be emailed again.
+   */
+  async purge(days: number, batch: number): Promise<number> {
+    let purged = 0;
+    for (;;) {
+      const r = await this.pool.query({
+        name: 'notify.purge',
+        text: `DELETE FROM notify.inbox WHERE event_id IN (
+                 SELECT event_id FROM notify.inbox WHERE status IN ('SENT', 'DEAD_LETTERED') AND processed_at < now() - make_interval(days => $1) LIMIT $2)`,
+        values: [days, batch],
+      });
+      purged += r.rowCount ?? 0;
+      if ((r.rowCount ?? 0) < batch) return purged;
+    }
+  }
+
   async get(eventId: string): Promise<InboxRow | undefined> {
     const { rows } = await this.pool.query<InboxRow>({ name: 'notify.get', text: 'SELECT status, attempts FROM notify.inbox WHERE event_id = $1', values: [eventId] });
     return rows[0];

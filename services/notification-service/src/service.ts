@@ -13,6 +13,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { createKafka, createPool, SessionProducer } from '@oms/service-common/clients';
 import { listen } from '@oms/service-common/http';
+import { periodic } from '@oms/service-common/periodic';
 import type { Config } from './config.ts';
 import { Inbox } from './inbox.ts';
 import { SmtpProvider, type MailProvider } from './mail/provider.ts';
@@ -25,6 +26,8 @@ export interface RunningNotifications {
   metrics: Metrics;
   pool: pg.Pool;
   consumer: Consumer;
+  /** deletes inbox rows past their retention now (it also runs every retention.everyMinutes); returns how many */
+  purge(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -42,7 +45,13 @@ export async function startNotificationService(config: Config, log: Logger, opti
   const breaker = new ProviderBreaker(config.retry.breakerThreshold, config.retry.probeEveryMs, () => provider.reachable());
   // the owner name in the inbox's leases: this process, readable in the table
   const owner = `${hostname()}/${String(process.pid)}/${randomUUID().slice(0, 8)}`;
-  const notifier = new Notifier(new Inbox(pool, owner, config.inbox.leaseMs), provider, producer, breaker, {
+  const inbox = new Inbox(pool, owner, config.inbox.leaseMs);
+  const purge = periodic('purge of the inbox', config.retention.everyMinutes * 60_000, async () => {
+    const n = await inbox.purge(config.retention.inboxDays, config.retention.batch);
+    metrics.purged.inc(n);
+    return n;
+  }, log);
+  const notifier = new Notifier(inbox, provider, producer, breaker, {
     topics: { events: config.kafka.topic, retry: config.kafka.retryTopic, deadLetter: config.kafka.deadLetterTopic },
     retryDelaysMs: config.retry.delaysMs, from: config.smtp.from, messageIdDomain: config.smtp.messageIdDomain, lease: config.inbox,
   }, metrics, log);
@@ -127,6 +136,7 @@ export async function startNotificationService(config: Config, log: Logger, opti
     log.info('shutting down: finishing the message in hand');
     for (const timer of resumeTimers) clearTimeout(timer);
     await consumer.disconnect(); // waits for the batch in progress, which stops after its current message
+    await purge.stop();
     await producer.disconnect().catch(() => undefined);
     provider.close();
     server.closeAllConnections();
@@ -135,5 +145,5 @@ export async function startNotificationService(config: Config, log: Logger, opti
     log.info('stopped');
   })());
 
-  return { url: `${tls ? 'https' : 'http'}://${config.http.address}:${String(port)}`, metrics, pool, consumer, stop };
+  return { url: `${tls ? 'https' : 'http'}://${config.http.address}:${String(port)}`, metrics, pool, consumer, purge: purge.run, stop };
 }

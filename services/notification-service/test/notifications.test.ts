@@ -255,6 +255,26 @@ describe('notification service (real PostgreSQL, Kafka and SMTP sink)', { timeou
     await h.startService();
   });
 
+  it('purges inbox rows of events sent or given up past their retention, and nothing else', async () => {
+    const [old, oldDead, recent, sending] = [orderEvent(), orderEvent(), orderEvent(), orderEvent()];
+    const c = h.stack.postgres!.admin('notifications');
+    await c.connect();
+    try {
+      const row = `INSERT INTO notify.inbox (event_id, event_type, order_id, status, attempts, recipient, processed_at) VALUES ($1, 'order.created', $2, $3, 1, 'ada@shop.example', now() - make_interval(days => $4))`;
+      await c.query(row, [old.id, old.data.orderId, 'SENT', 31]);
+      await c.query(row, [oldDead.id, oldDead.data.orderId, 'DEAD_LETTERED', 40]);
+      await c.query(row, [recent.id, recent.data.orderId, 'SENT', 29]);
+      await c.query(row, [sending.id, sending.data.orderId, 'SENDING', 60]);
+      const purged = await h.service.purge();
+      assert.ok(purged >= 2, `purged ${String(purged)}`);
+      const { rows } = await c.query<{ event_id: string }>('SELECT event_id FROM notify.inbox WHERE event_id = ANY($1)', [[old.id, oldDead.id, recent.id, sending.id]]);
+      assert.deepEqual(rows.map((r) => r.event_id).sort(), [recent.id, sending.id].sort(), 'the recent row and the send in progress stay');
+      assert.ok((await h.service.metrics.purged.get()).values[0]!.value >= 2);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('reports readiness and metrics (sent, retried, dead-lettered, duplicates, lag, latency)', async () => {
     await h.waitFor('ready (in the consumer group, PostgreSQL answering)', async () => (await fetch(`${h.service.url}/readyz`)).status === 200);
     assert.equal((await fetch(`${h.service.url}/livez`)).status, 200);

@@ -51,6 +51,15 @@ export const configSchema = z.strictObject({
     pendingAfterSeconds: z.number().int().min(5).default(60),
     everySeconds: z.number().int().min(1).default(15),
   }).default({ pendingAfterSeconds: 60, everySeconds: 15 }),
+  /** how long rows are kept that no request needs any more; the purge runs every everyMinutes, batch rows a statement */
+  retention: z.strictObject({
+    /** outbox events published this long ago (they are in Kafka, whose own retention then applies) */
+    outboxDays: z.number().int().min(1).max(3650).default(7),
+    /** finished Idempotency-Keys: a retry after this long is a new order (24 h, as the large payment APIs keep them) */
+    idempotencyKeyHours: z.number().int().min(1).max(24 * 365).default(24),
+    everyMinutes: z.number().int().min(1).max(24 * 60).default(10),
+    batch: z.number().int().min(10).max(100_000).default(5000),
+  }).default({ outboxDays: 7, idempotencyKeyHours: 24, everyMinutes: 10, batch: 5000 }),
 });
 
 export type Config = z.infer<typeof configSchema>;

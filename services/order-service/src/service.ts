@@ -1,6 +1,6 @@
 // The composition root's body: builds the clients from the configuration, the app, the HTTPS server (mutual TLS:
-// only the gateway's certificate may call), the outbox relay and the recovery sweep; and stops them in the order of
-// STYLE.md: not ready -> drain -> close server -> stop relay and sweep -> close Kafka, Redis, pool.
+// only the gateway's certificate may call), the outbox relay, the recovery sweep and the purge of old rows; and stops
+// them in the order of STYLE.md: not ready -> drain -> close server -> stop relay, sweep, purge -> Kafka, Redis, pool.
 // main.ts runs it as a process; the tests run it in-process against real servers.
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
@@ -18,6 +18,8 @@ import type { Config } from './config.ts';
 import { createApp } from './http/app.ts';
 import { createMetrics, type Metrics } from './ops/metrics.ts';
 import { sweepOnce } from './orders/recovery.ts';
+import { purgeOnce, type Purged } from './ops/retention.ts';
+import { periodic } from '@oms/service-common/periodic';
 import { OutboxRelay } from './outbox/relay.ts';
 import { SimulatedProvider, type PaymentProvider } from './payments/provider.ts';
 
@@ -32,6 +34,8 @@ export interface RunningService {
   relay: OutboxRelay;
   /** resolves pending orders now (the sweep also runs on its own every recovery.everySeconds) */
   sweep(): Promise<number>;
+  /** deletes rows past their retention now (it also runs on its own every retention.everyMinutes) */
+  purge(): Promise<Purged>;
   stop(): Promise<void>;
 }
 
@@ -112,9 +116,8 @@ export async function startService(config: Config, log: Logger, options: { payme
   const opsPort = ops === undefined || config.ops === undefined ? undefined : await listen(ops, config.ops.port, config.ops.address);
 
   relay.start();
-  let sweeping: Promise<number> | undefined;
-  const sweep = (): Promise<number> => (sweeping ??= sweepOnce(sweepDeps, config.recovery.pendingAfterSeconds).finally(() => { sweeping = undefined; }));
-  const sweepTimer = setInterval(() => { sweep().catch((error: unknown) => { log.warn({ err: error }, 'recovery sweep failed; next round retries'); }); }, config.recovery.everySeconds * 1000);
+  const sweep = periodic('recovery sweep', config.recovery.everySeconds * 1000, () => sweepOnce(sweepDeps, config.recovery.pendingAfterSeconds), log);
+  const purge = periodic('purge of old rows', config.retention.everyMinutes * 60_000, () => purgeOnce(pool, config.retention, metrics), log);
   accepting = true;
   log.info({ port, address: config.http.address, opsPort }, 'order-service ready');
 
@@ -127,9 +130,8 @@ export async function startService(config: Config, log: Logger, options: { payme
     const drain = setTimeout(() => { server.closeAllConnections(); }, config.http.drainSeconds * 1000);
     await closed;
     clearTimeout(drain);
-    clearInterval(sweepTimer); // 4. relay and sweep
-    await relay.stop();
-    await sweeping?.catch(() => undefined);
+    await relay.stop(); // 4. relay, sweep and purge
+    await Promise.all([sweep.stop(), purge.stop()]);
     await producer.disconnect().catch(() => undefined); // 5. Kafka, Redis, pool
     await admin.disconnect().catch(() => undefined);
     closeRedis();
@@ -139,5 +141,5 @@ export async function startService(config: Config, log: Logger, options: { payme
     log.info('stopped');
   })());
 
-  return { url: `https://${config.http.address === '0.0.0.0' ? '127.0.0.1' : config.http.address}:${String(port)}`, port, opsPort, metrics, pool, relay, sweep, stop };
+  return { url: `https://${config.http.address === '0.0.0.0' ? '127.0.0.1' : config.http.address}:${String(port)}`, port, opsPort, metrics, pool, relay, sweep: sweep.run, purge: purge.run, stop };
 }

@@ -544,6 +544,37 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     }
   });
 
+  it('purges rows past their retention (published outbox events, finished keys) in batches, and nothing else', async () => {
+    const items = [{ productId: 'MUG-0001', quantity: 1 }];
+    const [old, recent] = [await place('cust-purge', items), await place('cust-purge', items)];
+    assert.equal(old.status, 201);
+    assert.equal(recent.status, 201);
+    const c = h.stack.postgres!.admin('orders');
+    await c.connect();
+    const count = async (sql: string, id: string): Promise<number> => Number((await c.query<{ n: string }>(sql, [id])).rows[0]!.n);
+    const events = (id: string): Promise<number> => count('SELECT count(*) n FROM oms.outbox WHERE aggregate_id = $1', id);
+    const keys = (id: string): Promise<number> => count('SELECT count(*) n FROM oms.idempotency_keys WHERE order_id = $1', id);
+    try {
+      for (let i = 0; i < 100 && await count('SELECT count(*) n FROM oms.outbox WHERE aggregate_id = $1 AND published_at IS NULL', String(old.body.id)) > 0; i++) await sleep(50);
+      // the old order's events published 8 days ago and its key finished 25 hours ago; one of them not yet published
+      await c.query("UPDATE oms.outbox SET published_at = now() - interval '8 days' WHERE aggregate_id = $1", [old.body.id]);
+      await c.query("UPDATE oms.idempotency_keys SET updated_at = now() - interval '25 hours' WHERE order_id = $1", [old.body.id]);
+      await c.query("UPDATE oms.outbox SET published_at = NULL, created_at = now() - interval '9 days' WHERE id = (SELECT id FROM oms.outbox WHERE aggregate_id = $1 AND event_type = 'order.created')", [recent.body.id]);
+      await h.restart((cfg) => { cfg.retention.batch = 10; }); // more than one batch where there is more
+      const purged = await h.service.purge();
+      assert.ok(purged.outbox >= 2 && purged.idempotencyKeys >= 1, JSON.stringify(purged));
+      assert.equal(await events(String(old.body.id)), 0, 'the old order\'s published events');
+      assert.equal(await keys(String(old.body.id)), 0, 'the old order\'s finished key');
+      assert.equal(await count('SELECT count(*) n FROM oms.orders WHERE id = $1', String(old.body.id)), 1, 'the order itself stays');
+      assert.equal(await events(String(recent.body.id)), 2, 'the recent order\'s events, the unpublished old one included');
+      assert.equal(await keys(String(recent.body.id)), 1);
+      assert.match((await h.call('GET', '/metrics')).text, /oms_purged_rows_total\{table="outbox"\} [1-9]/);
+    } finally {
+      await c.end();
+      await h.restart();
+    }
+  });
+
   it('two instances: both relays run, every event is published exactly once, in order per order', async () => {
     const second = await startService({ ...h.config, http: { ...h.config.http, port: await freePort() } }, createLogger({ service: 'order-service', level: 'silent' }));
     try {
@@ -576,7 +607,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     await c.connect();
     try {
       const { rows } = await c.query<{ file: string }>('SELECT file FROM oms_migrations.applied ORDER BY file');
-      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql', '0004_order_functions.sql', '0005_commit_order_and_keys.sql']);
+      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql', '0004_order_functions.sql', '0005_commit_order_and_keys.sql', '0006_retention.sql']);
     } finally {
       await c.end();
     }

@@ -5,6 +5,7 @@
 // Nginx killed, the standby returning: orders placed at the VIP all along) and a re-run afterwards. The upstream is
 // the deployed order service. Runs inside lab.e2e.ts.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -156,6 +157,21 @@ export function gatewayTests(): void {
     }
     const big = await send('POST', '/api/v1/orders', JSON.stringify({ note: 'x'.repeat(70 * 1024) }));
     problemOf(big, 413);
+  });
+
+  it('gateway: its JSON access log and WAF audit log are rotated (logrotate hourly); Nginx goes on writing to the new access log', async () => {
+    const gws = inventory.hosts.filter((h) => h.groups.includes('gateways')).map((h) => h.name);
+    for (const gw of gws) {
+      const r = await inHost(gw, 'sh', '-c', 'logrotate --force /etc/logrotate.d/oms-gateway && ls /var/log/nginx && systemctl show logrotate.timer -p TimersCalendar --value');
+      assertOk(r, `logrotate on ${gw}`);
+      assert.match(r.stdout, /^access\.json\.1$/m, `${gw}: the access log rotated`);
+      assert.match(r.stdout, /^modsec_audit\.json\.1$/m, `${gw}: the WAF audit log rotated`);
+      assert.match(r.stdout, /OnCalendar=\*-\*-\* \*:00:00/, `${gw}: logrotate runs hourly`);
+    }
+    const mark = `logcheck-${randomUUID().slice(0, 8)}`;
+    assert.equal((await get(`/api/v1/products?category=${mark}`)).status, 200);
+    const logged = await Promise.all(gws.map(async (gw) => (await inHost(gw, 'grep', '-c', mark, '/var/log/nginx/access.json')).stdout.trim()));
+    assert.ok(logged.includes('1'), `the request is in a gateway's new access log (${logged.join(', ')})`);
   });
 
   it('gateway: over the rate limit a client gets 429 with a JSON problem and Retry-After; other clients are unaffected', async () => {

@@ -6,6 +6,7 @@ export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   orders: Counter<'outcome'>;
+  purged: Counter<'table'>;
   outboxBacklog: Gauge;
   outboxPublished: Counter;
   cache: Counter<'result'>;
@@ -30,6 +31,7 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     outboxBacklog: new Gauge({ name: 'oms_outbox_backlog', help: 'Outbox events not yet published to Kafka', registers: [registry] }),
+    purged: new Counter({ name: 'oms_purged_rows_total', help: 'Rows deleted past their retention, by table (outbox, idempotencyKeys)', labelNames: ['table'], registers: [registry] }),
     outboxPublished: new Counter({ name: 'oms_outbox_published_total', help: 'Outbox events published to Kafka', registers: [registry] }),
     cache: new Counter({ name: 'oms_catalog_cache_total', help: 'Catalog cache lookups by result (hit, miss, error)', labelNames: ['result'], registers: [registry] }),
   };
