@@ -48,7 +48,7 @@ describe('the lab inventory', () => {
     const names = (group: string) => groupHosts(inventory, group).map((h) => h.name);
     assert.deepEqual(names('gateways'), ['gw1', 'gw2']);
     assert.deepEqual(names('etcd'), ['db1', 'db2', 'db3']);
-    assert.deepEqual(names('postgres'), ['db1', 'db2']);
+    assert.deepEqual(names('postgres'), ['db1', 'db2', 'db3']);
     assert.deepEqual(names('kafka'), ['kafka1', 'kafka2', 'kafka3']);
     assert.deepEqual(names('zookeeper'), ['kafka1', 'kafka2', 'kafka3']);
     assert.deepEqual(names('redis_sentinel'), ['cache1', 'cache2', 'cache3']);
@@ -140,8 +140,8 @@ describe('a bad inventory is refused with the host and the field named', () => {
     {
       name: 'names that differ only in case',
       file: 'hosts.yml',
-      from: '        db2:\n    zookeeper',
-      to: '        db2:\n        DB1:\n    zookeeper',
+      from: '        db3:\n    zookeeper',
+      to: '        db3:\n        DB1:\n    zookeeper',
       host: 'DB1',
       field: 'name',
       says: /lower case/,
