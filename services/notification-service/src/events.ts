@@ -3,7 +3,7 @@
 // that does not parse into one of these is a poison message: it goes to the dead-letter topic, never blocks the rest.
 import { z } from 'zod';
 
-export const EVENT_TYPES = ['order.created', 'order.confirmed', 'order.payment-failed', 'order.cancelled', 'order.shipped', 'order.delivered'] as const;
+export const EVENT_TYPES = ['order.created', 'order.confirmed', 'order.payment-failed', 'order.cancelled', 'order.refunded', 'order.shipped', 'order.delivered'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 const line = z.object({ productId: z.string().min(1), quantity: z.number().int().positive(), unitPriceCents: z.number().int().nonnegative() });
@@ -21,6 +21,8 @@ export const orderEventSchema = z.object({
     totalCents: z.number().int().nonnegative(),
     currency: z.string().length(3),
     lines: z.array(line).optional(),
+    /** order.refunded: the provider's reference of the refund */
+    refundReference: z.string().min(1).max(200).optional(),
   }),
 });
 

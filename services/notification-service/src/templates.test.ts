@@ -22,6 +22,16 @@ describe('notification emails', () => {
     assert.equal(subjects.size, EVENT_TYPES.length);
   });
 
+  it('says only what happened: a cancellation promises a refund only if a payment was taken; the refund has its own email', () => {
+    const cancelled = render(event('order.cancelled'));
+    assert.doesNotMatch(cancelled.text, /is refunded|has been refunded|refunded to/);
+    assert.match(cancelled.text, /If a payment was taken for it, we will refund it/);
+    const refunded = render({ ...event('order.refunded'), data: { ...event('order.refunded').data, refundReference: 'sim_refund_9a8b' } });
+    assert.match(refunded.subject, /refunded/);
+    assert.match(refunded.text, /Refund reference: sim_refund_9a8b/);
+    assert.match(refunded.html, /Refund reference: sim_refund_9a8b/);
+  });
+
   it('escapes what comes from the event in the HTML part', () => {
     const email = render(event('order.created', '<script>x</script>'));
     assert.ok(!email.html.includes('<script>'));

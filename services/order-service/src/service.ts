@@ -19,6 +19,7 @@ import { createApp } from './http/app.ts';
 import { createMetrics, type Metrics } from './ops/metrics.ts';
 import { sweepOnce } from './orders/recovery.ts';
 import { purgeOnce, type Purged } from './ops/retention.ts';
+import { refundOnce } from './payments/refunds.ts';
 import { periodic } from '@oms/service-common/periodic';
 import { OutboxRelay } from './outbox/relay.ts';
 import { SimulatedProvider, type PaymentProvider } from './payments/provider.ts';
@@ -34,6 +35,8 @@ export interface RunningService {
   relay: OutboxRelay;
   /** resolves pending orders now (the sweep also runs on its own every recovery.everySeconds) */
   sweep(): Promise<number>;
+  /** voids or refunds the charges of cancelled orders now (it also runs every recovery.everySeconds); returns how many */
+  refund(): Promise<number>;
   /** deletes rows past their retention now (it also runs on its own every retention.everyMinutes) */
   purge(): Promise<Purged>;
   stop(): Promise<void>;
@@ -117,6 +120,7 @@ export async function startService(config: Config, log: Logger, options: { payme
 
   relay.start();
   const sweep = periodic('recovery sweep', config.recovery.everySeconds * 1000, () => sweepOnce(sweepDeps, config.recovery.pendingAfterSeconds), log);
+  const refunds = periodic('refunds of cancelled orders', config.recovery.everySeconds * 1000, () => refundOnce({ pool, payments, log }), log);
   const purge = periodic('purge of old rows', config.retention.everyMinutes * 60_000, () => purgeOnce(pool, config.retention, metrics), log);
   accepting = true;
   log.info({ port, address: config.http.address, opsPort }, 'order-service ready');
@@ -131,7 +135,7 @@ export async function startService(config: Config, log: Logger, options: { payme
     await closed;
     clearTimeout(drain);
     await relay.stop(); // 4. relay, sweep and purge
-    await Promise.all([sweep.stop(), purge.stop()]);
+    await Promise.all([sweep.stop(), refunds.stop(), purge.stop()]);
     await producer.disconnect().catch(() => undefined); // 5. Kafka, Redis, pool
     await admin.disconnect().catch(() => undefined);
     closeRedis();
@@ -141,5 +145,5 @@ export async function startService(config: Config, log: Logger, options: { payme
     log.info('stopped');
   })());
 
-  return { url: `https://${config.http.address === '0.0.0.0' ? '127.0.0.1' : config.http.address}:${String(port)}`, port, opsPort, metrics, pool, relay, sweep: sweep.run, purge: purge.run, stop };
+  return { url: `https://${config.http.address === '0.0.0.0' ? '127.0.0.1' : config.http.address}:${String(port)}`, port, opsPort, metrics, pool, relay, sweep: sweep.run, refund: refunds.run, purge: purge.run, stop };
 }

@@ -474,6 +474,9 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
       assert.equal(retry.status, 201, `a retry: ${retry.text}`);
       assert.equal(retry.headers['idempotent-replayed'], 'true');
       assert.equal(retry.body.status, 'CANCELLED');
+      // the charge was taken after the cancellation: it is refunded, once
+      await h.service.refund();
+      assert.deepEqual((await consume(id, 3)).map((e) => e.type), ['order.created', 'order.cancelled', 'order.refunded']);
     } finally {
       await h.restart();
     }
@@ -575,6 +578,35 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     }
   });
 
+  it('cancelling a paid order refunds its charge once, and the refund is an event of its own; an order never charged gets none', async () => {
+    const c = h.stack.postgres!.admin('orders');
+    await c.connect();
+    const refundOf = async (id: string): Promise<{ refund_state: string | null; refund_reference: string | null }> =>
+      (await c.query<{ refund_state: string | null; refund_reference: string | null }>('SELECT refund_state, refund_reference FROM oms.orders WHERE id = $1', [id])).rows[0]!;
+    try {
+      const paid = await place('cust-refund', [{ productId: 'MUG-0001', quantity: 1 }]);
+      assert.equal(paid.body.status, 'CONFIRMED');
+      const id = String(paid.body.id);
+      assert.equal((await h.call('POST', `/api/v1/orders/${id}/cancel`, { token: h.token('cust-refund') })).status, 200);
+      assert.deepEqual(await refundOf(id), { refund_state: 'DUE', refund_reference: null }, 'due in the cancellation\'s own transaction');
+      assert.ok(await h.service.refund() >= 1);
+      assert.equal(await h.service.refund(), 0, 'a second round finds nothing due');
+      assert.deepEqual(await refundOf(id), { refund_state: 'DONE', refund_reference: `sim_refund_${id}` });
+      assert.deepEqual((await consume(id, 4)).map((e) => e.type), ['order.created', 'order.confirmed', 'order.cancelled', 'order.refunded']);
+
+      // a charge never answered, then cancelled: voided at the provider, nothing to refund, no refund event
+      const pending = await place('cust-refund', [{ productId: 'MUG-0001', quantity: 1 }], 'tok_timeout_refund');
+      assert.equal(pending.status, 202);
+      const pid = String(pending.body.id);
+      assert.equal((await h.call('POST', `/api/v1/orders/${pid}/cancel`, { token: h.token('cust-refund') })).status, 200);
+      await h.service.refund();
+      assert.deepEqual(await refundOf(pid), { refund_state: 'NOTHING', refund_reference: null });
+      assert.deepEqual((await consume(pid, 2)).map((e) => e.type), ['order.created', 'order.cancelled']);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('two instances: both relays run, every event is published exactly once, in order per order', async () => {
     const second = await startService({ ...h.config, http: { ...h.config.http, port: await freePort() } }, createLogger({ service: 'order-service', level: 'silent' }));
     try {
@@ -607,7 +639,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     await c.connect();
     try {
       const { rows } = await c.query<{ file: string }>('SELECT file FROM oms_migrations.applied ORDER BY file');
-      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql', '0004_order_functions.sql', '0005_commit_order_and_keys.sql', '0006_retention.sql']);
+      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql', '0004_order_functions.sql', '0005_outbox_commit_order.sql', '0006_retention.sql', '0007_keys_and_refunds.sql']);
     } finally {
       await c.end();
     }

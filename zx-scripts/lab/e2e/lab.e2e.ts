@@ -151,7 +151,7 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
       app1: 'notification-service.crt,notification-service.key,order-service.crt,order-service.key,',
       gw1: 'gateway-to-app.crt,gateway-to-app.key,',
       db1: 'patroni.crt,patroni.key,replication.crt,replication.key,',
-      db3: '',
+      db3: 'patroni.crt,patroni.key,replication.crt,replication.key,',
       kafka1: 'kafka-inter-broker.crt,kafka-inter-broker.key,',
       cache1: 'redis-replication.crt,redis-replication.key,',
       client: '',

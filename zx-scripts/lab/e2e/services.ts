@@ -11,7 +11,7 @@ import type { Answer } from '../../drills/gateway-agent.ts';
 import { emailsForOrder, type SinkMessage } from '../../drills/mail.ts';
 import { DEFAULT_THRESHOLDS, DEFAULT_USERS, PACE } from '../../load/k6.ts';
 import { repoRoot } from '../lab.ts';
-import { assertOk, inHost, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
+import { assertOk, bin, inHost, inventory, MINUTES, recap, run, runDrillsTest } from './harness.ts';
 
 const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers')).map((h) => h.name);
 const sinkHost = inventory.hosts.find((h) => h.groups.includes('mail_sink'))?.name ?? 'client';
@@ -53,6 +53,17 @@ export function servicesTests(): void {
       exposure.push(`${service}@${host}: ${score.replace(/^.*: /, '')}`);
     }
     t.diagnostic(`systemd-analyze security exposure: ${exposure.join('; ')}`);
+  });
+
+  it('services: retention settings from the inventory reach the services; an inbox that would not outlive the topic is refused before any host is touched', async () => {
+    const config = JSON.parse((await inHost(apps[0] ?? 'app1', 'cat', '/etc/oms/notification-service/config.json')).stdout) as { retention?: { inboxDays?: number } };
+    assert.equal(config.retention?.inboxDays, 30);
+    const orders = JSON.parse((await inHost(apps[0] ?? 'app1', 'cat', '/etc/oms/order-service/config.json')).stdout) as { retention?: { outboxDays?: number; idempotencyKeyHours?: number } };
+    assert.deepEqual(orders.retention, { outboxDays: 7, idempotencyKeyHours: 24 });
+    const refused = await run(bin('ansible-playbook'), ['ansible/deploy-services.yml', '--limit', 'app_servers', '-e', 'notification_service_inbox_retention_days=5']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stdout + refused.stderr, /notification_service_inbox_retention_days \(5 days\) must be longer than the retention of oms\.order-events \(7/);
+    for (const [host, counts] of recap(refused.stdout)) assert.equal(counts.changed, 0, `${host} was changed`);
   });
 
   it('services: an order placed at the VIP becomes exactly one email per event at the provider', async (t) => {

@@ -1,12 +1,13 @@
 // The recovery sweep (saga compensation): orders still PENDING_PAYMENT after `pendingAfterSeconds` lost their
 // payment's answer (a provider timeout, or the service died between the order's commit and the charge's outcome).
-// The sweep asks the provider what became of each charge: approved -> CONFIRMED; declined or never decided ->
-// PAYMENT_FAILED, which puts the reserved stock back. Every instance may sweep: each order is taken with
+// The sweep asks the provider what became of each charge: approved -> CONFIRMED; declined -> PAYMENT_FAILED, which
+// puts the reserved stock back; never decided -> voided at the provider first (so it can never be taken later), then
+// PAYMENT_FAILED (or CONFIRMED, when the void finds it was taken after all). Every instance may sweep: each order is taken with
 // FOR UPDATE SKIP LOCKED, so two sweeps never resolve the same order, and the move is checked by the state machine.
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { CatalogCache } from '../catalog/cache.ts';
-import type { PaymentProvider } from '../payments/provider.ts';
+import type { ChargeOutcome, PaymentProvider } from '../payments/provider.ts';
 import { inScope } from './repository.ts';
 import { settleIn } from './service.ts';
 
@@ -31,10 +32,17 @@ export async function sweepOnce(deps: SweepDeps, pendingAfterSeconds: number): P
       );
       const row = rows[0];
       if (!row) return undefined;
-      const found = row.payment_token === null
-        ? { status: 'unknown' as const }
-        : await deps.payments.lookup({ orderId: row.id, amountCents: Number(row.total_cents), currency: row.currency, token: row.payment_token });
-      const outcome = found.status === 'unknown' ? { status: 'declined' as const, reason: 'no answer from the payment provider' } : found;
+      const charge = { orderId: row.id, amountCents: Number(row.total_cents), currency: row.currency, token: row.payment_token ?? '' };
+      const found = row.payment_token === null ? { status: 'unknown' as const } : await deps.payments.lookup(charge);
+      let outcome: ChargeOutcome;
+      if (found.status !== 'unknown') outcome = found;
+      else if (row.payment_token === null) outcome = { status: 'declined', reason: 'no payment was attempted' };
+      else {
+        // never decided: void it, so that it cannot be taken after the order failed; too late means it was taken
+        const voided = await deps.payments.void(charge);
+        deps.log.info({ orderId: row.id, void: voided.status }, 'a charge never decided: voided at the provider');
+        outcome = voided.status === 'charged' ? { status: 'approved', reference: voided.reference } : { status: 'declined', reason: 'no answer from the payment provider; the charge was voided' };
+      }
       return settleIn(client, row.id, outcome, `/api/v1/orders/${row.id}`);
     });
     if (!settled) return resolved;

@@ -126,7 +126,10 @@ export async function moveOrder(client: ClientBase, id: string, to: OrderStatus,
   if (!check.ok) throw new ApiError(check.reason === 'forbidden' ? 'forbidden' : 'transition-not-allowed', check.detail);
   const { rowCount } = await client.query({
     name: 'oms.move-order',
-    text: `UPDATE oms.orders SET status = $2, version = version + 1, updated_at = now(), payment_reference = coalesce($4, payment_reference)
+    // a cancellation once the charge was taken or may have been (in flight, never answered) makes a refund due in the
+    // same transaction (payments/refunds.ts voids or refunds it); SET reads the row's status before this update
+    text: `UPDATE oms.orders SET status = $2, version = version + 1, updated_at = now(), payment_reference = coalesce($4, payment_reference),
+             refund_state = CASE WHEN $2 = 'CANCELLED' AND status IN ('CONFIRMED', 'PENDING_PAYMENT') AND payment_token IS NOT NULL THEN 'DUE' ELSE refund_state END
            WHERE id = $1 AND version = $3`,
     values: [id, to, current.version, paymentReference ?? null],
   });

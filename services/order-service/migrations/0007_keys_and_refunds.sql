@@ -1,14 +1,14 @@
--- Two promises kept in the database.
+-- oms.settle_order finding its order already moved (cancelled while the charge was in flight) ends the order's
+-- Idempotency-Key with the order as it is (it used to leave the key IN_FLIGHT, and every retry got 409 for ever), and
+-- when the charge it settles was approved all the same, makes the order's refund due.
 --
--- Events in commit order, per order: an outbox row's created_at (the relay's order) was the transaction's start, so
--- a transaction that began before another one's commit but moved the same order after it wrote the earlier time (a
--- cancellation that began before the payment's settle committed was published before the confirmation). Every event
--- of an order is written while its transaction holds the order's row lock (place_order creates it, settle_order
--- locks it FOR UPDATE, a move UPDATEs it), so the time of the insert itself follows the order's commits.
-ALTER TABLE oms.outbox ALTER COLUMN created_at SET DEFAULT clock_timestamp();
+-- Compensation of cancelled orders (src/payments/refunds.ts): an order cancelled once its charge was taken or may
+-- have been is marked refund DUE in the cancellation's transaction; the worker voids or refunds the charge and sets
+-- DONE (money returned, an order.refunded event) or NOTHING (nothing was taken).
+ALTER TABLE oms.orders ADD COLUMN refund_state text CHECK (refund_state IN ('DUE', 'DONE', 'NOTHING'));
+ALTER TABLE oms.orders ADD COLUMN refund_reference text;
+CREATE INDEX orders_refund_due ON oms.orders (updated_at) WHERE refund_state = 'DUE';
 
--- An Idempotency-Key always ends: settle_order finding the order already moved (cancelled while its charge was in
--- flight) used to leave the key IN_FLIGHT, and every retry got 409 for ever. It now stores the order as it is.
 CREATE OR REPLACE FUNCTION oms.settle_order(p_order_id uuid, p_approved boolean, p_payment_reference text, p_declined_problem jsonb)
 RETURNS json LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -22,7 +22,12 @@ BEGIN
   SELECT * INTO pending FROM oms.orders WHERE id = p_order_id FOR UPDATE;
   IF NOT FOUND THEN RETURN NULL; END IF;
   IF pending.status <> 'PENDING_PAYMENT' THEN
-    -- moved meanwhile (a cancellation while the charge was in flight): the key ends with the order as it is
+    -- moved meanwhile (a cancellation while the charge was in flight): the key ends with the order as it is, and a
+    -- charge that was taken all the same is due back to the customer (unless its refund is due or done already)
+    IF p_approved AND pending.status = 'CANCELLED' AND coalesce(pending.refund_state, 'NOTHING') = 'NOTHING' THEN
+      UPDATE oms.orders SET refund_state = 'DUE', payment_reference = coalesce(p_payment_reference, payment_reference)
+        WHERE id = p_order_id;
+    END IF;
     shown := oms.order_view(pending);
     UPDATE oms.idempotency_keys SET state = 'DONE', updated_at = now(),
         response_status = CASE WHEN pending.status = 'PAYMENT_FAILED' THEN 402 ELSE 201 END,
