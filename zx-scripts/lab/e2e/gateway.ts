@@ -161,11 +161,14 @@ export function gatewayTests(): void {
 
   it('gateway: its JSON access log and WAF audit log are rotated (logrotate hourly); Nginx goes on writing to the new access log', async () => {
     const gws = inventory.hosts.filter((h) => h.groups.includes('gateways')).map((h) => h.name);
+    // something in both logs of the VIP's holder: a request, and one the WAF refuses (an audit entry)
+    assert.equal((await get('/api/v1/products')).status, 200);
+    assert.equal((await get(`/api/v1/products?category=${encodeURIComponent("1' OR '1'='1")}`)).status, 403);
     const rotated = new Set<string>();
     for (const gw of gws) {
       // a log that is missing or empty is left alone (missingok, notifempty): the standby may have no WAF audit yet
       const r = await inHost(gw, 'sh', '-c', [
-        'for f in access.json modsec_audit.json; do [ -s /var/log/nginx/$f ] && echo "had $f"; done',
+        'for f in access.json modsec_audit.json; do if [ -s /var/log/nginx/$f ]; then echo "had $f"; fi; done',
         'logrotate --force /etc/logrotate.d/oms-gateway',
         'ls /var/log/nginx',
         'systemctl show logrotate.timer -p TimersCalendar --value',
