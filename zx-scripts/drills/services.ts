@@ -98,7 +98,7 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'app-host-kill',
       description: `power cut of an app host (${first}: its order-service and notification-service die at once), then it boots again`,
-      goal: { seconds: 3, boundBy: `the gateways' proxy_connect_timeout (2 s) to the dead host, then the other host (a POST not yet sent is passed on); ${USERS_SPACING}` },
+      goal: { seconds: 3.5, boundBy: `the gateways' proxy_connect_timeout (2 s) to the dead host, then the other host (a POST not yet sent is passed on); ${USERS_SPACING}` },
       prepare: victim(first),
       after: vipStayed,
       async fault(v) {
@@ -113,7 +113,7 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'mail-provider-outage',
       description: 'the email provider answers every message with 451 (try later) for a minute, then accepts again',
-      goal: { seconds: 1, boundBy: `nothing: orders never wait for email (events wait in Kafka and the retry topic); ${USERS_SPACING}` },
+      goal: { seconds: 1.5, boundBy: `nothing: orders never wait for email (events wait in Kafka and the retry topic); ${USERS_SPACING}` },
       prepare: victim('mail-sink'),
       after: vipStayed,
       async fault() {
@@ -129,7 +129,7 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'notification-pause',
       description: `the notification service on ${first} frozen (SIGSTOP) mid-send for longer than its consumer session, then woken (SIGCONT)`,
-      goal: { seconds: 1, boundBy: `nothing: orders never wait for email (events wait in Kafka); ${USERS_SPACING}` },
+      goal: { seconds: 1.5, boundBy: `nothing: orders never wait for email (events wait in Kafka); ${USERS_SPACING}` },
       prepare: victim(first),
       async after(v) {
         // frozen with nothing in hand, the drill would prove nothing about a send taken over
@@ -157,7 +157,7 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'app-rolling-deploy',
       description: 'a configuration change deployed (deploy-services.yml: one app host at a time, drained at the gateways), then deployed back',
-      goal: { seconds: 2, boundBy: `a host is out of the upstream before its services restart, and back only once ready; but each gateway reload closes the users' idle connections and all of them reconnect (TLS) at once, about 1 s on the lab's 2 CPUs; ${USERS_SPACING}` },
+      goal: { seconds: 2.5, boundBy: `a host is out of the upstream before its services restart, and back only once ready; but each gateway reload closes the users' idle connections and all of them reconnect (TLS) at once, about 1 s on the lab's 2 CPUs; ${USERS_SPACING}` },
       prepare: victim(apps.join(',')),
       after: vipStayed,
       async fault() {
