@@ -7,6 +7,7 @@ import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, killHost, repoRoot, runPlaybook, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget, Whole } from './framework.ts';
 import { gatewayTarget, sendsHeldBy, USERS_SPACING, vipMovedSince, vrrpTransitions } from './gateway.ts';
+import { NORMAL } from '../../services/mail-sink/src/behaviour.ts';
 import { sinkApi, sinkCount } from './mail.ts';
 import { running, sh } from './postgres.ts';
 
@@ -87,7 +88,6 @@ interface Victim {
 
 /** How long notification-pause keeps the service frozen: past the lab's session timeout (15 s) and lease (10 s). */
 const FROZEN_MS = 30_000;
-const SINK_NORMAL = { mode: 'accept', delayMs: 0, rejectRecipients: [] };
 
 export function servicesDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<Victim>[] {
   const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers')).map((h) => h.name);
@@ -117,12 +117,12 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
       prepare: victim('mail-sink'),
       after: vipStayed,
       async fault() {
-        await sinkApi(inventory, '/behaviour', { ...SINK_NORMAL, mode: 'tempfail' });
+        await sinkApi(inventory, '/behaviour', { ...NORMAL, mode: 'tempfail' });
         await sleep(60_000);
         return 'the mail sink answered 451 to every message for 60 s';
       },
       async heal() {
-        await sinkApi(inventory, '/behaviour', SINK_NORMAL);
+        await sinkApi(inventory, '/behaviour', NORMAL);
         return 'the mail sink accepts again; the breaker\'s probe finds it and sending resumes';
       },
     },
@@ -138,13 +138,13 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
       async fault(v) {
         // the provider takes 2 s to accept each sender's envelope: the service always has sends under way, none of
         // them past its first byte, which a woken consumer would otherwise go on to complete
-        await sinkApi(inventory, '/behaviour', { ...SINK_NORMAL, envelopeDelayMs: 2000 });
+        await sinkApi(inventory, '/behaviour', { ...NORMAL, envelopeDelayMs: 2000 });
         try {
           await sleep(4000);
           await sh(v.host, 'systemctl kill --signal=STOP notification-service');
           v.held = await sendsHeldBy(inventory, v.host);
         } finally {
-          await sinkApi(inventory, '/behaviour', SINK_NORMAL);
+          await sinkApi(inventory, '/behaviour', NORMAL);
         }
         await sleep(FROZEN_MS);
         return `notification-service on ${v.host} frozen (SIGSTOP) holding ${String(v.held)} sends, for ${String(FROZEN_MS / 1000)} s: past its session timeout (15 s) and lease (10 s)`;

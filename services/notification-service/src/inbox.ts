@@ -11,6 +11,7 @@
 // again); while it runs, the attempt is someone else's ('busy'). Every later change of the row is made by its owner
 // only, so a consumer that lost its lease (paused, partitioned) can no longer record anything over the new owner.
 import type { Pool } from 'pg';
+import { inBatches } from '@oms/service-common/batches';
 
 export type InboxStatus = 'PENDING' | 'SENDING' | 'SENT' | 'RETRYING' | 'DEAD_LETTERED';
 
@@ -123,17 +124,12 @@ export class Inbox {
    * whose row is gone would be emailed again.
    */
   async purge(days: number, batch: number): Promise<number> {
-    let purged = 0;
-    for (;;) {
-      const r = await this.pool.query({
-        name: 'notify.purge',
-        text: `DELETE FROM notify.inbox WHERE event_id IN (
-                 SELECT event_id FROM notify.inbox WHERE status IN ('SENT', 'DEAD_LETTERED') AND processed_at < now() - make_interval(days => $1) LIMIT $2)`,
-        values: [days, batch],
-      });
-      purged += r.rowCount ?? 0;
-      if ((r.rowCount ?? 0) < batch) return purged;
-    }
+    return inBatches(batch, async () => (await this.pool.query({
+      name: 'notify.purge',
+      text: `DELETE FROM notify.inbox WHERE event_id IN (
+               SELECT event_id FROM notify.inbox WHERE status IN ('SENT', 'DEAD_LETTERED') AND processed_at < now() - make_interval(days => $1) LIMIT $2)`,
+      values: [days, batch],
+    })).rowCount ?? 0);
   }
 
   async get(eventId: string): Promise<InboxRow | undefined> {

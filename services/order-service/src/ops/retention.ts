@@ -2,6 +2,7 @@
 // (Kafka has them), and finished Idempotency-Keys past their retention (a retry after that is a new order). In
 // batches, as the system scope (the outbox's DELETE policy: migrations/0006); every instance may run it at once.
 import type { Pool } from 'pg';
+import { inBatches } from '@oms/service-common/batches';
 import type { Config } from '../config.ts';
 import type { Metrics } from './metrics.ts';
 import { inScope } from '../orders/repository.ts';
@@ -22,13 +23,12 @@ export async function purgeOnce(pool: Pool, retention: Config['retention'], metr
   const purged: Purged = { outbox: 0, idempotencyKeys: 0 };
   const ages: Record<keyof Purged, number> = { outbox: retention.outboxDays, idempotencyKeys: retention.idempotencyKeyHours };
   for (const table of ['outbox', 'idempotencyKeys'] as const) {
-    for (;;) {
-      // one batch a transaction: short locks, and a stop between two batches leaves nothing half done
+    // one batch a transaction: short locks, and a stop between two batches leaves nothing half done
+    purged[table] = await inBatches(retention.batch, async () => {
       const n = await inScope(pool, { actor: 'system', customerId: '' }, async (c) => (await c.query(STATEMENTS[table], [ages[table], retention.batch])).rowCount ?? 0);
-      purged[table] += n;
       metrics.purged.inc({ table }, n);
-      if (n < retention.batch) break;
-    }
+      return n;
+    });
   }
   return purged;
 }
