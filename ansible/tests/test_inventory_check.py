@@ -28,6 +28,7 @@ NETWORK = {
     "network_gateway_name": "api.oms.lab",
     "network_domain": "oms.lab",
     "network_zone_flows": {"ext": ["dmz"], "dmz": ["app"], "app": ["data", "ext"], "data": []},
+    "network_time_sources": ["10.90.0.1"],
 }
 HOSTS = {
     "gw1": ("dmz", "10.90.20.11", "10.90.0.21"),
@@ -117,6 +118,21 @@ class FilterTest(unittest.TestCase):
         hosts = dict(HOSTS, gw1=("dmz", "10.90.20.11", "gw1.mgmt.example.com"), gw2=("dmz", "10.90.20.12", "10.91.0.22"))
         self.assertEqual(problems(hosts=hosts), ["host gw2: ansible_host 10.91.0.22 is outside the management subnet 10.90.0.0/24"])
 
+    def test_time_sources(self):
+        self.assertEqual(problems(network=dict(NETWORK, network_time_sources=["ntp1.example.com", "192.0.2.123"])), [])
+        self.assertEqual(problems(network=dict(NETWORK, network_time_sources=[])), [
+            "network_time_sources: must list the NTP servers every host follows (addresses or DNS names on the "
+            "management network; the lab: the controller), got []"])
+        found = problems(network=dict(NETWORK, network_time_sources=["10.90.40.5", "not a name", "10.90.0.1", "10.90.0.1"]))
+        self.assertEqual(found, [
+            "network_time_sources: 10.90.40.5 lies in zone data (10.90.40.0/24): hosts reach their time sources over "
+            "the management network, and the zones may not open flows to it",
+            "network_time_sources: 'not a name' is neither an IPv4 address nor a DNS name",
+            "network_time_sources: 10.90.0.1 is listed twice",
+        ])
+        self.assertIn("network_time_sources: lists 9 servers; chrony needs at most 8 (4 is plenty)",
+                      problems(network=dict(NETWORK, network_time_sources=["10.90.0.%d" % i for i in range(1, 10)])))
+
     def test_bad_values_are_problems_not_crashes(self):
         network = dict(NETWORK, network_zones={"dmz": {"subnet": "10.90.20.5/24"}, "app": "x"}, network_mgmt=None,
                        network_domain="not a name", network_zone_flows={"dmz": ["nowhere"]})
@@ -127,6 +143,9 @@ class FilterTest(unittest.TestCase):
         self.assertIn("network_domain: must be a DNS name such as oms.example.com, got 'not a name'", found)
         self.assertIn("network_zone_flows.dmz: unknown zone 'nowhere' (known zones: )", found)
         self.assertIn("network_zones: has no data zone (the kit's zones: ext, dmz, app, data)", found)
+        self.assertIn("network_time_sources: must list the NTP servers every host follows (addresses or DNS names on "
+                      "the management network; the lab: the controller), got nothing",
+                      problems(network=dict(NETWORK, network_time_sources=None)))
         self.assertEqual(inventory_check.inventory_problems({}, {}, {}, {})[-1], "inventory: has no hosts")
 
 

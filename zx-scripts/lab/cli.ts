@@ -203,7 +203,7 @@ function printStatus(s: LabStatus, inventory: Inventory): void {
   console.log(`
 lab ${s.up ? 'UP' : 'NOT UP'}${s.readyAt ? ` since ${s.readyAt}` : ''}; ${s.hosts.filter((h) => h.running).length}/${s.hosts.length} hosts running, ${s.memoryMiB} MiB in all
 zones: ${inventory.zones.map((z) => `${z.name} ${z.subnet.text}`).join(', ')}; gateway VIP ${inventory.gatewayVip ?? '-'}
-management ${inventory.mgmt.subnet.text}: controller ${inventory.mgmt.controller}, apt proxy :${settings.aptProxyPort} ${s.aptProxy ? 'up' : 'DOWN'}
+management ${inventory.mgmt.subnet.text}: controller ${inventory.mgmt.controller}, apt proxy :${settings.aptProxyPort} ${s.aptProxy ? 'up' : 'DOWN'}${s.timeSource === undefined ? '' : `, time source (NTP) ${s.timeSource ? 'up' : 'DOWN'}`}
 reach a host:  npm run lab -- ssh HOST   |   npm run lab -- exec HOST -- CMD
 ansible:       npx ansible all -i ${relative(repoRoot, inventory.dir) || inventory.dir} -m ansible.builtin.ping`);
 }

@@ -12,6 +12,7 @@ import { labCgroupRoots, removeCgroupTree } from './cgroups.ts';
 import { boot, findNspawn, hostInit, inHost, labProcesses, prepareRoot, waitBooted, type BootedHost } from './hosts.ts';
 import { ensureImage } from './image.ts';
 import { MGMT_BRIDGE, NFT_TABLE, ROUTER_NS, controllerRuleset, networkPlan } from './network.ts';
+import { controllerServesTime, ntpQuery, startTimeSource } from './time-source.ts';
 import { clearJournal, journal, paths, readReady, record, stateDir, writeReady, type Resource } from './state.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -45,7 +46,7 @@ export function labSettings(inventory: Inventory): LabSettings {
 
 export function inventoryDigest(inventory: Inventory): string {
   return createHash('sha256')
-    .update(JSON.stringify({ hosts: inventory.hosts, zones: inventory.zones, mgmt: inventory.mgmt, lab: labSettings(inventory) }))
+    .update(JSON.stringify({ hosts: inventory.hosts, zones: inventory.zones, mgmt: inventory.mgmt, time: inventory.timeSources, lab: labSettings(inventory) }))
     .digest('hex')
     .slice(0, 16);
 }
@@ -113,8 +114,10 @@ export function up(inventoryDir: string, log: Log): Promise<UpResult> {
       await $`${step.cmd}`.quiet();
     }
     await startAptProxy(inventory.mgmt.controller, settings.aptProxyPort, settings.aptUpstreams);
+    const servesTime = controllerServesTime(inventory);
+    if (servesTime) await startTimeSource(inventory);
     const networkSeconds = since(tNet);
-    log(`networks ready: ${inventory.zones.length} zones, management ${inventory.mgmt.subnet.text} (${networkSeconds} s)`);
+    log(`networks ready: ${inventory.zones.length} zones, management ${inventory.mgmt.subnet.text}${servesTime ? ', time source on the controller' : ''} (${networkSeconds} s)`);
 
     const tBoot = performance.now();
     const hostKeys = await Promise.all(inventory.hosts.map((h) => prepareRoot(h, image.dir, controllerKey)));
@@ -279,6 +282,8 @@ export interface LabStatus {
   up: boolean;
   readyAt?: string;
   aptProxy: boolean;
+  /** whether the controller answers NTP, when the inventory makes it a time source */
+  timeSource?: boolean;
   hosts: HostStatus[];
   memoryMiB: number;
 }
@@ -308,6 +313,7 @@ export async function status(inventoryDir: string): Promise<LabStatus> {
     up: ready !== undefined && hosts.every((h) => h.running),
     ...(ready ? { readyAt: ready.readyAt } : {}),
     aptProxy: await accepts(inventory.mgmt.controller, settings.aptProxyPort),
+    ...(controllerServesTime(inventory) ? { timeSource: (await ntpQuery(inventory.mgmt.controller)) !== undefined } : {}),
     hosts,
     memoryMiB: Math.round(hosts.reduce((sum, h) => sum + h.memoryMiB, 0)),
   };

@@ -62,9 +62,13 @@ describe('the lab network plan', () => {
     }
   });
 
-  it('lets hosts reach only the package proxy on the controller, and forwards nothing from the management bridge', () => {
+  it('lets hosts reach only the package proxy and the time source on the controller, and forwards nothing from the management bridge', () => {
     const rules = controllerRuleset(inventory, 3143);
-    assert.match(rules, new RegExp(`iifname "${MGMT_BRIDGE}" ip daddr ${inventory.mgmt.controller.replace(/\./g, '\\.')} tcp dport 3143 accept`));
+    const controller = inventory.mgmt.controller.replace(/\./g, '\\.');
+    assert.match(rules, new RegExp(`iifname "${MGMT_BRIDGE}" ip daddr ${controller} tcp dport 3143 accept`));
+    assert.match(rules, new RegExp(`iifname "${MGMT_BRIDGE}" ip daddr ${controller} udp dport 123 accept`));
+    const noTime = controllerRuleset({ ...inventory, timeSources: ['192.0.2.123'] }, 3143);
+    assert.doesNotMatch(noTime, /udp dport/, 'a controller that is no time source opens no NTP port');
     assert.match(rules, new RegExp(`iifname "${MGMT_BRIDGE}" drop\\n  \\}`));
     assert.match(rules, new RegExp(`chain forward \\{[^}]*iifname "${MGMT_BRIDGE}" drop[^}]*oifname "${MGMT_BRIDGE}" drop`));
   });

@@ -9,6 +9,7 @@
 // Nothing here adds a route outside the lab's own subnets.
 import type { Inventory } from '../lib/inventory.ts';
 import type { Resource } from './state.ts';
+import { NTP_PORT, controllerServesTime } from './time-source.ts';
 
 export const ROUTER_NS = 'lab-router';
 export const MGMT_BRIDGE = 'omslab-mgmt';
@@ -24,14 +25,18 @@ export const zoneBridge = (zone: string): string => `br-${zone}`;
 const prefixOf = (inventory: Inventory, zone: string): number =>
   inventory.zones.find((z) => z.name === zone)?.subnet.prefix ?? 24;
 
-/** The controller-side isolation table: hosts may reach the controller's apt proxy and nothing is forwarded. */
+/**
+ * The controller-side isolation table: hosts may reach the controller's package proxy, and its time source when the
+ * inventory makes it one (network_time_sources), and nothing is forwarded.
+ */
 export function controllerRuleset(inventory: Inventory, aptProxyPort: number): string {
   return `table inet ${NFT_TABLE} {
   chain input {
     type filter hook input priority -10; policy accept;
     iifname "${MGMT_BRIDGE}" ct state established,related accept
     iifname "${MGMT_BRIDGE}" ip daddr ${inventory.mgmt.controller} tcp dport ${aptProxyPort} accept
-    iifname "${MGMT_BRIDGE}" icmp type echo-request accept
+${controllerServesTime(inventory) ? `    iifname "${MGMT_BRIDGE}" ip daddr ${inventory.mgmt.controller} udp dport ${NTP_PORT} accept
+` : ''}    iifname "${MGMT_BRIDGE}" icmp type echo-request accept
     iifname "${MGMT_BRIDGE}" drop
   }
   chain forward {

@@ -13,7 +13,9 @@ const declared: Declared[] = [
   { host: 'gw1', owner: 'keepalived', name: 'vrrp', proto: 'vrrp', port: null, to: [], sources: [{ address: '10.90.20.12', zone: 'dmz' }] },
 ];
 const { probes, ports, notProbed } = planProbes(inventory, declared, { aptProxyPort: PROXY, extraAddresses: new Map([['gw1', ['10.90.20.100']]]) });
-const find = (from: string, address: string, port: number) => probes.find((p) => p.from === from && p.address === address && p.port === port);
+const find = (from: string, address: string, port: number, proto = 'tcp') =>
+  probes.find((p) => p.from === from && p.address === address && p.port === port && p.proto === proto);
+const keyOf = (p: { from: string; address: string; port: number; proto: string }): string => `${p.from} ${p.address}:${p.port}${p.proto === 'tcp' ? '' : `/${p.proto}`}`;
 
 describe('zone-matrix plan', () => {
   it('probes every declared TCP port (both ends of a range), SSH and one undeclared port', () => {
@@ -41,11 +43,27 @@ describe('zone-matrix plan', () => {
     assert.equal(find('db1', inventory.mgmt.controller, 22)?.expect, 'blocked');
   });
 
+  it('asks the time source for the time from every host, and every other host too (they serve none)', () => {
+    assert.deepEqual(inventory.timeSources, [inventory.mgmt.controller]);
+    const toSource = probes.filter((p) => p.proto === 'ntp' && p.to === CONTROLLER);
+    assert.equal(toSource.length, inventory.hosts.length);
+    assert.ok(toSource.every((p) => p.expect === 'open' && p.port === 123 && p.because === 'time source (network_time_sources)'));
+    assert.equal(find('db1', '10.90.40.12', 123, 'ntp')?.expect, 'blocked');
+    assert.equal(probes.filter((p) => p.proto === 'ntp' && p.expect === 'blocked').length, inventory.hosts.length * (inventory.hosts.length - 1));
+
+    // a time source outside the lab is never sent anything; a controller that is none is probed as closed
+    const outside = planProbes({ ...inventory, timeSources: ['192.0.2.123'] }, declared, { aptProxyPort: PROXY });
+    assert.ok(outside.notProbed.includes('time source 192.0.2.123 (outside the lab)'));
+    assert.ok(!outside.probes.some((p) => p.address === '192.0.2.123'));
+    assert.equal(outside.probes.find((p) => p.proto === 'ntp' && p.from === 'db1' && p.to === CONTROLLER)?.expect, 'blocked');
+  });
+
   it('judges: open where expected, blocked (timeout, refused, unreachable, closed) where forbidden; anything else is a mismatch', () => {
     const outcomes = new Map<string, string>();
-    for (const p of probes) outcomes.set(`${p.from} ${p.address}:${p.port}`, p.expect === 'open' ? 'open' : 'timeout');
+    for (const p of probes) outcomes.set(keyOf(p), p.expect === 'open' ? 'open' : 'timeout');
     const clean = judge(probes, outcomes, notProbed, ports, 1);
     assert.equal(clean.mismatches.length, 0);
+    assert.deepEqual(clean.ntp, { open: inventory.hosts.length, blocked: inventory.hosts.length * (inventory.hosts.length - 1), mismatched: 0 });
     assert.equal(clean.checked, probes.length);
     assert.equal(clean.allowedOpen + clean.forbiddenBlocked, probes.length);
 
@@ -58,15 +76,23 @@ describe('zone-matrix plan', () => {
     outcomes.set('client 10.90.40.11:2379', 'open');
     outcomes.set('db2 10.90.40.11:2380', 'refused');
     outcomes.set('db2 10.90.40.11:2379', 'closed');
+    outcomes.set('db2 10.90.0.1:123/ntp', 'timeout');
+    outcomes.set('db2 10.90.40.11:123/ntp', 'open');
     const bad = judge(probes, outcomes, notProbed, ports, 1);
-    assert.deepEqual(bad.mismatches.map((m) => `${m.from} ${m.address}:${m.port} ${m.expect} got ${m.got}`).sort(),
-      ['client 10.90.40.11:2379 blocked got open', 'db2 10.90.40.11:2379 open got closed', 'db2 10.90.40.11:2380 open got refused']);
+    assert.deepEqual(bad.mismatches.map((m) => `${keyOf(m)} ${m.expect} got ${m.got}${m.acceptedBy ? ` (${m.acceptedBy})` : ''}`).sort(), [
+      'client 10.90.40.11:2379 blocked got open',
+      'db2 10.90.0.1:123/ntp open got timeout',
+      'db2 10.90.40.11:123/ntp blocked got open (an NTP server answered)',
+      'db2 10.90.40.11:2379 open got closed',
+      'db2 10.90.40.11:2380 open got refused',
+    ]);
+    assert.equal(bad.ntp.mismatched, 2);
     assert.equal(bad.byZones['ext -> data']?.mismatched, 1);
   });
 
   it('says who answered a forbidden flow that connected: the check\'s own listener (from which address), or something else', () => {
     const outcomes = new Map<string, string>();
-    for (const p of probes) outcomes.set(`${p.from} ${p.address}:${p.port}`, p.expect === 'open' ? 'open' : 'timeout');
+    for (const p of probes) outcomes.set(keyOf(p), p.expect === 'open' ? 'open' : 'timeout');
     outcomes.set('client 10.90.40.11:2379', 'open');
     outcomes.set('client 10.90.40.11:9', 'open');
     const accepted = new Map([['db1 10.90.40.11:2379', ['10.90.10.11']]]);

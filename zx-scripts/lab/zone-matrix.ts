@@ -7,7 +7,10 @@
 //     declared TCP port, SSH, and one port nobody declares. Open when a rule on the destination lists the source,
 //     blocked otherwise (so: every zone to every other zone's service ports, data to anywhere, DMZ to data...).
 //   - management plane: the controller -> every host's management address (SSH only), hosts -> each other's
-//     management addresses (nothing), hosts -> the controller (the package proxy only).
+//     management addresses (nothing), hosts -> the controller (the package proxy, and NTP when it is one of the
+//     inventory's time sources).
+//   - time (NTP over UDP, answered by a real NTP server or not at all): every host -> each time source inside the lab
+//     (open), and every host -> every other host's zone address (blocked: hosts serve time to no one).
 // A listener is started on every probed address and port that nothing listens on yet, so "blocked" means the
 // firewall or the router dropped it, never that nothing was there.
 import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
@@ -18,6 +21,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Inventory } from '../lib/inventory.ts';
 import { parseCidr, parseIPv4 } from '../lib/ipv4.ts';
 import { paths } from './state.ts';
+import { NTP_PORT } from './time-source.ts';
 
 /** A flow one owner (role) declares on a host, as roles/firewall records it. */
 export interface Declared {
@@ -37,6 +41,8 @@ export interface Probe {
   toZone: string;
   address: string;
   port: number;
+  /** tcp: a connection; ntp: an NTP request over UDP, open when a server's answer comes back */
+  proto: 'tcp' | 'ntp';
   expect: 'open' | 'blocked';
   /** the rule that allows it, or why it must be blocked */
   because: string;
@@ -59,7 +65,9 @@ export interface MatrixReport {
   mismatches: (Probe & { got: Outcome; acceptedBy?: string })[];
   /** "from-zone -> to-zone" -> counts */
   byZones: Record<string, { open: number; blocked: number; mismatched: number }>;
-  /** declared flows that were not probed (not TCP), as owner/name on host */
+  /** the NTP probes among them */
+  ntp: { open: number; blocked: number; mismatched: number };
+  /** declared flows that were not probed (not TCP), as owner/name on host, and time sources outside the lab */
   notProbed: string[];
   ports: number[];
   seconds: number;
@@ -108,6 +116,10 @@ export function planProbes(
 ): { probes: Probe[]; ports: number[]; notProbed: string[] } {
   const tcp = declared.filter((d) => d.proto === 'tcp' && portRange(d.port) !== undefined);
   const notProbed = declared.filter((d) => !tcp.includes(d)).map((d) => `${d.owner}/${d.name} on ${d.host} (${d.proto})`);
+  // the lab probes only the time source it serves itself: traffic to any other address would leave the lab
+  const controller = inventory.mgmt.controller;
+  for (const source of inventory.timeSources) if (source !== controller) notProbed.push(`time source ${source} (outside the lab)`);
+  const servesTime = inventory.timeSources.includes(controller);
   const ports = new Set<number>([22, UNDECLARED_PORT]);
   for (const d of tcp) for (const p of portRange(d.port) ?? []) ports.add(p);
   const sortedPorts = [...ports].sort((a, b) => a - b);
@@ -126,7 +138,7 @@ export function planProbes(
               d.sources.some((s) => sourceMatches(s.address, src.address));
           });
           probes.push({
-            from: src.name, fromZone: src.zone, to: dst.name, toZone: dst.zone, address, port,
+            from: src.name, fromZone: src.zone, to: dst.name, toZone: dst.zone, address, port, proto: 'tcp',
             expect: rule ? 'open' : 'blocked',
             because: rule ? `${rule.owner}/${rule.name}` : 'not declared',
           });
@@ -134,23 +146,30 @@ export function planProbes(
       }
       // management plane: hosts never reach each other there
       for (const port of sortedPorts) {
-        probes.push({ from: src.name, fromZone: src.zone, to: dst.name, toZone: 'mgmt', address: dst.mgmtAddress, port, expect: 'blocked', because: 'management network carries controller traffic only' });
+        probes.push({ from: src.name, fromZone: src.zone, to: dst.name, toZone: 'mgmt', address: dst.mgmtAddress, port, proto: 'tcp', expect: 'blocked', because: 'management network carries controller traffic only' });
       }
+      // hosts serve time to no one (chrony: port 0)
+      probes.push({ from: src.name, fromZone: src.zone, to: dst.name, toZone: dst.zone, address: dst.address, port: NTP_PORT, proto: 'ntp', expect: 'blocked', because: 'hosts serve no time' });
     }
-    // hosts -> controller: the package proxy, nothing else
+    // hosts -> controller: the package proxy, and the time source when the controller is one; nothing else
     for (const port of [...sortedPorts, options.aptProxyPort]) {
       const proxy = port === options.aptProxyPort;
-      probes.push({ from: src.name, fromZone: src.zone, to: CONTROLLER, toZone: CONTROLLER, address: inventory.mgmt.controller, port, expect: proxy ? 'open' : 'blocked', because: proxy ? 'package proxy' : 'hosts reach the controller for packages only' });
+      probes.push({ from: src.name, fromZone: src.zone, to: CONTROLLER, toZone: CONTROLLER, address: controller, port, proto: 'tcp', expect: proxy ? 'open' : 'blocked', because: proxy ? 'package proxy' : 'hosts reach the controller for packages and time only' });
     }
+    probes.push({
+      from: src.name, fromZone: src.zone, to: CONTROLLER, toZone: CONTROLLER, address: controller, port: NTP_PORT, proto: 'ntp',
+      expect: servesTime ? 'open' : 'blocked', because: servesTime ? 'time source (network_time_sources)' : 'the controller is no time source',
+    });
     // controller -> host: SSH only
     for (const port of sortedPorts) {
-      probes.push({ from: CONTROLLER, fromZone: CONTROLLER, to: src.name, toZone: 'mgmt', address: src.mgmtAddress, port, expect: port === 22 ? 'open' : 'blocked', because: port === 22 ? 'ssh from the controller' : 'management network: SSH only' });
+      probes.push({ from: CONTROLLER, fromZone: CONTROLLER, to: src.name, toZone: 'mgmt', address: src.mgmtAddress, port, proto: 'tcp', expect: port === 22 ? 'open' : 'blocked', because: port === 22 ? 'ssh from the controller' : 'management network: SSH only' });
     }
   }
   return { probes, ports: sortedPorts, notProbed };
 }
 
-const key = (from: string, address: string, port: number): string => `${from} ${address}:${port}`;
+const key = (probe: Pick<Probe, 'from' | 'address' | 'port' | 'proto'>): string =>
+  `${probe.from} ${probe.address}:${probe.port}${probe.proto === 'tcp' ? '' : `/${probe.proto}`}`;
 
 function acceptedBy(accepted: ReadonlyMap<string, readonly string[]>, probe: Probe): string {
   const sources = accepted.get(`${probe.to} ${probe.address}:${String(probe.port)}`);
@@ -162,22 +181,25 @@ function acceptedBy(accepted: ReadonlyMap<string, readonly string[]>, probe: Pro
  * the source addresses; it explains each mismatch that connected.
  */
 export function judge(probes: Probe[], outcomes: ReadonlyMap<string, Outcome>, notProbed: string[], ports: number[], seconds: number, accepted?: ReadonlyMap<string, readonly string[]>): MatrixReport {
-  const report: MatrixReport = { checked: probes.length, allowedOpen: 0, forbiddenBlocked: 0, mismatches: [], byZones: {}, notProbed, ports, seconds };
+  const report: MatrixReport = {
+    checked: probes.length, allowedOpen: 0, forbiddenBlocked: 0, mismatches: [], byZones: {}, ntp: { open: 0, blocked: 0, mismatched: 0 }, notProbed, ports, seconds,
+  };
   for (const probe of probes) {
-    const got = outcomes.get(key(probe.from, probe.address, probe.port)) ?? 'not run';
+    const got = outcomes.get(key(probe)) ?? 'not run';
     const zones = `${probe.fromZone} -> ${probe.toZone}`;
-    const counts = (report.byZones[zones] ??= { open: 0, blocked: 0, mismatched: 0 });
+    const counts = [(report.byZones[zones] ??= { open: 0, blocked: 0, mismatched: 0 }), ...(probe.proto === 'ntp' ? [report.ntp] : [])];
     const open = got === 'open';
     const blocked = got === 'timeout' || got === 'refused' || got === 'unreachable' || got === 'closed';
     if (probe.expect === 'open' && open) {
       report.allowedOpen++;
-      counts.open++;
+      for (const c of counts) c.open++;
     } else if (probe.expect === 'blocked' && blocked) {
       report.forbiddenBlocked++;
-      counts.blocked++;
+      for (const c of counts) c.blocked++;
     } else {
-      report.mismatches.push({ ...probe, got, ...(got === 'open' && accepted ? { acceptedBy: acceptedBy(accepted, probe) } : {}) });
-      counts.mismatched++;
+      const by = got !== 'open' ? undefined : probe.proto === 'ntp' ? 'an NTP server answered' : accepted && acceptedBy(accepted, probe);
+      report.mismatches.push({ ...probe, got, ...(by ? { acceptedBy: by } : {}) });
+      for (const c of counts) c.mismatched++;
     }
   }
   return report;
@@ -218,26 +240,39 @@ while True:
                 pass
 `;
 
-// Runs in a source's network namespace: connects to every (address, port) of stdin, prints the outcomes.
+// Runs in a source's network namespace: connects to every (address, port) of stdin, or sends it an NTP request
+// (address, port, "ntp"), prints the outcomes.
 // A connect() with a timeout can return as if it had connected when the kernel ended the attempt without reporting
 // an error to it (seen about once in 7,000 attempts at addresses whose ARP fails, many threads at once: the poll
 // wakes on the closed socket and SO_ERROR reads 0). That is not a flow getting through: "open" is a socket that has
 // its peer, and one that has none is "closed" (blocked). It once failed the zone-matrix test with two "open" flows on
 // the management network, whose ports between hosts no frame can even reach.
 const PROBER = String.raw`
-import concurrent.futures, errno, json, socket, sys
+import concurrent.futures, errno, json, os, socket, sys
 targets = json.load(sys.stdin)
 timeout = float(sys.argv[1])
+def tcp(s, t):
+    s.connect((t[0], t[1]))
+    try:
+        s.getpeername()
+    except OSError:
+        return "closed"
+    return "open"
+def ntp(s, t):
+    stamp = os.urandom(8)
+    s.connect((t[0], t[1]))
+    s.send(bytes([0x23]) + bytes(39) + stamp)
+    while True:
+        data = s.recv(512)
+        # a server's answer (mode 4) to this request (it echoes the request's transmit timestamp)
+        if len(data) >= 48 and data[0] & 7 == 4 and data[24:32] == stamp:
+            return "open"
 def attempt(t):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    udp = len(t) > 2 and t[2] == "ntp"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
-        s.connect((t[0], t[1]))
-        try:
-            s.getpeername()
-        except OSError:
-            return "closed"
-        return "open"
+        return ntp(s, t) if udp else tcp(s, t)
     except socket.timeout:
         return "timeout"
     except ConnectionRefusedError:
@@ -339,7 +374,7 @@ export async function zoneMatrix(inventory: Inventory, aptProxyPort: number): Pr
   const started = performance.now();
   const declared = readDeclarations(inventory);
   const { probes, ports, notProbed } = planProbes(inventory, declared, { aptProxyPort, extraAddresses: extraAddresses(inventory) });
-
+  // the check's own listeners are TCP; an NTP probe is answered by a real NTP server or by no one
   const listeners = [{ host: CONTROLLER, listener: await listenOnController(inventory.mgmt.controller, ports.filter((p) => p !== aptProxyPort)) }];
   try {
     for (const host of inventory.hosts) {
@@ -350,10 +385,10 @@ export async function zoneMatrix(inventory: Inventory, aptProxyPort: number): Pr
     for (const probe of probes) bySource.set(probe.from, [...(bySource.get(probe.from) ?? []), probe]);
     const outcomes = new Map<string, Outcome>();
     await Promise.all([...bySource].map(async ([from, list]) => {
-      const targets = list.map((p) => [p.address, p.port]);
+      const targets = list.map((p) => (p.proto === 'tcp' ? [p.address, p.port] : [p.address, p.port, p.proto]));
       const out = await runPython(from === CONTROLLER ? undefined : from, PROBER, [String(CONNECT_TIMEOUT_S)], JSON.stringify(targets));
       const results = JSON.parse(out) as Outcome[];
-      list.forEach((p, i) => outcomes.set(key(from, p.address, p.port), results[i] ?? 'no result'));
+      list.forEach((p, i) => outcomes.set(key(p), results[i] ?? 'no result'));
     }));
     const accepted = new Map<string, string[]>();
     for (const { host, listener } of listeners.splice(0)) {
@@ -379,9 +414,10 @@ export function formatReport(report: MatrixReport): string {
     '  zones            open  blocked  mismatched',
     ...rows.map(([zones, c]) => `  ${zones.padEnd(16)} ${String(c.open).padStart(4)}  ${String(c.blocked).padStart(7)}  ${String(c.mismatched).padStart(10)}`),
   ];
-  if (report.notProbed.length > 0) lines.push('', `  declared but not probed (not TCP): ${report.notProbed.join(', ')}`);
+  lines.push(`  time (NTP): ${report.ntp.open} open, ${report.ntp.blocked} blocked, ${report.ntp.mismatched} mismatched`);
+  if (report.notProbed.length > 0) lines.push('', `  not probed: ${report.notProbed.join(', ')}`);
   for (const m of report.mismatches.slice(0, 50)) {
-    lines.push(`  MISMATCH ${m.from} -> ${m.to} ${m.address}:${m.port}: expected ${m.expect} (${m.because}), got ${m.got}${m.acceptedBy === undefined ? '' : `: ${m.acceptedBy}`}`);
+    lines.push(`  MISMATCH ${m.from} -> ${m.to} ${m.address}:${m.port}${m.proto === 'tcp' ? '' : `/${m.proto}`}: expected ${m.expect} (${m.because}), got ${m.got}${m.acceptedBy === undefined ? '' : `: ${m.acceptedBy}`}`);
   }
   if (report.mismatches.length > 50) lines.push(`  ... and ${report.mismatches.length - 50} more`);
   return lines.join('\n');

@@ -37,6 +37,8 @@ export interface Inventory {
   readonly hosts: readonly InventoryHost[];
   readonly zones: readonly Zone[];
   readonly mgmt: { readonly subnet: Cidr; readonly controller: string };
+  /** the NTP servers every host follows (network_time_sources; ansible/check-inventory.yml checks them) */
+  readonly timeSources: readonly string[];
   readonly gatewayVip: string | undefined;
   /** the API's public name at the VIP (network_gateway_name), in the gateways' certificates */
   readonly gatewayName: string | undefined;
@@ -297,8 +299,10 @@ function checkTopology(dir: string, raw: RawHost[], vars: Vars, problems: Invent
     });
   }
   if (hosts.length === 0) problems.push({ field: 'all', message: 'the inventory has no hosts' });
+  const sources = vars['network_time_sources'];
+  const timeSources = Array.isArray(sources) ? sources.filter((s): s is string => typeof s === 'string') : [];
   if (problems.length > 0 || !mgmt) return undefined;
-  return { dir, hosts, zones, mgmt, gatewayVip, gatewayName, domain, vars };
+  return { dir, hosts, zones, mgmt, timeSources, gatewayVip, gatewayName, domain, vars };
 }
 
 function checkZones(value: unknown, problems: InventoryProblem[]): Zone[] {

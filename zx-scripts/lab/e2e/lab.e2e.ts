@@ -169,6 +169,40 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
     }
   });
 
+  it('every host follows the declared time source (the controller) with chrony, and serves time to no one', async () => {
+    const check = [
+      's=$(chronyc -n sources | grep "^\\^\\*" | awk "{print \\$2}")',
+      't=$(chronyc -n tracking | sed -n "s/^Leap status *: //p; s/^System time *: \\([0-9.]*\\) seconds.*/\\1/p" | tr "\\n" " ")',
+      'o=$(ps -o args= -C chronyd | sort -u | tr "\\n" ";")',
+      'u=$(ss -Hlun "sport = :123" | wc -l)',
+      'echo "selected=$s tracking=$t args=$o udp=$u"',
+    ].join('; ');
+    const result = await run(bin('ansible'), ['all', '-m', 'ansible.builtin.shell', '-a', check, '-o']);
+    assertOk(result, 'chrony checks on every host');
+    const status = await lab('status', '--json');
+    assert.equal((JSON.parse(status.stdout) as LabStatus).timeSource, true, 'the controller answers NTP');
+    for (const host of inventory.hosts) {
+      const line = result.stdout.split('\n').find((l) => l.startsWith(`${host.name} |`));
+      assert.ok(line, `no answer from ${host.name}`);
+      // the lab's hosts are containers on the controller's kernel clock: chronyd measures it (-x), never sets it
+      const m = new RegExp(`selected=${inventory.mgmt.controller.replace(/\./g, '\\.')} tracking=([0-9.]+) Normal +args=/usr/sbin/chronyd -F 1 -x; udp=0$`).exec(line);
+      assert.ok(m, `${host.name}: ${line}`);
+      assert.ok(Number(m[1]) < 0.01, `${host.name}: its clock is ${m[1] ?? '?'} s from the time source's`);
+    }
+  });
+
+  it('chrony: a host that reaches no time source fails the play naming its sources; the declared one brings it back', async () => {
+    // 10.90.0.9: an address on the management network that nothing holds (the request stays on the lab's bridge)
+    const role = ['client', '--become', '-m', 'ansible.builtin.include_role', '-a', 'name=chrony'];
+    const bad = await run(bin('ansible'), [...role, '-e', JSON.stringify({ network_time_sources: ['10.90.0.9'], chrony_sync_timeout: 6 })]);
+    assert.notEqual(bad.code, 0, 'the role fails when no source is selected');
+    assert.match(bad.stdout.replace(/\s+/g, ' '), /no time source selected within 6 s of 10\.90\.0\.9 \(check that they answer NTP/, bad.stdout.slice(-3000));
+    const good = await run(bin('ansible'), role);
+    assertOk(good, 'the role with the declared time source');
+    const sources = await inHost('client', 'chronyc', '-n', 'sources');
+    assert.match(sources.stdout, new RegExp(`^\\^\\* ${inventory.mgmt.controller.replace(/\./g, '\\.')} `, 'm'), sources.stdout);
+  });
+
   it('routes between zones through the zone router only; no host or router has a way out', async () => {
     // routes are structural proof that lab traffic cannot leave: no host and not the router has a way out
     for (const host of inventory.hosts) {
@@ -188,6 +222,7 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
     const baseline = await zoneMatrixJson();
     assert.equal(baseline.mismatches.length, 0, formatReport(baseline));
     assert.equal(baseline.byZones['controller -> mgmt']?.open, 14, 'the controller reaches SSH on every host');
+    assert.deepEqual(baseline.ntp, { open: 14, blocked: 14 * 13, mismatched: 0 }, 'every host gets the time from the controller, and from no other host');
     t.diagnostic(`baseline (SSH only): ${baseline.checked} flows checked, ${baseline.allowedOpen} allowed and open, ${baseline.forbiddenBlocked} forbidden and blocked, 0 mismatches, ${baseline.seconds} s`);
 
     const flows = ['ansible/site.yml', '--tags', 'firewall', '-e', '@zx-scripts/lab/e2e/design-flows.yml'];
