@@ -309,11 +309,14 @@ export async function status(inventoryDir: string): Promise<LabStatus> {
     }),
   );
   const settings = labSettings(inventory);
+  // the controller's services are probed only while its management address exists: without the lab's bridge, a
+  // packet to that address would leave the machine by its default route
+  const mgmtUp = existsSync(`/sys/class/net/${MGMT_BRIDGE}`);
   return {
     up: ready !== undefined && hosts.every((h) => h.running),
     ...(ready ? { readyAt: ready.readyAt } : {}),
-    aptProxy: await accepts(inventory.mgmt.controller, settings.aptProxyPort),
-    ...(controllerServesTime(inventory) ? { timeSource: (await ntpQuery(inventory.mgmt.controller)) !== undefined } : {}),
+    aptProxy: mgmtUp && (await accepts(inventory.mgmt.controller, settings.aptProxyPort)),
+    ...(controllerServesTime(inventory) ? { timeSource: mgmtUp && (await ntpQuery(inventory.mgmt.controller)) !== undefined } : {}),
     hosts,
     memoryMiB: Math.round(hosts.reduce((sum, h) => sum + h.memoryMiB, 0)),
   };
