@@ -21,7 +21,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Inventory } from '../lib/inventory.ts';
 import { parseCidr, parseIPv4 } from '../lib/ipv4.ts';
 import { paths } from './state.ts';
-import { NTP_PORT } from './time-source.ts';
+import { NTP_PORT, controllerServesTime } from './time-source.ts';
 
 /** A flow one owner (role) declares on a host, as roles/firewall records it. */
 export interface Declared {
@@ -119,7 +119,7 @@ export function planProbes(
   // the lab probes only the time source it serves itself: traffic to any other address would leave the lab
   const controller = inventory.mgmt.controller;
   for (const source of inventory.timeSources) if (source !== controller) notProbed.push(`time source ${source} (outside the lab)`);
-  const servesTime = inventory.timeSources.includes(controller);
+  const servesTime = controllerServesTime(inventory);
   const ports = new Set<number>([22, UNDECLARED_PORT]);
   for (const d of tcp) for (const p of portRange(d.port) ?? []) ports.add(p);
   const sortedPorts = [...ports].sort((a, b) => a - b);
