@@ -149,11 +149,11 @@ class FilterTest(unittest.TestCase):
         self.assertEqual(inventory_check.inventory_problems({}, {}, {}, {})[-1], "inventory: has no hosts")
 
 
-def ansible_playbook(inventory, playbook="check-inventory.yml"):
+def ansible_playbook(inventory, playbook="check-inventory.yml", *extra):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible", "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_DEPRECATION_WARNINGS="false")
     command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
-               os.path.join(ROOT, "ansible", playbook)]
+               os.path.join(ROOT, "ansible", playbook), *extra]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -226,6 +226,31 @@ class PlaybookTest(unittest.TestCase):
             "network_mgmt.subnet: 172.20.0.0/24 overlaps zone app (172.20.0.0/22)",
             "network_gateway_vip: 172.20.9.100 is outside the dmz subnet 172.20.1.0/24",
         )
+
+    def test_no_backup_host(self):
+        def edit(hosts, network):
+            del hosts["all"]["children"]["backup"]
+            del network["network_zone_flows"]["ops"]
+
+        result = ansible_playbook(self.broken("inventories/production.example", edit))
+        self.assert_rejected(result, "group backup: has 0 hosts (none); it needs at least 1 (the pgBackRest repository")
+
+    def test_backup_host_in_the_data_zone(self):
+        def edit(hosts, _network):
+            hosts["all"]["children"]["backup"]["hosts"] = {"db1": None}
+
+        result = ansible_playbook(self.broken("inventories/production.example", edit))
+        self.assert_rejected(result, "group backup: host db1 is in zone data; backup hosts belong in zone ops")
+
+    def test_backup_playbook_refuses_a_bad_type_and_a_missing_host(self):
+        result = ansible_playbook(os.path.join(ROOT, "inventories/production.example"), "backup.yml", "-e", "backup_type=fuul")
+        self.assert_rejected(result, 'backup_type must be full, diff or incr (got "fuul")')
+
+        def edit(hosts, _network):
+            del hosts["all"]["children"]["backup"]
+
+        result = ansible_playbook(self.broken("inventories/production.example", edit), "backup.yml")
+        self.assert_rejected(result, "the inventory needs exactly one host in group backup", "nothing was backed up")
 
     def test_site_yml_stops_at_the_check_before_touching_a_host(self):
         def edit(hosts, _network):

@@ -77,10 +77,12 @@ export function postgresTarget(inventory: Inventory): DrillTarget {
       try {
         const members = await patroniMembers(inventory);
         const lead = members.filter((m) => m.role === 'leader' && m.state === 'running');
-        const replicas = members.filter((m) => m.role !== 'leader' && ['running', 'streaming'].includes(m.state));
+        // a replica counts once it streams from the leader on the leader's timeline: a demoted primary first runs
+        // on its old timeline, then Patroni stops it for pg_rewind ('running' alone is not yet whole)
+        const replicas = members.filter((m) => m.role !== 'leader' && m.state === 'streaming' && m.timeline === lead[0]?.timeline);
         const sync = members.filter((m) => m.role === 'sync_standby');
         if (lead.length !== 1) missing.push(`${lead.length} running leaders`);
-        if (replicas.length !== postgresHosts.length - 1) missing.push(`${replicas.length} of ${postgresHosts.length - 1} replicas running`);
+        if (replicas.length !== postgresHosts.length - 1) missing.push(`${replicas.length} of ${postgresHosts.length - 1} replicas streaming on the leader's timeline`);
         if (postgresHosts.length > 1 && sync.length < 1) missing.push('no synchronous standby');
         picture = members.map((m) => `${m.name} ${m.role} ${m.state} TL${m.timeline ?? '?'}`).join(', ');
         const leaderName = lead[0]?.name;
@@ -109,7 +111,7 @@ async function rejoined(inventory: Inventory, oldPrimary: string): Promise<strin
   const lead = members.find((m) => m.role === 'leader');
   if (!old) return [`${oldPrimary} is not a member any more`];
   if (old.role === 'leader') return [];
-  if (!['running', 'streaming'].includes(old.state)) return [`${oldPrimary} is ${old.state}, not a running replica`];
+  if (old.state !== 'streaming') return [`${oldPrimary} is ${old.state}, not a streaming replica`];
   if (lead && old.timeline !== lead.timeline) return [`${oldPrimary} is on timeline ${old.timeline ?? '?'}, the leader on ${lead.timeline ?? '?'}`];
   return [];
 }

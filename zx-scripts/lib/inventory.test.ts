@@ -41,7 +41,8 @@ describe('the lab inventory', () => {
     assert.deepEqual(byZone('dmz'), ['gw1', 'gw2']);
     assert.deepEqual(byZone('app'), ['app1', 'app2', 'cache1', 'cache2', 'cache3']);
     assert.deepEqual(byZone('data'), ['db1', 'db2', 'db3', 'kafka1', 'kafka2', 'kafka3']);
-    assert.equal(inventory.hosts.length, 14);
+    assert.deepEqual(byZone('ops'), ['backup1']);
+    assert.equal(inventory.hosts.length, 15);
   });
 
   it('has the groups the roles target', () => {
@@ -117,7 +118,7 @@ describe('a bad inventory is refused with the host and the field named', () => {
       to: 'gw1: {zone: dzm,',
       host: 'gw1',
       field: 'zone',
-      says: /unknown zone "dzm" \(known zones: ext, dmz, app, data\)/,
+      says: /unknown zone "dzm" \(known zones: ext, dmz, app, data, ops\)/,
     },
     {
       name: 'duplicate name in one group',

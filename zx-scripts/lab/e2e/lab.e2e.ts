@@ -14,6 +14,7 @@ import { defaultInventory, leftovers, repoRoot, type LabStatus } from '../lab.ts
 import { MGMT_BRIDGE, ROUTER_NS } from '../network.ts';
 import { stateDir } from '../state.ts';
 import { assertOk, bin, inHost, inventory, lab, MINUTES, recap, run, type Run } from './harness.ts';
+import { backupTests } from './backup.ts';
 import { dataZoneTests } from './data-zone.ts';
 import { gatewayTests } from './gateway.ts';
 import { servicesTests } from './services.ts';
@@ -95,7 +96,7 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
     const again = await lab('up', '--no-provision');
     assertOk(again, 'up after a killed up');
     assert.match(again.stdout, /removing it first/);
-    assert.match(again.stdout, /14 hosts booted/);
+    assert.match(again.stdout, new RegExp(`${inventory.hosts.length} hosts booted`));
     const down = await lab('down');
     assertOk(down, 'down');
     await assertNothingLeft();
@@ -109,7 +110,7 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
     const ready = /lab ready in ([\d.]+) s \(image ([\d.]+) s, (built|cached), networks ([\d.]+) s, hosts ([\d.]+) s\)/.exec(up.stdout);
     assert.ok(ready, `up reports its timings:\n${up.stdout.slice(-2000)}`);
     const first = recap(up.stdout);
-    assert.equal(first.size, 14, 'site.yml ran on all 14 hosts');
+    assert.equal(first.size, inventory.hosts.length, `site.yml ran on all ${inventory.hosts.length} hosts`);
     for (const [host, counts] of first) assert.equal(counts.failed + counts.unreachable, 0, `${host} failed in site.yml`);
     t.diagnostic(`up: ${up.seconds} s in all; lab ready in ${ready[1] ?? '?'} s (image ${ready[3] ?? '?'}, hosts ${ready[5] ?? '?'} s), site.yml first run ${Math.round((up.seconds - Number(ready[1])) * 10) / 10} s`);
 
@@ -128,12 +129,12 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
 
     const ping = await run(bin('ansible'), ['all', '-m', 'ansible.builtin.ping', '-o']);
     assertOk(ping, 'ansible -m ping');
-    assert.equal((ping.stdout.match(/ \| SUCCESS => /g) ?? []).length, 14, ping.stdout);
+    assert.equal((ping.stdout.match(/ \| SUCCESS => /g) ?? []).length, inventory.hosts.length, ping.stdout);
 
     const second = await run(bin('ansible-playbook'), ['ansible/site.yml']);
     assertOk(second, 'second site.yml');
     const counts = recap(second.stdout);
-    assert.equal(counts.size, 14);
+    assert.equal(counts.size, inventory.hosts.length);
     for (const [host, c] of counts) assert.equal(c.changed, 0, `${host}: second site.yml run changed ${c.changed} things`);
     t.diagnostic(`second site.yml: changed=0 on ${counts.size} hosts in ${second.seconds} s`);
   });
@@ -221,8 +222,9 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
   it('firewall: the zone matrix holds for the baseline and for every flow of the design (0 mismatches)', async (t) => {
     const baseline = await zoneMatrixJson();
     assert.equal(baseline.mismatches.length, 0, formatReport(baseline));
-    assert.equal(baseline.byZones['controller -> mgmt']?.open, 14, 'the controller reaches SSH on every host');
-    assert.deepEqual(baseline.ntp, { open: 14, blocked: 14 * 13, mismatched: 0 }, 'every host gets the time from the controller, and from no other host');
+    const hosts = inventory.hosts.length;
+    assert.equal(baseline.byZones['controller -> mgmt']?.open, hosts, 'the controller reaches SSH on every host');
+    assert.deepEqual(baseline.ntp, { open: hosts, blocked: hosts * (hosts - 1), mismatched: 0 }, 'every host gets the time from the controller, and from no other host');
     t.diagnostic(`baseline (SSH only): ${baseline.checked} flows checked, ${baseline.allowedOpen} allowed and open, ${baseline.forbiddenBlocked} forbidden and blocked, 0 mismatches, ${baseline.seconds} s`);
 
     const flows = ['ansible/site.yml', '--tags', 'firewall', '-e', '@zx-scripts/lab/e2e/design-flows.yml'];
@@ -242,11 +244,12 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
       const open = (zones: string): number => design.byZones[zones]?.open ?? 0;
       const blocked = (zones: string): number => design.byZones[zones]?.blocked ?? 0;
       // what ARCHITECTURE.md allows is open...
-      for (const zones of ['ext -> dmz', 'dmz -> app', 'app -> app', 'app -> data', 'app -> ext', 'data -> data']) {
+      for (const zones of ['ext -> dmz', 'dmz -> app', 'app -> app', 'app -> data', 'app -> ext', 'data -> data', 'data -> ops', 'ops -> data']) {
         assert.ok(open(zones) > 0, `${zones}: the declared flows are open`);
       }
       // ...and what it forbids is blocked, with nothing open
-      for (const zones of ['ext -> app', 'ext -> data', 'dmz -> data', 'data -> ext', 'data -> dmz', 'data -> app', 'app -> dmz', 'dmz -> ext']) {
+      for (const zones of ['ext -> app', 'ext -> data', 'dmz -> data', 'data -> ext', 'data -> dmz', 'data -> app', 'app -> dmz', 'dmz -> ext',
+        'ext -> ops', 'dmz -> ops', 'app -> ops', 'ops -> ext', 'ops -> dmz', 'ops -> app']) {
         assert.equal(open(zones), 0, `${zones}: nothing may be open`);
         assert.ok(blocked(zones) > 0, `${zones}: forbidden flows were tried`);
       }
@@ -353,6 +356,7 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
 
   tlsTests();
   dataZoneTests();
+  backupTests();
   kafkaTests();
   redisTests();
   servicesTests();
