@@ -8,6 +8,7 @@ import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { formatReport, formatTable, runDrill, type Drill, type DrillReport, type DrillTarget } from './framework.ts';
 import { gatewayDrills, gatewayTarget } from './gateway.ts';
 import { kafkaDrills, kafkaTarget } from './kafka.ts';
+import { backupDrills, backupTarget } from './backup.ts';
 import { postgresDrills, postgresTarget } from './postgres.ts';
 import { redisDrills, redisTarget } from './redis.ts';
 import { servicesDrills, servicesTarget } from './services.ts';
@@ -28,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
   const users = (): DrillTarget => servicesTarget(inventory);
   const drills: (Drill<unknown> & { target: () => DrillTarget; underLoad?: () => DrillTarget })[] = [
     ...postgresDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => postgresTarget(inventory), underLoad: users })),
+    ...backupDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => backupTarget(inventory), underLoad: users })),
     ...kafkaDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => kafkaTarget(inventory), underLoad: users })),
     ...redisDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => redisTarget(inventory), underLoad: users })),
     ...gatewayDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => gatewayTarget(inventory) })),

@@ -3,8 +3,9 @@
 // repository is readable without its key. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
+import { psql } from '../../drills/backup.ts';
 import { leader, sh } from '../../drills/postgres.ts';
-import { assertOk, bin, inventory, run } from './harness.ts';
+import { assertOk, bin, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
 
 const REPO_HOST = inventory.hosts.find((h) => h.groups.includes('backup'))?.name ?? 'backup1';
 const PGBACKREST = 'runuser -u pgbackrest -- pgbackrest --stanza=oms';
@@ -35,10 +36,6 @@ const mib = (bytes: number): string => `${String(Math.round(bytes / 1024 / 102.4
 const describeBackup = (b: BackupInfo): string =>
   `${b.type} ${b.label}: ${String(b.timestamp.stop - b.timestamp.start)} s, ${mib(b.info.delta)} of ${mib(b.info.size)} read, ` +
   `${mib(b.info.repository.delta)} stored`;
-
-/** Runs SQL as postgres on a database host, over its socket. */
-const psql = (host: string, statement: string): Promise<string> =>
-  sh(host, `runuser -u postgres -- psql -X -At -h /var/run/postgresql -d postgres -c "${statement}"`);
 
 export function backupTests(): void {
   it('backup: the repository holds a full backup and the WAL archive; backup.yml adds one now, a bad type is refused; the timers are set', async (t) => {
@@ -79,8 +76,8 @@ export function backupTests(): void {
   it('backup: the repository is encrypted: every file starts with the cipher header, and a marker written to WAL is in pg_wal but nowhere in the repository', async (t) => {
     const primary = await leader(inventory);
     const marker = `oms-backup-marker-${String(Date.now())}`;
-    await psql(primary, `SELECT pg_logical_emit_message(false, 'oms-e2e', '${marker}')`);
-    // the marker is in the primary's WAL (so the search below can find it where it is)...
+    await psql(primary, `SELECT pg_logical_emit_message(true, 'oms-e2e', '${marker}')`);
+    // transactional: its commit flushes it to pg_wal, where the search below must find it...
     const inWal = await sh(primary, `grep -rlF '${marker}' /var/lib/postgresql/15/oms/pg_wal || true`);
     assert.notEqual(inWal.trim(), '', 'the marker is in the primary\'s pg_wal');
     // ...and in the repository once its segment is archived: check switches WAL and waits for the archive
@@ -91,5 +88,9 @@ export function backupTests(): void {
     const clear = await sh(REPO_HOST, `find ${REPO_PATH} -type f -print0 | while IFS= read -r -d '' f; do [ "$(head -c 8 "$f")" = Salted__ ] || echo "$f"; done`);
     assert.equal(clear.trim(), '', `files without the cipher header:\n${clear}`);
     t.diagnostic(`${files.trim()} files in the repository, every one encrypted (aes-256-cbc); the marker is in ${primary}'s pg_wal, not in the repository`);
+  });
+
+  it('backup: the repository host dies during a backup and while WAL waits for it; writes go on, archiving catches up', { timeout: 15 * MINUTES }, async (t) => {
+    await runDrillsTest(t, ['backup-repo-loss'], 15 * MINUTES);
   });
 }
