@@ -119,7 +119,7 @@ describe('the PKI', () => {
     assert.deepEqual(snapshot(dir), before);
     const cli = certs('issue', '--dir', dir);
     assert.equal(cli.code, 0, cli.stderr);
-    assert.match(cli.stdout, /0 created, 0 re-issued, 22 unchanged/);
+    assert.match(cli.stdout, new RegExp(`0 created, 0 re-issued, ${String(specs.length)} unchanged`));
   });
 
   it('mTLS over TLS 1.3: accepts a client certificate of this CA, rejects another CA\'s and none', async () => {
