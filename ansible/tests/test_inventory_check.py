@@ -252,6 +252,20 @@ class PlaybookTest(unittest.TestCase):
         result = ansible_playbook(self.broken("inventories/production.example", edit), "backup.yml")
         self.assert_rejected(result, "the inventory needs exactly one host in group backup", "nothing was backed up")
 
+    def test_restore_refuses_bad_requests_before_reaching_a_host(self):
+        inventory = os.path.join(ROOT, "inventories/production.example")
+        cases = [
+            (["-e", "restore_type=time", "-e", "restore_target=2026-12-05T02:21:55+00"], 'restore_confirm=oms, the cluster\'s name'),
+            (["-e", "restore_type=yesterday", "-e", "restore_confirm=oms"], 'needs restore_type time, lsn or latest (got "yesterday")'),
+            (["-e", "restore_type=time", "-e", "restore_target=2026-12-05T02:21:55", "-e", "restore_confirm=oms"], "with its time zone"),
+            (["-e", "restore_type=lsn", "-e", "restore_target=27018058", "-e", "restore_confirm=oms"], "for lsn one like 0/27018058"),
+            (["-e", "restore_type=time", "-e", "restore_target=2999-01-01T00:00:00Z", "-e", "restore_confirm=oms"], "is in the future"),
+        ]
+        for extra, message in cases:
+            result = ansible_playbook(inventory, "restore.yml", *extra)
+            self.assert_rejected(result, "restore refused, nothing was changed", message)
+            self.assertNotIn("Check the repository", result.stdout)
+
     def test_site_yml_stops_at_the_check_before_touching_a_host(self):
         def edit(hosts, _network):
             del hosts["all"]["children"]["gateways"]["hosts"]["gw2"]
