@@ -7,7 +7,8 @@ import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget } from './framework.ts';
 import { leader, postgresTarget, running, sh } from './postgres.ts';
 
-const PGBACKREST = 'runuser -u pgbackrest -- pgbackrest --stanza=oms';
+/** pgBackRest on the repository host, as its user, for stanza oms */
+export const PGBACKREST = 'runuser -u pgbackrest -- pgbackrest --stanza=oms';
 /** how long the repository stays dead: long enough for several WAL segments to wait for it under the load */
 const OUTAGE_SECONDS = 20;
 

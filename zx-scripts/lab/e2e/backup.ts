@@ -3,12 +3,11 @@
 // repository is readable without its key. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { psql } from '../../drills/backup.ts';
+import { PGBACKREST, psql, repoHost } from '../../drills/backup.ts';
 import { leader, sh } from '../../drills/postgres.ts';
 import { assertOk, bin, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
 
-const REPO_HOST = inventory.hosts.find((h) => h.groups.includes('backup'))?.name ?? 'backup1';
-const PGBACKREST = 'runuser -u pgbackrest -- pgbackrest --stanza=oms';
+const REPO_HOST = repoHost(inventory);
 const REPO_PATH = '/var/lib/pgbackrest';
 
 interface BackupInfo {
