@@ -37,6 +37,17 @@ export const configSchema = z.strictObject({
     leaseMs: z.number().int().min(1000).max(300_000),
     marginMs: z.number().int().min(100).max(60_000),
   }).refine((l) => l.marginMs * 2 <= l.leaseMs, { message: 'marginMs must be at most half of leaseMs' }).default({ leaseMs: 20_000, marginMs: 3000 }),
+  /**
+   * A send whose lease ran out afterMs ago and that no consumer took over is orphaned: its event will not come again
+   * (a restore of the database brought back a row of a send whose message was consumed since). Every everyMs the
+   * service asks the provider about such sends and records the ones that arrived; the others are counted
+   * (oms_notifications_orphaned_sends) and left to the operator. afterMs is longer than a consumer's session timeout
+   * plus a lease, so that a live redelivery always takes a send over first.
+   */
+  orphans: z.strictObject({
+    afterMs: z.number().int().min(2000).max(24 * 3600 * 1000).default(120_000),
+    everyMs: z.number().int().min(500).max(3600 * 1000).default(30_000),
+  }).default({ afterMs: 120_000, everyMs: 30_000 }),
   /** inbox rows of events sent or given up are deleted after inboxDays: longer than the order events topic's retention */
   retention: z.strictObject({
     inboxDays: z.number().int().min(1).max(3650).default(30),
@@ -53,6 +64,9 @@ export const configSchema = z.strictObject({
 }).refine((c) => c.inbox.leaseMs < c.kafka.sessionTimeoutMs, {
   message: 'must be shorter than kafka.sessionTimeoutMs (the consumer a partition moves to must be able to take an orphaned send over)',
   path: ['inbox', 'leaseMs'],
+}).refine((c) => c.orphans.afterMs > c.kafka.sessionTimeoutMs + c.inbox.leaseMs, {
+  message: 'must be longer than kafka.sessionTimeoutMs + inbox.leaseMs (a redelivered message takes a send over before it counts as orphaned)',
+  path: ['orphans', 'afterMs'],
 });
 
 export type Config = z.infer<typeof configSchema>;

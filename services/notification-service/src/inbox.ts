@@ -10,6 +10,8 @@
 // consumer takes the attempt over only once the lease has run out ('unfinished': ask the provider before sending
 // again); while it runs, the attempt is someone else's ('busy'). Every later change of the row is made by its owner
 // only, so a consumer that lost its lease (paused, partitioned) can no longer record anything over the new owner.
+// The first attempt of an event that occurred before the database's newest restore to a point in time
+// (notify.restores) is 'unfinished' too: the system as it was before the restore may have sent it.
 import type { Pool } from 'pg';
 import { inBatches } from '@oms/service-common/batches';
 
@@ -23,7 +25,10 @@ export interface InboxRow {
 export type Claim =
   /** this consumer sends attempt `attempt` now */
   | { kind: 'claimed' }
-  /** attempt `attempt` was started before and its outcome is unknown (its owner's lease ran out mid-send) */
+  /**
+   * attempt `attempt` may have been sent before and its outcome is unknown (its owner's lease ran out mid-send, or
+   * the event occurred before a restore of the database discarded the record of its send): ask the provider first
+   */
   | { kind: 'unfinished' }
   /** another consumer holds this attempt; its lease runs out in `inMs` unless it renews it */
   | { kind: 'busy'; inMs: number }
@@ -40,15 +45,16 @@ export class Inbox {
    * Takes attempt `attempt` of an event: the first from the order events topic, later ones from the retry topic
    * (only while the row waits for exactly that attempt).
    */
-  async claim(event: { id: string; type: string; orderId: string; recipient: string }, attempt: number): Promise<Claim> {
+  async claim(event: { id: string; type: string; orderId: string; recipient: string; occurredAt: string }, attempt: number): Promise<Claim> {
     if (attempt === 1) {
-      const inserted = await this.pool.query({
+      const inserted = await this.pool.query<{ before_restore: boolean }>({
         name: 'notify.claim-first',
         text: `INSERT INTO notify.inbox (event_id, event_type, order_id, status, attempts, recipient, owner, lease_until)
-               VALUES ($1, $2, $3, 'SENDING', 1, $4, $5, now() + $6 * interval '1 millisecond') ON CONFLICT (event_id) DO NOTHING`,
-        values: [event.id, event.type, event.orderId, event.recipient, this.owner, this.leaseMs],
+               VALUES ($1, $2, $3, 'SENDING', 1, $4, $5, now() + $6 * interval '1 millisecond') ON CONFLICT (event_id) DO NOTHING
+               RETURNING coalesce((SELECT max(restored_at) FROM notify.restores) >= $7::timestamptz, false) AS before_restore`,
+        values: [event.id, event.type, event.orderId, event.recipient, this.owner, this.leaseMs, event.occurredAt],
       });
-      if (inserted.rowCount === 1) return { kind: 'claimed' };
+      if (inserted.rowCount === 1) return { kind: inserted.rows[0]?.before_restore ? 'unfinished' : 'claimed' };
     } else {
       const moved = await this.pool.query({
         name: 'notify.claim-retry',
@@ -59,14 +65,7 @@ export class Inbox {
       if (moved.rowCount === 1) return { kind: 'claimed' };
     }
     // an attempt already under way: ours from before (this process failed mid-way), or one whose lease ran out
-    const taken = await this.pool.query({
-      name: 'notify.take-over',
-      text: `UPDATE notify.inbox SET owner = $3, lease_until = now() + $4 * interval '1 millisecond'
-             WHERE event_id = $1 AND status = 'SENDING' AND attempts = $2
-               AND (owner IS NOT DISTINCT FROM $3 OR lease_until IS NULL OR lease_until <= now())`,
-      values: [event.id, attempt, this.owner, this.leaseMs],
-    });
-    if (taken.rowCount === 1) return { kind: 'unfinished' };
+    if (await this.takeOver(event.id, attempt)) return { kind: 'unfinished' };
     const { rows } = await this.pool.query<InboxRow & { lease_left_ms: number | null }>({
       name: 'notify.get-lease',
       text: `SELECT status, attempts, ceil(extract(epoch FROM lease_until - now()) * 1000)::integer AS lease_left_ms FROM notify.inbox WHERE event_id = $1`,
@@ -87,6 +86,30 @@ export class Inbox {
       values: [eventId, attempt, this.owner, this.leaseMs],
     });
     return renewed.rowCount === 1;
+  }
+
+  /** sends whose lease ran out more than `afterMs` ago, oldest first: nobody took them over (config.ts, orphans) */
+  async orphans(afterMs: number, limit: number): Promise<{ eventId: string; attempts: number }[]> {
+    const { rows } = await this.pool.query<{ event_id: string; attempts: number }>({
+      name: 'notify.orphans',
+      text: `SELECT event_id, attempts FROM notify.inbox
+             WHERE status = 'SENDING' AND (lease_until IS NULL OR lease_until < now() - $1 * interval '1 millisecond')
+             ORDER BY lease_until NULLS FIRST LIMIT $2`,
+      values: [afterMs, limit],
+    });
+    return rows.map((r) => ({ eventId: r.event_id, attempts: r.attempts }));
+  }
+
+  /** takes over an attempt whose lease ran out (as a redelivered message does); false when someone else holds it */
+  async takeOver(eventId: string, attempt: number): Promise<boolean> {
+    const taken = await this.pool.query({
+      name: 'notify.take-over',
+      text: `UPDATE notify.inbox SET owner = $3, lease_until = now() + $4 * interval '1 millisecond'
+             WHERE event_id = $1 AND status = 'SENDING' AND attempts = $2
+               AND (owner IS NOT DISTINCT FROM $3 OR lease_until IS NULL OR lease_until <= now())`,
+      values: [eventId, attempt, this.owner, this.leaseMs],
+    });
+    return taken.rowCount === 1;
   }
 
   /** records the email as sent; false when the row is not ours to change any more (another owner finished it) */

@@ -11,6 +11,7 @@ export interface Metrics {
   errors: Counter<'stage'>;
   leaseLost: Counter;
   purged: Counter;
+  orphaned: Gauge;
   latency: Histogram;
   lag: Gauge<'topic' | 'partition'>;
 }
@@ -26,6 +27,7 @@ export function createMetrics(): Metrics {
     duplicates: new Counter({ name: 'oms_notifications_duplicates_total', help: 'Messages whose event was already handled (redeliveries)', registers: [registry] }),
     errors: new Counter({ name: 'oms_notifications_errors_total', help: 'Unexpected failures handling a message, by stage (each message then retried or dead-lettered)', labelNames: ['stage'], registers: [registry] }),
     leaseLost: new Counter({ name: 'oms_notifications_lease_lost_total', help: 'Sends given up because their lease ran out first (the consumer paused or cut off mid-send)', registers: [registry] }),
+    orphaned: new Gauge({ name: 'oms_notifications_orphaned_sends', help: 'Orphaned sends (no consumer took them over) the last sweep did not find at the provider: left to the operator', registers: [registry] }),
     purged: new Counter({ name: 'oms_notifications_inbox_purged_total', help: 'Inbox rows deleted past their retention', registers: [registry] }),
     latency: new Histogram({ name: 'oms_notification_latency_seconds', help: 'From the order event to the email accepted by the provider', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [registry] }),
     lag: new Gauge({ name: 'oms_notification_consumer_lag', help: 'Messages not yet consumed, by topic and partition', labelNames: ['topic', 'partition'], registers: [registry] }),

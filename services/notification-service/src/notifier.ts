@@ -84,8 +84,16 @@ const header = (headers: IHeaders | undefined, name: string): string | undefined
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** PostgreSQL or Kafka away for now: the message waits (is fetched again) rather than fail */
+/**
+ * The pg client's own query timeout: PostgreSQL did not answer in time, and what the statement did is not known yet
+ * (an inbox claim held in its commit until a synchronous standby is back commits later). The database is away for
+ * now: the message is fetched again, and the inbox then says what is left to do (found after a restore, where a claim
+ * answered this way was dead-lettered although its row committed a moment later, and the email was never sent).
+ */
+const queryTimedOut = (error: unknown): boolean => error instanceof Error && error.message === 'Query read timeout';
+
 const dependencyAway = (error: unknown): boolean =>
-  isDatabaseUnavailable(error) || error instanceof LeaseLost
+  isDatabaseUnavailable(error) || queryTimedOut(error) || error instanceof LeaseLost
   // kafkajs' errors (KafkaJSError is not an ES export of the CommonJS package): those it would retry itself
   || (error instanceof Error && error.name.startsWith('KafkaJS') && (error as { retriable?: unknown }).retriable === true);
 
@@ -129,7 +137,7 @@ export class Notifier {
     let lease: Lease | undefined;
     try {
       const askedAt = performance.now();
-      const claim = await this.inbox.claim({ id: event.id, type: event.type, orderId: event.data.orderId, recipient: event.data.customerEmail }, attempt);
+      const claim = await this.inbox.claim({ id: event.id, type: event.type, orderId: event.data.orderId, recipient: event.data.customerEmail, occurredAt: event.occurredAt }, attempt);
       switch (claim.kind) {
         case 'done':
           this.metrics.duplicates.inc();
@@ -146,7 +154,8 @@ export class Notifier {
       lease = new Lease(this.settings.lease, askedAt);
       lease.keep(() => this.inbox.renew(event.id, attempt), () => { context.heartbeat(); });
       if (claim.kind === 'unfinished') {
-        // an earlier try of this attempt ended without an answer: ask the provider before sending anything again
+        // an earlier try of this attempt ended without an answer, or the event is older than a restore of the
+        // database: ask the provider before sending anything again
         stage = 'lookup';
         if (this.accepted.has(event.id) || (await this.provider.lookup(messageId)) === 'accepted') {
           stage = 'record';
@@ -180,6 +189,30 @@ export class Notifier {
     } finally {
       lease?.release();
     }
+  }
+
+  /**
+   * Sends no consumer took over within `afterMs` of their lease running out (config.ts, orphans): their event will
+   * not come again. Each is taken over and the provider asked; one that arrived is recorded as sent, the others are
+   * counted (oms_notifications_orphaned_sends) and logged for the operator, and asked about again a sweep later.
+   */
+  async sweepOrphans(afterMs: number): Promise<{ recorded: number; left: number }> {
+    let recorded = 0;
+    let left = 0;
+    for (const orphan of await this.inbox.orphans(afterMs, 500)) {
+      if (!(await this.inbox.takeOver(orphan.eventId, orphan.attempts))) continue;
+      const messageId = messageIdFor(orphan.eventId, this.settings.messageIdDomain);
+      if (this.accepted.has(orphan.eventId) || (await this.provider.lookup(messageId)) === 'accepted') {
+        if (await this.inbox.sent(orphan.eventId, messageId)) recorded += 1;
+        this.accepted.delete(orphan.eventId);
+        this.log.info({ eventId: orphan.eventId, messageId }, 'an orphaned send had arrived; recorded as sent');
+      } else {
+        left += 1;
+        this.log.warn({ eventId: orphan.eventId, attempt: orphan.attempts }, 'an orphaned send never reached the provider and its event will not come again: left to the operator (docs/runbooks/restore.md)');
+      }
+    }
+    this.metrics.orphaned.set(left);
+    return { recorded, left };
   }
 
   /** emails the provider accepted whose SENT is not recorded yet (the database failed right after): never sent again */

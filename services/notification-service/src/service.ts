@@ -28,6 +28,8 @@ export interface RunningNotifications {
   consumer: Consumer;
   /** deletes inbox rows past their retention now (it also runs every retention.everyMinutes); returns how many */
   purge(): Promise<number>;
+  /** resolves orphaned sends now (it also runs every orphans.everyMs) */
+  sweepOrphans(): Promise<{ recorded: number; left: number }>;
   stop(): Promise<void>;
 }
 
@@ -55,6 +57,8 @@ export async function startNotificationService(config: Config, log: Logger, opti
     topics: { events: config.kafka.topic, retry: config.kafka.retryTopic, deadLetter: config.kafka.deadLetterTopic },
     retryDelaysMs: config.retry.delaysMs, from: config.smtp.from, messageIdDomain: config.smtp.messageIdDomain, lease: config.inbox,
   }, metrics, log);
+
+  const orphans = periodic('sweep of orphaned sends', config.orphans.everyMs, () => notifier.sweepOrphans(config.orphans.afterMs), log);
 
   let joined = false;
   let accepting = false;
@@ -137,6 +141,7 @@ export async function startNotificationService(config: Config, log: Logger, opti
     for (const timer of resumeTimers) clearTimeout(timer);
     await consumer.disconnect(); // waits for the batch in progress, which stops after its current message
     await purge.stop();
+    await orphans.stop();
     await producer.disconnect().catch(() => undefined);
     provider.close();
     server.closeAllConnections();
@@ -145,5 +150,5 @@ export async function startNotificationService(config: Config, log: Logger, opti
     log.info('stopped');
   })());
 
-  return { url: `${tls ? 'https' : 'http'}://${config.http.address}:${String(port)}`, metrics, pool, consumer, purge: purge.run, stop };
+  return { url: `${tls ? 'https' : 'http'}://${config.http.address}:${String(port)}`, metrics, pool, consumer, purge: purge.run, sweepOrphans: orphans.run, stop };
 }

@@ -170,6 +170,92 @@ describe('notification service (real PostgreSQL, Kafka and SMTP sink)', { timeou
     assert.ok(h.logs.some((l) => l.msg === 'an interrupted send had arrived; recorded as sent' && l.eventId === arrived.id));
   });
 
+  it('after a restore of the database to a point in time: an event older than the restore is looked up first, one newer is not', async () => {
+    const arrived = orderEvent(); // emailed by the system as it was before the restore, whose inbox row the restore discarded
+    const never = orderEvent(); // never emailed: its email goes out now
+    const c = h.stack.postgres!.admin('notifications');
+    await c.connect();
+    let lookups = 0;
+    const real = new SmtpProvider(h.config.smtp);
+    const counting: MailProvider = {
+      send: (email, hold) => real.send(email, hold),
+      lookup: (messageId) => { lookups += 1; return real.lookup(messageId); },
+      reachable: () => real.reachable(),
+      close: () => { real.close(); },
+    };
+    try {
+      // what ansible/restore.yml records once the restored cluster serves
+      await c.query("INSERT INTO notify.restores (restored_at, target) VALUES (now() + interval '1 second', 'time 2026-12-05 06:21:24.602+00')");
+      h.sink.store.add({ from: 'orders@oms.example', to: ['ada@shop.example'] }, `Message-ID: <${arrived.id}@notifications.oms.example>\r\nX-Oms-Order-Id: ${arrived.data.orderId}\r\n\r\nsent before the restore\r\n`);
+      await h.restart(undefined, counting);
+      await h.publish([arrived, never]);
+      await delivered([never]);
+      await h.waitFor('both recorded as sent', async () => (await inbox(arrived.id))?.status === 'SENT' && (await inbox(never.id))?.status === 'SENT');
+      assert.equal(emailsFor(arrived), 1, 'not sent a second time');
+      assert.equal(emailsFor(never), 1);
+      assert.equal(lookups, 2, 'both older than the restore: the provider was asked for each');
+      // an event of after the restore is sent without asking
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const newer = orderEvent();
+      await h.publish([newer]);
+      await delivered([newer]);
+      assert.equal(emailsFor(newer), 1);
+      assert.equal(lookups, 2, 'no lookup for an event newer than the restore');
+    } finally {
+      await c.query('DELETE FROM notify.restores');
+      await c.end();
+      await h.restart();
+    }
+  });
+
+  it('orphaned sends (nobody took them over, their event will not come again): the sweep records those the provider has, and counts the rest', async () => {
+    const arrived = orderEvent();
+    const never = orderEvent();
+    const recent = orderEvent(); // its lease ran out a moment ago: a redelivery may still take it over
+    const c = h.stack.postgres!.admin('notifications');
+    await c.connect();
+    try {
+      const row = `INSERT INTO notify.inbox (event_id, event_type, order_id, status, attempts, recipient, owner, lease_until) VALUES ($1, $2, $3, 'SENDING', 1, $4, 'restored', now() - $5::interval)`;
+      for (const [e, ago] of [[arrived, '1 hour'], [never, '1 hour'], [recent, '1 second']] as const) {
+        await c.query(row, [e.id, e.type, e.data.orderId, e.data.customerEmail, ago]);
+      }
+      h.sink.store.add({ from: 'orders@oms.example', to: ['ada@shop.example'] }, `Message-ID: <${arrived.id}@notifications.oms.example>\r\nX-Oms-Order-Id: ${arrived.data.orderId}\r\n\r\nsent before the restore\r\n`);
+      const swept = await h.service.sweepOrphans();
+      assert.deepEqual(swept, { recorded: 1, left: 1 });
+      assert.deepEqual(await inbox(arrived.id), { status: 'SENT', attempts: 1 });
+      assert.deepEqual(await inbox(never.id), { status: 'SENDING', attempts: 1 }, 'not sent blindly: left to the operator');
+      assert.deepEqual(await inbox(recent.id), { status: 'SENDING', attempts: 1 });
+      assert.equal((await h.service.metrics.orphaned.get()).values[0]?.value, 1);
+      assert.equal(emailsFor(arrived), 1);
+      assert.equal(emailsFor(never), 0);
+      assert.ok(h.logs.some((l) => String(l.msg).startsWith('an orphaned send never reached the provider') && l.eventId === never.id));
+    } finally {
+      await c.query('DELETE FROM notify.inbox WHERE event_id = ANY($1)', [[arrived.id, never.id, recent.id]]);
+      await c.end();
+    }
+  });
+
+  it('a claim whose commit hangs past the query timeout (no synchronous standby) is put back, not dead-lettered, and its email goes out once', async () => {
+    const e = orderEvent();
+    const c = h.stack.postgres!.admin('notifications');
+    await c.connect();
+    try {
+      // every commit now waits for a standby that does not exist, as on a restored leader before its standby streams
+      await c.query("ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
+      await c.query('SELECT pg_reload_conf()');
+      await h.publish([e]);
+      await h.waitFor('a claim timed out and put back', () => Promise.resolve(h.logs.some((l) => l.eventId === e.id && l.msg === 'message put back: a dependency is away or the lease was lost' && JSON.stringify(l.err ?? {}).includes('Query read timeout'))), 60_000);
+    } finally {
+      await c.query('ALTER SYSTEM RESET synchronous_standby_names');
+      await c.query('SELECT pg_reload_conf()');
+      await c.end();
+    }
+    await delivered([e], 60_000);
+    await h.waitFor('recorded as sent', async () => (await inbox(e.id))?.status === 'SENT');
+    assert.equal(emailsFor(e), 1);
+    assert.ok(!(await h.read(DLT_TOPIC)).some((m) => m.headers['event-id'] === e.id), 'not dead-lettered');
+  });
+
   it('a consumer frozen mid-send (SIGSTOP) past its session timeout: the send is taken over once, and the frozen one completes nothing when it wakes', async (t) => {
     const events = Array.from({ length: 6 }, () => orderEvent());
     await h.stopService();
@@ -309,5 +395,9 @@ describe('notification service (real PostgreSQL, Kafka and SMTP sink)', { timeou
     const lease = await run([bad]);
     assert.equal(lease.code, 2);
     assert.match(lease.stderr, /inbox\.leaseMs: must be shorter than kafka\.sessionTimeoutMs/);
+    writeFileSync(bad, JSON.stringify({ ...h.config, orphans: { afterMs: 8000, everyMs: 1000 } })); // session 6 s + lease 4 s
+    const orphans = await run([bad]);
+    assert.equal(orphans.code, 2);
+    assert.match(orphans.stderr, /orphans\.afterMs: must be longer than kafka\.sessionTimeoutMs \+ inbox\.leaseMs/);
   });
 });
