@@ -256,7 +256,9 @@ class PlaybookTest(unittest.TestCase):
         inventory = os.path.join(ROOT, "inventories/production.example")
         cases = [
             (["-e", "restore_type=time", "-e", "restore_target=2026-12-05T02:21:55+00"], 'restore_confirm=oms, the cluster\'s name'),
-            (["-e", "restore_type=yesterday", "-e", "restore_confirm=oms"], 'needs restore_type time, lsn or latest (got "yesterday")'),
+            (["-e", "restore_type=yesterday", "-e", "restore_confirm=oms"], 'needs restore_type time, lsn, name or latest (got "yesterday")'),
+            (["-e", "restore_type=name", "-e", "restore_target=Before Migration", "-e", "restore_confirm=oms"], "for name a restore point"),
+            (["-e", "restore_type=latest", "-e", "restore_set=last-monday", "-e", "restore_confirm=oms"], 'restore_set, if given, a backup'),
             (["-e", "restore_type=time", "-e", "restore_target=2026-12-05T02:21:55", "-e", "restore_confirm=oms"], "with its time zone"),
             (["-e", "restore_type=lsn", "-e", "restore_target=27018058", "-e", "restore_confirm=oms"], "for lsn one like 0/27018058"),
             (["-e", "restore_type=time", "-e", "restore_target=2999-01-01T00:00:00Z", "-e", "restore_confirm=oms"], "is in the future"),
@@ -265,6 +267,13 @@ class PlaybookTest(unittest.TestCase):
             result = ansible_playbook(inventory, "restore.yml", *extra)
             self.assert_rejected(result, "restore refused, nothing was changed", message)
             self.assertNotIn("Check the repository", result.stdout)
+
+    def test_restore_point_refuses_a_bad_name_before_reaching_a_host(self):
+        inventory = os.path.join(ROOT, "inventories/production.example")
+        for name in ("", "Before Migration", "-leading-dash", "x" * 64):
+            result = ansible_playbook(inventory, "restore-point.yml", "-e", "restore_point=" + name)
+            self.assert_rejected(result, "no restore point was created", "restore_point must be 1 to 63 lower-case letters")
+            self.assertNotIn("Check that the name is new", result.stdout)
 
     def test_site_yml_stops_at_the_check_before_touching_a_host(self):
         def edit(hosts, _network):
