@@ -1,9 +1,11 @@
 // The backup drills: the pgBackRest repository (the backup group's host) fails while PostgreSQL takes the users'
-// writes. The target is the PostgreSQL cluster's, with one more condition for whole: WAL archiving works again
+// writes, and an operator's destructive statement is undone by a restore to just before it (ansible/restore.yml).
+// The target is the PostgreSQL cluster's, with one more condition for whole: WAL archiving works again
 // (`pgbackrest check` on the repository host: a WAL switch on the primary, archived and found in the repository).
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Inventory } from '../lib/inventory.ts';
-import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
+import { defaultInventory, killHost, repoRoot, runPlaybook, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget } from './framework.ts';
 import { leader, postgresTarget, running, sh } from './postgres.ts';
 
@@ -18,9 +20,12 @@ export const repoHost = (inventory: Inventory): string => {
   return host;
 };
 
-/** SQL as postgres on a database host, over its socket; the answer's first row, unaligned. */
-export const psql = async (host: string, statement: string): Promise<string> =>
-  (await sh(host, `runuser -u postgres -- psql -X -At -h /var/run/postgresql -d postgres -c "${statement}"`)).trim();
+/** SQL as postgres on a database host, over its socket, in a database (postgres unless named); the answer, unaligned. */
+export const psql = async (host: string, statement: string, database = 'postgres'): Promise<string> =>
+  (await sh(host, `runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d ${database} -c "${statement}"`)).trim();
+
+/** Where Patroni keeps each member's data; a restore moves the replaced one aside next to it (.before-restore-STAMP). */
+const DATA_DIR = '/var/lib/postgresql/15/oms';
 
 /** The PostgreSQL cluster's target, whole only once WAL reaches the repository again. */
 export function backupTarget(inventory: Inventory): DrillTarget {
@@ -41,6 +46,16 @@ export function backupTarget(inventory: Inventory): DrillTarget {
   };
 }
 
+interface Pitr {
+  /** the restore's target: just before the operator's statement (ms since the epoch) */
+  target?: number;
+  /** when the restored leader's PostgreSQL started: every write acknowledged after it is the restored cluster's */
+  restoredAt?: number;
+}
+
+/** How long the damage goes on before the operator notices and restores: orders placed meanwhile are discarded. */
+const NOTICED_AFTER_SECONDS = 5;
+
 interface RepoLoss {
   primary: string;
   /** the primary's WAL segment when the repository came back: the archive must reach it */
@@ -54,10 +69,57 @@ async function waiting(primary: string): Promise<{ ready: number; spoolKiB: numb
   return { ready: Number(ready ?? 0), spoolKiB: Number(spool ?? 0) };
 }
 
-export function backupDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<RepoLoss>[] {
+/** Each drill with its own context type, in one list. */
+const typed = <C>(drill: Drill<C>): Drill<unknown> => drill;
+
+export function backupDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<unknown>[] {
   const repo = (): string => repoHost(inventory);
+  const postgresHosts = inventory.hosts.filter((h) => h.groups.includes('postgres')).map((h) => h.name);
   return [
-    {
+    typed<Pitr>({
+      name: 'pg-pitr-restore',
+      description: "an operator's DELETE of every order under the users' load; ansible/restore.yml brings the cluster back to just before it",
+      goal: {
+        seconds: 180,
+        boundBy: "restore.yml's checks, the restore of the newest backup before the target from the repository, WAL replayed up to the target, Patroni started on the restored member and HAProxy's check (the replicas are rebuilt after it serves)",
+      },
+      prepare: () => Promise.resolve({}),
+      async fault(ctx) {
+        const primary = await leader(inventory);
+        const target = Date.now();
+        ctx.target = target;
+        const deleted = await psql(primary, 'WITH gone AS (DELETE FROM oms.orders RETURNING 1) SELECT count(*) FROM gone', 'orders');
+        await sleep(NOTICED_AFTER_SECONDS * 1000);
+        const started = Date.now();
+        const at = new Date(target).toISOString();
+        const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/restore.yml'),
+          ['-e', 'restore_type=time', '-e', `restore_target=${at}`, '-e', 'restore_confirm=oms'], true);
+        if (code !== 0) throw new Error(`ansible/restore.yml to ${at} failed (exit ${String(code)})`);
+        const restored = await leader(inventory);
+        ctx.restoredAt = Number(await psql(restored, 'SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint'));
+        return `DELETE FROM oms.orders on ${primary} (${deleted} orders with their items and history) at ${at}; ` +
+          `${String(NOTICED_AFTER_SECONDS)} s later restore.yml to that time: ${restored} restored and serving ` +
+          `${String(Math.round((ctx.restoredAt - target) / 100) / 10)} s after the statement, the playbook done in ${String(Math.round((Date.now() - started) / 1000))} s`;
+      },
+      heal: () => Promise.resolve('nothing to heal: the restore was the recovery'),
+      discards: (ctx) => (ctx.target === undefined || ctx.restoredAt === undefined ? undefined : {
+        from: ctx.target,
+        to: ctx.restoredAt,
+        why: 'restored to just before the DELETE: what the old cluster acknowledged after it is not in the restored one',
+        absent: true,
+      }),
+      // every member's replaced data folder was kept aside; the drill removes them (the operator's last step)
+      async after() {
+        const problems: string[] = [];
+        for (const host of postgresHosts) {
+          const kept = (await sh(host, `ls -d ${DATA_DIR}.before-restore-* 2>/dev/null || true`)).trim().split('\n').filter(Boolean);
+          if (kept.length === 0) problems.push(`${host} kept no data folder aside (${DATA_DIR}.before-restore-*)`);
+          await sh(host, `rm -rf ${DATA_DIR}.before-restore-*`);
+        }
+        return problems;
+      },
+    }),
+    typed<RepoLoss>({
       name: 'backup-repo-loss',
       description: 'the backup repository host loses power during a full backup, with WAL waiting to be archived; it boots again',
       goal: { seconds: 2, boundBy: 'nothing on the write path waits for the repository: archive-push is asynchronous, the backup reads a standby' },
@@ -108,6 +170,6 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
         }
         return problems;
       },
-    },
+    }),
   ];
 }

@@ -29,7 +29,7 @@ async function main(argv: string[]): Promise<number> {
   const users = (): DrillTarget => servicesTarget(inventory);
   const drills: (Drill<unknown> & { target: () => DrillTarget; underLoad?: () => DrillTarget })[] = [
     ...postgresDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => postgresTarget(inventory), underLoad: users })),
-    ...backupDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => backupTarget(inventory), underLoad: users })),
+    ...backupDrills(inventory).map((d) => ({ ...d, target: () => backupTarget(inventory), underLoad: users })),
     ...kafkaDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => kafkaTarget(inventory), underLoad: users })),
     ...redisDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => redisTarget(inventory), underLoad: users })),
     ...gatewayDrills(inventory).map((d) => ({ ...(d as Drill<unknown>), target: () => gatewayTarget(inventory) })),

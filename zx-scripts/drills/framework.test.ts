@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { formatTable, longestGap, resumedAt, runDrill, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
+import { formatReport, formatTable, judge, longestGap, resumedAt, runDrill, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
 
 interface Sim {
   /** ms after the fault during which writes hang (then fail), and until which they keep failing */
@@ -190,6 +190,36 @@ describe('the drill framework', () => {
     assert.equal(resumedAt([ev(100), ev(300), ev(600)], 0), 100, 'no pause: the first acknowledgement');
     assert.equal(resumedAt([ev(1500), ev(1600)], 0), 1500, 'a pause right from the start');
     assert.equal(resumedAt([], 0), null);
+  });
+
+  it('judge: acknowledged writes missing that were acknowledged inside the declared window are discarded, the others lost', () => {
+    const ev = (id: string, start: number, end: number, outcome: WriteEvent['outcome'] = 'ok'): WriteEvent => ({ id, start, end, outcome });
+    const events = [ev('before', 100, 150), ev('across-start', 990, 1010), ev('inside', 1100, 1150), ev('inside-failed', 1200, 1250, 'failed'),
+      ev('across-end', 1990, 2010), ev('after', 2100, 2150)];
+    const window = { from: 1000, to: 2000, why: 'restored to 1000', absent: false };
+    // nothing found: what was acknowledged inside the window is discarded (a failed write never counts), the rest
+    // lost: acknowledged after the window's end is acknowledged by what came after the recovery
+    assert.deepEqual(judge(events, new Set(), window), { lost: ['before', 'across-end', 'after'], discarded: ['across-start', 'inside'], survived: [] });
+    assert.deepEqual(judge(events, new Set(), undefined).lost, ['before', 'across-start', 'inside', 'across-end', 'after'], 'no window: every missing one is lost');
+    // a window that must be empty: a write made wholly inside it and found there is named, a write across its edge is not
+    const present = new Set(['before', 'across-start', 'inside', 'inside-failed', 'across-end', 'after']);
+    assert.deepEqual(judge(events, present, { ...window, absent: true }), { lost: [], discarded: [], survived: ['inside', 'inside-failed'] });
+    assert.deepEqual(judge(events, present, window).survived, [], 'a window that may keep writes names none');
+  });
+
+  it('a drill with a declared window: writes missing from it are reported as discarded, not LOST; one kept in an empty window fails', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 300, lose: 3 });
+    // the window covers every write: the three the audit does not find are discarded
+    const all = { from: 0, to: Date.now() + 3_600_000, why: 'the simulated restore', absent: false };
+    const report = await runDrill({ ...drill, discards: () => all }, target, options);
+    assert.equal(report.lost.length, 0);
+    assert.equal(report.discarded, 3);
+    assert.equal(report.passed, true, report.problems.join('; '));
+    assert.match(formatReport(report), /discarded by design: 3 acknowledged writes .*\(the simulated restore\)/);
+    const strict = simulated({ hangMs: 0, downMs: 300 });
+    const kept = await runDrill({ ...strict.drill, discards: () => ({ ...all, absent: true }) }, strict.target, options);
+    assert.equal(kept.passed, false);
+    assert.match(kept.problems.join(';'), /writes made wholly inside the discarded window are there all the same/);
   });
 
   it('longestGap: the longest time between acknowledgements, including up to the end', () => {

@@ -8,6 +8,9 @@
 //      and the time without writes must be within the drill's goal (the bound it is derived from, in the report);
 //      writes whose COMMIT got no answer are UNKNOWN, not failures: the audit says how many of them did commit;
 //      writes the load's own end interrupted (no answer waited for) are CUT: neither failed nor acknowledged
+// A drill whose recovery gives writes up by design (a restore to a point in time discards what came after it)
+// declares that window: writes acknowledged inside it and missing are DISCARDED, reported with the window's reason,
+// not LOST; every write acknowledged outside it must still be there, and with `absent` none made wholly inside it may be.
 // A drill of one component (a database, a broker) runs under the users' order load too (`underLoad`: k6 at the
 // VIP): the stack must be whole before and after, and its acknowledged orders are audited the same way.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -44,6 +47,16 @@ export interface Audit {
   problems?: string[];
 }
 
+/** Writes a drill's recovery gives up on purpose, by the load's clock (ms since the epoch). */
+export interface Window {
+  from: number;
+  to: number;
+  /** why they are given up, for the report */
+  why: string;
+  /** writes made wholly inside the window must be absent (a restore to `from`), not merely may be */
+  absent: boolean;
+}
+
 export interface DrillTarget {
   /** the system under test: its load, its health and its audit */
   startLoad(runId: string): Promise<Load>;
@@ -62,6 +75,8 @@ export interface Drill<Ctx> {
   heal(ctx: Ctx): Promise<string>;
   /** extra checks once whole (e.g. the old primary rejoined as a replica); returns problems */
   after?(ctx: Ctx): Promise<string[]>;
+  /** the writes the recovery gives up on purpose, known once it has run; none when absent */
+  discards?(ctx: Ctx): Window | undefined;
 }
 
 /** What a load did during a drill, and what its audit found. */
@@ -76,6 +91,8 @@ export interface LoadFigures {
   cut: number;
   cutCommitted: number;
   lost: number;
+  /** acknowledged, missing, and inside the drill's declared window (not lost) */
+  discarded: number;
   /** the longest time between two successful writes, from just before the fault to the end */
   secondsWithoutWrites: number;
   audit: Record<string, number>;
@@ -96,6 +113,9 @@ export interface DrillReport {
   secondsToWritesBack: number | null;
   secondsToWhole: number | null;
   lost: string[];
+  /** acknowledged, missing, inside the declared window: given up by design (the window and its reason below) */
+  discarded: number;
+  window?: Window;
   /** the target's own audit figures (empty when it has none) */
   audit: Record<string, number>;
   whole: Whole;
@@ -174,17 +194,37 @@ const committed = (events: readonly WriteEvent[], outcome: WriteEvent['outcome']
   events.filter((e) => e.outcome === outcome && present.has(e.id)).length;
 
 /**
- * A load's events audited on its target. Every attempt is looked up, whatever the client saw: acknowledged ids
- * missing are lost; failed, unknown and cut ones found were placed all the same (and are audited like any other:
- * their emails too); the rest are provably absent.
+ * Whether a write was acknowledged inside the window. A write acknowledged before it committed before it, and one
+ * acknowledged after it was acknowledged by what came after the recovery: both must be there.
  */
-async function auditEvents(target: DrillTarget, runId: string, events: readonly WriteEvent[]): Promise<{ audit: Audit; writes: DrillReport['writes']; lost: string[] }> {
+const acknowledgedInside = (e: WriteEvent, w: Window): boolean => e.end > w.from && e.end < w.to;
+
+/**
+ * What the audit found against a declared window: acknowledged writes missing outside it (lost) and inside it
+ * (discarded), and, for a window that must be empty, writes made wholly inside it that are there all the same.
+ */
+export function judge(events: readonly WriteEvent[], present: ReadonlySet<string>, window?: Window): { lost: string[]; discarded: string[]; survived: string[] } {
+  const missing = events.filter((e) => e.outcome === 'ok' && !present.has(e.id));
+  const inside = (e: WriteEvent): boolean => window !== undefined && acknowledgedInside(e, window);
+  return {
+    lost: missing.filter((e) => !inside(e)).map((e) => e.id),
+    discarded: missing.filter(inside).map((e) => e.id),
+    survived: window?.absent ? events.filter((e) => present.has(e.id) && e.start > window.from && e.end < window.to).map((e) => e.id) : [],
+  };
+}
+
+/**
+ * A load's events audited on its target. Every attempt is looked up, whatever the client saw: acknowledged ids
+ * missing are lost (or discarded, inside the drill's declared window); failed, unknown and cut ones found were placed
+ * all the same (and are audited like any other: their emails too); the rest are provably absent.
+ */
+async function auditEvents(target: DrillTarget, runId: string, events: readonly WriteEvent[], window?: Window): Promise<{ audit: Audit; writes: DrillReport['writes']; lost: string[]; discarded: string[]; survived: string[] }> {
   const audit = await target.audit(runId, events.map((e) => e.id));
   const acknowledged = events.filter((e) => e.outcome === 'ok').map((e) => e.id);
   const count = (outcome: WriteEvent['outcome']): number => events.filter((e) => e.outcome === outcome).length;
   return {
     audit,
-    lost: acknowledged.filter((id) => !audit.present.has(id)),
+    ...judge(events, audit.present, window),
     writes: {
       acknowledged: acknowledged.length,
       failed: count('failed'), failedCommitted: committed(events, 'failed', audit.present),
@@ -195,16 +235,20 @@ async function auditEvents(target: DrillTarget, runId: string, events: readonly 
 }
 
 /** The users' load's events audited on its target: LoadFigures. */
-async function auditLoad(target: DrillTarget, runId: string, events: readonly WriteEvent[], faultAt: number, endedAt: number): Promise<LoadFigures & { problems: string[] }> {
-  const { audit, writes, lost } = await auditEvents(target, runId, events);
+async function auditLoad(target: DrillTarget, runId: string, events: readonly WriteEvent[], faultAt: number, endedAt: number, window?: Window): Promise<LoadFigures & { problems: string[] }> {
+  const { audit, writes, lost, discarded, survived } = await auditEvents(target, runId, events, window);
   return {
     ...writes,
     lost: lost.length,
+    discarded: discarded.length,
     secondsWithoutWrites: round(longestGap(events, faultAt - 1000, endedAt)),
     audit: audit.figures ?? {},
-    problems: audit.problems ?? [],
+    problems: [...(audit.problems ?? []), ...survivedProblems(survived)],
   };
 }
+
+const survivedProblems = (survived: readonly string[]): string[] =>
+  survived.length > 0 ? [`${String(survived.length)} writes made wholly inside the discarded window are there all the same (e.g. ${survived.slice(0, 3).join(', ')})`] : [];
 
 /** Counts errors by their first words, so a report shows "connection refused: 12" rather than 12 lines. */
 function errorKinds(events: readonly WriteEvent[]): Record<string, number> {
@@ -284,7 +328,8 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const [events, orderEvents] = await Promise.all([load.stop(), orders?.stop()]);
   const endedAt = Math.max(...events.map((e) => e.end), Date.now());
 
-  const { audit, writes, lost } = await auditEvents(target, runId, events);
+  const window = drill.discards?.(ctx);
+  const { audit, writes, lost, discarded, survived } = await auditEvents(target, runId, events, window);
   const problems: string[] = [];
   if (!after.whole.whole) problems.push(`not whole ${options.wholeTimeoutSeconds} s after the heal: ${after.whole.detail}`);
   if (backAt === null) problems.push('writes never came back');
@@ -294,10 +339,11 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     problems.push(`${String(secondsWithoutWrites)} s without writes, over the goal of ${String(drill.goal.seconds)} s (bound by ${drill.goal.boundBy})`);
   }
   if (lost.length > 0) problems.push(`${lost.length} acknowledged writes LOST`);
+  problems.push(...survivedProblems(survived));
   problems.push(...(audit.problems ?? []));
   let orderFigures: LoadFigures | undefined;
   if (options.underLoad && orderEvents) {
-    const { problems: orderProblems, ...figures } = await auditLoad(options.underLoad, ordersRun, orderEvents, faultAt, endedAt);
+    const { problems: orderProblems, ...figures } = await auditLoad(options.underLoad, ordersRun, orderEvents, faultAt, endedAt, window);
     orderFigures = figures;
     if (figures.acknowledged === 0) problems.push('orders: none was acknowledged');
     if (figures.lost > 0) problems.push(`orders: ${String(figures.lost)} acknowledged orders LOST`);
@@ -317,6 +363,8 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     secondsToWritesBack: backAt === null ? null : round(backAt - faultAt),
     secondsToWhole: after.ms === null ? null : round(healedAt + after.ms - faultAt),
     lost,
+    discarded: discarded.length,
+    ...(window ? { window } : {}),
     audit: audit.figures ?? {},
     whole: after.whole,
     problems,
@@ -344,6 +392,7 @@ export function formatReport(r: DrillReport): string {
     `  writes back ${r.secondsToWritesBack ?? 'never'} s after the fault; whole again ${r.secondsToWhole ?? 'never'} s after the fault`,
     `  writes: ${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed (${r.writes.failedCommitted} of them committed all the same), ${r.writes.unknown} unknown (${r.writes.unknownCommitted} of them committed)${cutText(r.writes.cut, r.writes.cutCommitted)}`,
     `  LOST: ${r.lost.length}`,
+    ...(r.window ? [`  discarded by design: ${String(r.discarded)} acknowledged writes${r.orders ? ` and ${String(r.orders.discarded)} orders` : ''} from the ${round(r.window.to - r.window.from)} s between ${new Date(r.window.from).toISOString()} and ${new Date(r.window.to).toISOString()} (${r.window.why})`] : []),
     ...(Object.keys(r.audit).length > 0 ? [`  audit: ${figuresText(r.audit)}`] : []),
     ...(r.orders ? [`  orders (the users' load at the VIP): ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed (${r.orders.failedCommitted} of them placed all the same), ${r.orders.unknown} unknown (${r.orders.unknownCommitted} of them placed)${cutText(r.orders.cut, r.orders.cutCommitted)}, LOST ${r.orders.lost}, longest time without an order ${r.orders.secondsWithoutWrites} s` +
       (Object.keys(r.orders.audit).length > 0 ? `; ${figuresText(r.orders.audit)}` : '')] : []),
@@ -361,13 +410,13 @@ export function formatReport(r: DrillReport): string {
 export function formatTable(reports: readonly DrillReport[]): string {
   const rows = reports.map((r) => {
     const orders: LoadFigures | undefined = r.orders ?? (r.audit['emails'] === undefined ? undefined : {
-      ...r.writes, lost: r.lost.length, secondsWithoutWrites: r.secondsWithoutWrites, audit: r.audit,
+      ...r.writes, lost: r.lost.length, discarded: r.discarded, secondsWithoutWrites: r.secondsWithoutWrites, audit: r.audit,
     });
     const n = (v: number | undefined): string => (v === undefined ? '-' : String(v));
     return [r.drill, r.passed ? 'passed' : 'FAILED', String(r.goal.seconds), String(r.secondsWithoutWrites), n(r.secondsToWritesBack ?? undefined), String(r.writes.failed), String(r.lost.length),
-      n(orders?.acknowledged), n(orders?.failed), n(orders?.lost), n(orders?.secondsWithoutWrites), n(orders?.audit['missing']), n(orders?.audit['duplicates'])];
+      n(orders?.acknowledged), n(orders?.failed), n(orders?.lost), r.window ? String(orders?.discarded ?? r.discarded) : '-', n(orders?.secondsWithoutWrites), n(orders?.audit['missing']), n(orders?.audit['duplicates'])];
   });
-  const head = ['drill', 'result', 'goal s', 'no writes s', 'back s', 'failed', 'LOST', 'orders ack', 'failed', 'LOST', 'no orders s', 'emails missing', 'dup'];
+  const head = ['drill', 'result', 'goal s', 'no writes s', 'back s', 'failed', 'LOST', 'orders ack', 'failed', 'LOST', 'discarded', 'no orders s', 'emails missing', 'dup'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   return [line(head), ...rows.map(line)].join('\n');

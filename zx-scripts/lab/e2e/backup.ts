@@ -9,6 +9,7 @@ import { assertOk, bin, inventory, MINUTES, run, runDrillsTest } from './harness
 
 const REPO_HOST = repoHost(inventory);
 const REPO_PATH = '/var/lib/pgbackrest';
+const LEDGER = '/var/lib/pgbackrest-ledger/restore-points.tsv';
 
 interface BackupInfo {
   label: string;
@@ -89,7 +90,53 @@ export function backupTests(): void {
     t.diagnostic(`${files.trim()} files in the repository, every one encrypted (aes-256-cbc); the marker is in ${primary}'s pg_wal, not in the repository`);
   });
 
+  it('backup: restore-point.yml records a named restore point; restore.yml refuses a bad request before anything changes', async (t) => {
+    const name = `e2e-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
+    const point = await run(bin('ansible-playbook'), ['ansible/restore-point.yml', '-e', `restore_point=${name}`]);
+    assertOk(point, `ansible/restore-point.yml -e restore_point=${name}`);
+    const ledger = await sh(REPO_HOST, `cat ${LEDGER}`);
+    assert.match(ledger, new RegExp(`^${name}\t[0-9A-F]+/[0-9A-F]+\t\\d{4}-`, 'm'), `the ledger names the point with its LSN:\n${ledger}`);
+    const refusedPoint = async (value: string, why: RegExp): Promise<void> => {
+      const r = await run(bin('ansible-playbook'), ['ansible/restore-point.yml', '-e', `restore_point=${value}`]);
+      assert.notEqual(r.code, 0, `restore-point.yml ${value} was refused`);
+      assert.match(r.stdout.replace(/\s+/g, ' '), why);
+    };
+    await refusedPoint(name, /no restore point was created: e2e-\d+ exists already/);
+    await refusedPoint('Not A Name', /restore_point must be 1 to 63 lower-case letters/);
+
+    const primary = await leader(inventory);
+    const timeline = await psql(primary, 'SELECT timeline_id FROM pg_control_checkpoint()');
+    const wrongKey = JSON.stringify({ pgbackrest_cipher_pass: 'x'.repeat(64) });
+    const requests: [string, string[], RegExp][] = [
+      ['no confirmation', ['-e', 'restore_type=latest'], /restore_confirm=oms, the cluster.+ name, to confirm/],
+      ['an unknown restore point', ['-e', 'restore_type=name', '-e', 'restore_target=no-such-point', '-e', 'restore_confirm=oms'], /there is no restore point named no-such-point/],
+      ['a time in the future', ['-e', 'restore_type=time', '-e', 'restore_target=2999-01-01T00:00:00Z', '-e', 'restore_confirm=oms'], /is in the future/],
+      ['a time before the oldest backup', ['-e', 'restore_type=time', '-e', 'restore_target=2020-01-01T00:00:00Z', '-e', 'restore_confirm=oms'], /is before the end of the oldest backup/],
+      ['an LSN before the oldest backup', ['-e', 'restore_type=lsn', '-e', 'restore_target=0/1', '-e', 'restore_confirm=oms'], /is before the end of the oldest backup/],
+      ['a key that does not decrypt the repository', ['-e', 'restore_type=latest', '-e', 'restore_confirm=oms', '-e', wrongKey], /cannot be read with the inventory.+ pgbackrest_cipher_pass/],
+    ];
+    for (const [what, args, why] of requests) {
+      const r = await run(bin('ansible-playbook'), ['ansible/restore.yml', ...args]);
+      assert.notEqual(r.code, 0, `restore.yml with ${what} was refused`);
+      // Ansible folds long messages over lines: matched with the folds undone
+      const said = r.stdout.replace(/\s+/g, ' ');
+      assert.match(said, /restore refused, nothing was changed/, what);
+      assert.match(said, why, what);
+      assert.doesNotMatch(r.stdout, /Stop Patroni/, `${what}: no host was touched`);
+    }
+    assert.equal(await leader(inventory), primary, 'the same leader');
+    assert.equal(await psql(primary, 'SELECT timeline_id FROM pg_control_checkpoint()'), timeline, 'on the same timeline');
+    for (const host of inventory.hosts.filter((h) => h.groups.includes('postgres'))) {
+      assert.equal((await sh(host.name, 'ls -d /var/lib/postgresql/15/oms.before-restore-* 2>/dev/null || true')).trim(), '', `${host.name}: no data folder moved`);
+    }
+    t.diagnostic(`restore point ${name} recorded (restore-point.yml ${String(point.seconds)} s); ${String(requests.length)} bad restore requests refused, the cluster untouched`);
+  });
+
   it('backup: the repository host dies during a backup and while WAL waits for it; writes go on, archiving catches up', { timeout: 15 * MINUTES }, async (t) => {
     await runDrillsTest(t, ['backup-repo-loss'], 15 * MINUTES);
+  });
+
+  it("backup: an operator's DELETE of every order is undone by restore.yml to just before it, under the users' load", { timeout: 20 * MINUTES }, async (t) => {
+    await runDrillsTest(t, ['pg-pitr-restore'], 20 * MINUTES);
   });
 }
