@@ -74,6 +74,7 @@ export async function runDrillsTest(t: TestContext, drills: string[], timeoutMs 
   for (const r of reports) {
     t.diagnostic(`${r.drill}: ${r.secondsWithoutWrites} s without writes (goal ${r.goal.seconds} s), writes back ${r.secondsToWritesBack ?? 'never'} s, whole ${r.secondsToWhole ?? 'never'} s after the fault; ` +
       `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed (${r.writes.failedCommitted} kept), ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept), ${r.writes.cut} cut at the end; LOST ${r.lost.length}` +
+      (r.window ? `; discarded by design ${String(r.discarded)} writes and ${String(r.orders?.discarded ?? 0)} orders acknowledged in the ${String(Math.round((r.window.to - r.window.from) / 100) / 10)} s of the window (${r.window.why})` : '') +
       (Object.keys(r.audit).length > 0 ? `; ${figuresText(r.audit)}` : '') +
       `${r.orders ? `; orders at the VIP: ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed (${r.orders.failedCommitted} placed all the same), LOST ${r.orders.lost}, ${r.orders.secondsWithoutWrites} s without an order, ${figuresText(r.orders.audit)}` : ''}; ${r.whole.detail}`);
     assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
