@@ -25,7 +25,7 @@ export const psql = async (host: string, statement: string, database = 'postgres
   (await sh(host, `runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -h /var/run/postgresql -d ${database} -c "${statement}"`)).trim();
 
 /** Where Patroni keeps each member's data; a restore moves the replaced one aside next to it (.before-restore-STAMP). */
-const DATA_DIR = '/var/lib/postgresql/15/oms';
+export const DATA_DIR = '/var/lib/postgresql/15/oms';
 
 /** The PostgreSQL cluster's target, whole only once WAL reaches the repository again. */
 export function backupTarget(inventory: Inventory): DrillTarget {

@@ -3,7 +3,7 @@
 // repository is readable without its key. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { PGBACKREST, psql, repoHost } from '../../drills/backup.ts';
+import { DATA_DIR, PGBACKREST, psql, repoHost } from '../../drills/backup.ts';
 import { leader, sh } from '../../drills/postgres.ts';
 import { assertOk, bin, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
 
@@ -127,7 +127,7 @@ export function backupTests(): void {
     assert.equal(await leader(inventory), primary, 'the same leader');
     assert.equal(await psql(primary, 'SELECT timeline_id FROM pg_control_checkpoint()'), timeline, 'on the same timeline');
     for (const host of inventory.hosts.filter((h) => h.groups.includes('postgres'))) {
-      assert.equal((await sh(host.name, 'ls -d /var/lib/postgresql/15/oms.before-restore-* 2>/dev/null || true')).trim(), '', `${host.name}: no data folder moved`);
+      assert.equal((await sh(host.name, `ls -d ${DATA_DIR}.before-restore-* 2>/dev/null || true`)).trim(), '', `${host.name}: no data folder moved`);
     }
     t.diagnostic(`restore point ${name} recorded (restore-point.yml ${String(point.seconds)} s); ${String(requests.length)} bad restore requests refused, the cluster untouched`);
   });
