@@ -81,7 +81,7 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
       description: "an operator's DELETE of every order under the users' load; ansible/restore.yml brings the cluster back to just before it",
       goal: {
         seconds: 180,
-        boundBy: "restore.yml's checks, the restore of the newest backup before the target from the repository, WAL replayed up to the target, Patroni started on the restored member and HAProxy's check (the replicas are rebuilt after it serves)",
+        boundBy: "restore.yml's checks, the restore of the newest backup before the target from the repository, WAL replayed up to the target, Patroni started on the restored member, then a standby restored from the same backup streaming (strict synchronous mode commits nothing before) and HAProxy's check",
       },
       prepare: () => Promise.resolve({}),
       async fault(ctx) {

@@ -83,7 +83,6 @@ const header = (headers: IHeaders | undefined, name: string): string | undefined
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-/** PostgreSQL or Kafka away for now: the message waits (is fetched again) rather than fail */
 /**
  * The pg client's own query timeout: PostgreSQL did not answer in time, and what the statement did is not known yet
  * (an inbox claim held in its commit until a synchronous standby is back commits later). The database is away for
@@ -92,6 +91,7 @@ const describe = (error: unknown): string => (error instanceof Error ? error.mes
  */
 const queryTimedOut = (error: unknown): boolean => error instanceof Error && error.message === 'Query read timeout';
 
+/** PostgreSQL or Kafka away for now: the message waits (is fetched again) rather than fail */
 const dependencyAway = (error: unknown): boolean =>
   isDatabaseUnavailable(error) || queryTimedOut(error) || error instanceof LeaseLost
   // kafkajs' errors (KafkaJSError is not an ES export of the CommonJS package): those it would retry itself
