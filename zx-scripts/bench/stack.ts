@@ -1,7 +1,7 @@
 // npm run bench -- stack: what the whole lab sustains. Orders at the VIP (k6's order scenario, loadtest/oms.js) at
 // rising fixed arrival rates from the lab's load-test network (exempt from the per-address rate limits, so the stack
 // is measured, not the limits): TLS 1.3 and the WAF at the gateway, mTLS to the order service, HAProxy, the Patroni
-// leader with its synchronous standby, the outbox to Kafka. A step holds when every order was acknowledged, none
+// leader with its quorum standbys, the outbox to Kafka. A step holds when every order was acknowledged, none
 // had to be dropped for want of a free VU (the stack kept up), p95 < 200 ms and the achieved rate is >= 95 % of the
 // offered one. Beside it, in the same run: the database's own ceiling (bench -- db) and, at the highest rate held,
 // the time from an order's commit to its first email accepted by the mail sink.

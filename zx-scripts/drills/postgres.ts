@@ -80,7 +80,7 @@ export function postgresTarget(inventory: Inventory): DrillTarget {
         // a replica counts once it streams from the leader on the leader's timeline: a demoted primary first runs
         // on its old timeline, then Patroni stops it for pg_rewind ('running' alone is not yet whole)
         const replicas = members.filter((m) => m.role !== 'leader' && m.state === 'streaming' && m.timeline === lead[0]?.timeline);
-        const sync = members.filter((m) => m.role === 'sync_standby');
+        const sync = members.filter(acknowledges);
         if (lead.length !== 1) missing.push(`${lead.length} running leaders`);
         if (replicas.length !== postgresHosts.length - 1) missing.push(`${replicas.length} of ${postgresHosts.length - 1} replicas streaming on the leader's timeline`);
         if (postgresHosts.length > 1 && sync.length < 1) missing.push('no synchronous standby');
@@ -116,6 +116,14 @@ async function rejoined(inventory: Inventory, oldPrimary: string): Promise<strin
   return [];
 }
 
+/**
+ * A replica whose flush a commit can wait for: 'sync_standby' (synchronous_mode on, FIRST 1) or 'quorum_standby'
+ * (synchronous_mode quorum, ANY 1 of the replicas).
+ */
+export function acknowledges(m: { role: string }): boolean {
+  return m.role === 'sync_standby' || m.role === 'quorum_standby';
+}
+
 interface Victim {
   primary: string;
   candidate: string;
@@ -126,18 +134,18 @@ interface Victim {
 async function victims(inventory: Inventory): Promise<Victim> {
   const members = await patroniMembers(inventory);
   const primary = members.find((m) => m.role === 'leader')?.name;
-  const candidate = members.find((m) => m.role === 'sync_standby')?.name;
+  const candidate = members.find(acknowledges)?.name;
   if (!primary || !candidate) throw new Error(`need a leader and a synchronous standby: ${JSON.stringify(members)}`);
   const other = members.find((m) => m.name !== primary && m.name !== candidate)?.name;
   return { primary, candidate, ...(other === undefined ? {} : { other }) };
 }
 
-/** Waits until `host` is the synchronous standby (Patroni moves the role when the one it had is gone). */
+/** Waits until `host` is a synchronous standby (Patroni names the remaining replica when one is gone). */
 async function waitSyncStandby(inventory: Inventory, host: string, timeoutMs: number): Promise<number> {
   const started = Date.now();
   for (;;) {
     const members = await patroniMembers(inventory).catch(() => []);
-    if (members.some((m) => m.name === host && m.role === 'sync_standby')) return Date.now() - started;
+    if (members.some((m) => m.name === host && acknowledges(m))) return Date.now() - started;
     if (Date.now() - started > timeoutMs) throw new Error(`${host} did not become the synchronous standby within ${String(timeoutMs / 1000)} s: ${JSON.stringify(members)}`);
     await sleep(250);
   }
@@ -161,8 +169,8 @@ export function postgresDrills(inventory: Inventory, inventoryDir = defaultInven
   return [
     {
       name: 'pg-switchover',
-      description: 'planned switchover of the Patroni leader to the synchronous standby',
-      goal: { seconds: 5, boundBy: 'the demote/promote of a switchover plus the HAProxy check (inter 1 s, rise 1)' },
+      description: 'planned switchover of the Patroni leader to a synchronous (quorum) standby',
+      goal: { seconds: 8, boundBy: 'the demote/promote of a switchover, then a standby streaming from the new leader (strict mode commits nothing before; the other replica re-points in its next HA loop, loop_wait 3 s), plus the HAProxy check (inter 1 s, rise 1)' },
       prepare,
       async fault(v) {
         await sh(v.primary, `${PATRONI} switchover --leader ${v.primary} --candidate ${v.candidate} --force`);
@@ -202,7 +210,7 @@ export function postgresDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'pg-primary-partition',
       description: 'the primary cut off from every other host by nftables (only the controller still reaches it)',
-      goal: { seconds: 30, boundBy: 'Patroni ttl 20 s + loop_wait 3 s; the cut-off primary demotes itself after retry_timeout 5 s' },
+      goal: { seconds: 30, boundBy: "Patroni ttl 20 s (renewed by a new etcd leader when the cut-off host held etcd's: about 2 s more) + the leader race's 2 s REST timeout to the cut-off member + promotion + HAProxy check; the cut-off primary demotes itself after retry_timeout 5 s" },
       prepare,
       async fault(v) {
         const controller = inventory.mgmt.controller;
@@ -222,19 +230,19 @@ EOF`);
     },
     {
       name: 'pg-sync-standby-then-primary',
-      description: 'power cut of the synchronous standby, then of the primary: the third member must have every acknowledged write',
-      goal: { seconds: 30, boundBy: "the primary's loss: Patroni ttl 20 s + loop_wait 3 s + promotion + HAProxy check, while the first victim boots and rejoins as the new leader's standby (strict mode commits nothing without one); the standby's loss costs only a loop_wait (the third member is named synchronous)" },
+      description: 'power cut of a synchronous standby, then of the primary: the third member must have every acknowledged write',
+      goal: { seconds: 35, boundBy: "the primary's loss: Patroni ttl 20 s + the leader race's 2 s REST timeout to the dead primary + promotion + one HA loop (loop_wait 3 s: the new leader's quorum still names the dead replica until then) + HAProxy check, while the first victim boots and rejoins as the new leader's standby (strict mode commits nothing without one); the standby's loss costs nothing (ANY 1: the third member's flush is enough)" },
       prepare,
       async fault(v) {
         if (!v.other) throw new Error('this drill needs a third PostgreSQL member');
         await killHost(inventoryDir, v.candidate);
-        // strict synchronous mode: the primary acknowledges nothing alone; Patroni names the third member synchronous
+        // strict quorum mode: the primary acknowledges nothing alone; the third member alone acknowledges now
         const moved = await waitSyncStandby(inventory, v.other, 30_000);
         await sleep(3000); // writes go on with the third member as the standby
         await killHost(inventoryDir, v.primary);
         // the third member, promoted, has no standby left: strict mode holds its commits until one is back
         const { seconds } = await startHost(inventoryDir, v.candidate);
-        return `power cut of ${v.candidate} (synchronous standby): ${v.other} synchronous after ${String(Math.round(moved / 100) / 10)} s; ` +
+        return `power cut of ${v.candidate} (synchronous standby): ${v.other} acknowledging after ${String(Math.round(moved / 100) / 10)} s; ` +
           `3 s later power cut of ${v.primary} (primary); ${v.candidate} booted again (${seconds} s) to be the new leader's standby`;
       },
       async heal(v) {
