@@ -1,6 +1,6 @@
 // npm run certs -- <command>: the kit's PKI from an inventory.
 import { basename, resolve } from 'node:path';
-import { parseCommandLine, runCli, UsageError } from '../../zx-scripts/lib/cli.ts';
+import { parseCommandLine, refuseOtherOptions, runCli, UsageError } from '../../zx-scripts/lib/cli.ts';
 import { loadInventory } from '../../zx-scripts/lib/inventory.ts';
 import { DEFAULT_OPTIONS, PkiError, init, issue, leafSpecs, rotate, status, type Change, type LeafSpec } from './pki.ts';
 
@@ -49,12 +49,8 @@ async function main(argv: string[]): Promise<number> {
   const unknown = only.filter((h) => !all.some((s) => s.name === h));
   if (unknown.length > 0) throw new PkiError(`unknown host or identity: ${unknown.join(', ')} (not in ${values.inventory}); nothing was issued`);
   const specs: LeafSpec[] = only.length > 0 ? all.filter((s) => only.includes(s.name)) : all;
-  const allowed = (...flags: (keyof typeof values)[]): void => {
-    for (const flag of ['host', 'json', 'ca', 'threshold'] as const) {
-      const set = flag === 'json' ? values.json : values[flag] !== undefined;
-      if (set && !flags.includes(flag)) throw new UsageError(`${command ?? ''} does not take --${flag}`);
-    }
-  };
+  const given = { host: values.host !== undefined, json: values.json, ca: values.ca !== undefined, threshold: values.threshold !== undefined };
+  const allowed = (...options: (keyof typeof given)[]): void => { refuseOtherOptions(command, given, options); };
 
   switch (command) {
     case 'init': {

@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadCa, PkiError } from '../../certs/src/pki.ts';
-import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
+import { parseCommandLine, refuseOtherOptions, runCli, UsageError } from '../lib/cli.ts';
 import { stateDir as defaultStateDir } from '../lab/state.ts';
 import { BUNDLED, BundleError, exportBundle, MIN_PASSPHRASE, openBundle, restoreBundle, type BundledFile } from './bundle.ts';
 
@@ -67,12 +67,8 @@ function main(argv: string[]): number {
   const [command, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument ${extra.join(' ')}`);
   const state = resolve(values.state ?? defaultStateDir);
-  const only = (allowed: string[]): void => {
-    for (const flag of ['out', 'in', 'replace'] as const) {
-      const set = flag === 'replace' ? values.replace : values[flag] !== undefined;
-      if (set && !allowed.includes(flag)) throw new UsageError(`${command ?? ''} does not take --${flag}`);
-    }
-  };
+  const given = { out: values.out !== undefined, in: values.in !== undefined, replace: values.replace };
+  const only = (allowed: (keyof typeof given)[]): void => { refuseOtherOptions(command, given, allowed); };
   switch (command) {
     case 'export': {
       only(['out']);

@@ -19,6 +19,13 @@ export function parseCommandLine<const O extends NonNullable<ParseArgsConfig['op
   }
 }
 
+/** A command that takes only some of the tool's options: any other option that was given is a UsageError. */
+export function refuseOtherOptions(command: string | undefined, given: Record<string, boolean>, allowed: readonly string[]): void {
+  for (const [option, set] of Object.entries(given)) {
+    if (set && !allowed.includes(option)) throw new UsageError(`${command ?? ''} does not take --${option}`);
+  }
+}
+
 export function runCli(name: string, usage: string, main: (argv: string[]) => Promise<number>, inputErrors: ErrorClass[] = []): void {
   main(process.argv.slice(2)).then(
     (code) => { process.exitCode = code; },
