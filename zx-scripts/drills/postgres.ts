@@ -120,7 +120,7 @@ async function rejoined(inventory: Inventory, oldPrimary: string): Promise<strin
  * A replica whose flush a commit can wait for: 'sync_standby' (synchronous_mode on, FIRST 1) or 'quorum_standby'
  * (synchronous_mode quorum, ANY 1 of the replicas).
  */
-export function acknowledges(m: { role: string }): boolean {
+function acknowledges(m: { role: string }): boolean {
   return m.role === 'sync_standby' || m.role === 'quorum_standby';
 }
 
