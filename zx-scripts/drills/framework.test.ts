@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { formatReport, formatTable, judge, longestGap, resumedAt, runDrill, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
+import { formatReport, formatTable, judge, longestGap, resumedAt, runDrill, span, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
 
 interface Sim {
   /** ms after the fault during which writes hang (then fail), and until which they keep failing */
@@ -207,6 +207,15 @@ describe('the drill framework', () => {
     assert.deepEqual(judge(events, present, window).survived, [], 'a window that may keep writes names none');
   });
 
+  it('span: the seconds between the first and the last acknowledgment of the writes named (the RPO of those discarded)', () => {
+    const ev = (id: string, end: number): WriteEvent => ({ id, start: end - 20, end, outcome: 'ok' });
+    const events = [ev('a', 1000), ev('b', 4200), ev('c', 13_400), ev('d', 20_000)];
+    assert.equal(span(events, ['b', 'a', 'c']), 12.4);
+    assert.equal(span(events, ['d']), 0, 'one write spans nothing');
+    assert.equal(span(events, []), 0);
+    assert.equal(span(events, ['unknown']), 0, 'an id of no event');
+  });
+
   it('a drill with a declared window: writes missing from it are reported as discarded, not LOST; one kept in an empty window fails', async () => {
     const { target, drill } = simulated({ hangMs: 0, downMs: 300, lose: 3 });
     // the window covers every write: the three the audit does not find are discarded
@@ -215,7 +224,7 @@ describe('the drill framework', () => {
     assert.equal(report.lost.length, 0);
     assert.equal(report.discarded, 3);
     assert.equal(report.passed, true, report.problems.join('; '));
-    assert.match(formatReport(report), /discarded by design: 3 acknowledged writes .*\(the simulated restore\)/);
+    assert.match(formatReport(report), /discarded by design: 3 acknowledged writes \(their acknowledgments span \d+(\.\d)? s\) .*\(the simulated restore\)/);
     const strict = simulated({ hangMs: 0, downMs: 300 });
     const kept = await runDrill({ ...strict.drill, discards: () => ({ ...all, absent: true }) }, strict.target, options);
     assert.equal(kept.passed, false);

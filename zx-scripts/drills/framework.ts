@@ -93,6 +93,8 @@ export interface LoadFigures {
   lost: number;
   /** acknowledged, missing, and inside the drill's declared window (not lost) */
   discarded: number;
+  /** the seconds the discarded writes' acknowledgments span (what a restore to the newest archived state loses: its RPO) */
+  discardedSeconds: number;
   /** the longest time between two successful writes, from just before the fault to the end */
   secondsWithoutWrites: number;
   audit: Record<string, number>;
@@ -115,6 +117,8 @@ export interface DrillReport {
   lost: string[];
   /** acknowledged, missing, inside the declared window: given up by design (the window and its reason below) */
   discarded: number;
+  /** the seconds their acknowledgments span */
+  discardedSeconds: number;
   window?: Window;
   /** the target's own audit figures (empty when it has none) */
   audit: Record<string, number>;
@@ -218,13 +222,15 @@ export function judge(events: readonly WriteEvent[], present: ReadonlySet<string
  * missing are lost (or discarded, inside the drill's declared window); failed, unknown and cut ones found were placed
  * all the same (and are audited like any other: their emails too); the rest are provably absent.
  */
-async function auditEvents(target: DrillTarget, runId: string, events: readonly WriteEvent[], window?: Window): Promise<{ audit: Audit; writes: DrillReport['writes']; lost: string[]; discarded: string[]; survived: string[] }> {
+async function auditEvents(target: DrillTarget, runId: string, events: readonly WriteEvent[], window?: Window): Promise<{ audit: Audit; writes: DrillReport['writes']; lost: string[]; discarded: string[]; discardedSeconds: number; survived: string[] }> {
   const audit = await target.audit(runId, events.map((e) => e.id));
   const acknowledged = events.filter((e) => e.outcome === 'ok').map((e) => e.id);
   const count = (outcome: WriteEvent['outcome']): number => events.filter((e) => e.outcome === outcome).length;
+  const judged = judge(events, audit.present, window);
   return {
     audit,
-    ...judge(events, audit.present, window),
+    ...judged,
+    discardedSeconds: span(events, judged.discarded),
     writes: {
       acknowledged: acknowledged.length,
       failed: count('failed'), failedCommitted: committed(events, 'failed', audit.present),
@@ -234,13 +240,21 @@ async function auditEvents(target: DrillTarget, runId: string, events: readonly 
   };
 }
 
+/** The seconds between the first and the last acknowledgment of the given writes (0 for none or one). */
+export function span(events: readonly WriteEvent[], ids: readonly string[]): number {
+  const wanted = new Set(ids);
+  const ends = events.filter((e) => wanted.has(e.id)).map((e) => e.end);
+  return ends.length === 0 ? 0 : round(Math.max(...ends) - Math.min(...ends));
+}
+
 /** The users' load's events audited on its target: LoadFigures. */
 async function auditLoad(target: DrillTarget, runId: string, events: readonly WriteEvent[], faultAt: number, endedAt: number, window?: Window): Promise<LoadFigures & { problems: string[] }> {
-  const { audit, writes, lost, discarded, survived } = await auditEvents(target, runId, events, window);
+  const { audit, writes, lost, discarded, discardedSeconds, survived } = await auditEvents(target, runId, events, window);
   return {
     ...writes,
     lost: lost.length,
     discarded: discarded.length,
+    discardedSeconds,
     secondsWithoutWrites: round(longestGap(events, faultAt - 1000, endedAt)),
     audit: audit.figures ?? {},
     problems: [...(audit.problems ?? []), ...survivedProblems(survived)],
@@ -329,7 +343,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const endedAt = Math.max(...events.map((e) => e.end), Date.now());
 
   const window = drill.discards?.(ctx);
-  const { audit, writes, lost, discarded, survived } = await auditEvents(target, runId, events, window);
+  const { audit, writes, lost, discarded, discardedSeconds, survived } = await auditEvents(target, runId, events, window);
   const problems: string[] = [];
   if (!after.whole.whole) problems.push(`not whole ${options.wholeTimeoutSeconds} s after the heal: ${after.whole.detail}`);
   if (backAt === null) problems.push('writes never came back');
@@ -364,6 +378,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     secondsToWhole: after.ms === null ? null : round(healedAt + after.ms - faultAt),
     lost,
     discarded: discarded.length,
+    discardedSeconds,
     ...(window ? { window } : {}),
     audit: audit.figures ?? {},
     whole: after.whole,
@@ -392,7 +407,7 @@ export function formatReport(r: DrillReport): string {
     `  writes back ${r.secondsToWritesBack ?? 'never'} s after the fault; whole again ${r.secondsToWhole ?? 'never'} s after the fault`,
     `  writes: ${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed (${r.writes.failedCommitted} of them committed all the same), ${r.writes.unknown} unknown (${r.writes.unknownCommitted} of them committed)${cutText(r.writes.cut, r.writes.cutCommitted)}`,
     `  LOST: ${r.lost.length}`,
-    ...(r.window ? [`  discarded by design: ${String(r.discarded)} acknowledged writes${r.orders ? ` and ${String(r.orders.discarded)} orders` : ''} from the ${round(r.window.to - r.window.from)} s between ${new Date(r.window.from).toISOString()} and ${new Date(r.window.to).toISOString()} (${r.window.why})`] : []),
+    ...(r.window ? [`  discarded by design: ${String(r.discarded)} acknowledged writes (their acknowledgments span ${String(r.discardedSeconds)} s)${r.orders ? ` and ${String(r.orders.discarded)} orders (${String(r.orders.discardedSeconds)} s)` : ''} from the ${round(r.window.to - r.window.from)} s between ${new Date(r.window.from).toISOString()} and ${new Date(r.window.to).toISOString()} (${r.window.why})`] : []),
     ...(Object.keys(r.audit).length > 0 ? [`  audit: ${figuresText(r.audit)}`] : []),
     ...(r.orders ? [`  orders (the users' load at the VIP): ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed (${r.orders.failedCommitted} of them placed all the same), ${r.orders.unknown} unknown (${r.orders.unknownCommitted} of them placed)${cutText(r.orders.cut, r.orders.cutCommitted)}, LOST ${r.orders.lost}, longest time without an order ${r.orders.secondsWithoutWrites} s` +
       (Object.keys(r.orders.audit).length > 0 ? `; ${figuresText(r.orders.audit)}` : '')] : []),
@@ -410,11 +425,11 @@ export function formatReport(r: DrillReport): string {
 export function formatTable(reports: readonly DrillReport[]): string {
   const rows = reports.map((r) => {
     const orders: LoadFigures | undefined = r.orders ?? (r.audit['emails'] === undefined ? undefined : {
-      ...r.writes, lost: r.lost.length, discarded: r.discarded, secondsWithoutWrites: r.secondsWithoutWrites, audit: r.audit,
+      ...r.writes, lost: r.lost.length, discarded: r.discarded, discardedSeconds: r.discardedSeconds, secondsWithoutWrites: r.secondsWithoutWrites, audit: r.audit,
     });
     const n = (v: number | undefined): string => (v === undefined ? '-' : String(v));
     return [r.drill, r.passed ? 'passed' : 'FAILED', String(r.goal.seconds), String(r.secondsWithoutWrites), n(r.secondsToWritesBack ?? undefined), String(r.writes.failed), String(r.lost.length),
-      n(orders?.acknowledged), n(orders?.failed), n(orders?.lost), r.window ? String(orders?.discarded ?? r.discarded) : '-', n(orders?.secondsWithoutWrites), n(orders?.audit['missing']), n(orders?.audit['duplicates'])];
+      n(orders?.acknowledged), n(orders?.failed), n(orders?.lost), r.window ? `${String(orders?.discarded ?? r.discarded)} (${String(orders?.discardedSeconds ?? r.discardedSeconds)} s)` : '-', n(orders?.secondsWithoutWrites), n(orders?.audit['missing']), n(orders?.audit['duplicates'])];
   });
   const head = ['drill', 'result', 'goal s', 'no writes s', 'back s', 'failed', 'LOST', 'orders ack', 'failed', 'LOST', 'discarded', 'no orders s', 'emails missing', 'dup'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));

@@ -124,6 +124,12 @@ async function load(runId: string, writers: number, intervalMs: number): Promise
         emit(result.kind === 'created'
           ? { id, start, end: Date.now(), outcome: 'ok' }
           : { id, start, end: Date.now(), outcome: 'failed', error: `unexpected ${result.kind}` });
+        // a restore to before the load's start took its products with it (pg-cluster-loss: they were in the WAL the
+        // repository had not received yet): this write failed, and the next ones get them back
+        if (result.kind === 'unknown_product') {
+          process.stderr.write(`drill product ${products[index] ?? 'DRILL-1'} is gone (a restore discarded it): seeding the drill products again\n`);
+          await seed();
+        }
       } catch (error) {
         // the order's statement without an answer (or with one that is not a refusal) leaves the outcome open; a refusal,
         // or a failure to connect, means it was never placed

@@ -388,6 +388,22 @@ export async function killHost(inventoryDir: string, name: string): Promise<void
   }
 }
 
+/**
+ * The loss of a stopped host's disk, as far as the given folders go (absolute paths in the host): each is removed
+ * from its root, as a replaced disk would come back without them. Refuses a running host and a path outside it.
+ */
+export function wipeHostPaths(inventoryDir: string, name: string, hostPaths: readonly string[]): void {
+  if (!loadInventory(inventoryDir).hosts.some((h) => h.name === name)) throw new Error(`unknown host '${name}'`);
+  if (findNspawn(name) !== undefined) throw new Error(`host ${name} is running: stop it before its disk is lost`);
+  const root = join(paths.hostDir(name), 'root');
+  if (!existsSync(join(root, 'etc/os-release'))) throw new Error(`host ${name}'s root is not mounted at ${root}`);
+  for (const path of hostPaths) {
+    const inRoot = resolve(root, `.${path}`);
+    if (!path.startsWith('/') || !inRoot.startsWith(`${root}/`)) throw new Error(`'${path}' is not an absolute path inside host ${name}`);
+    rmSync(inRoot, { recursive: true, force: true });
+  }
+}
+
 /** Boots a stopped host again on its own root (as it was when it stopped); returns once systemd runs and SSH answers. */
 export async function startHost(inventoryDir: string, name: string): Promise<{ seconds: number }> {
   const inventory = loadInventory(inventoryDir);
