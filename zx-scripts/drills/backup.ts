@@ -5,9 +5,9 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Inventory } from '../lib/inventory.ts';
-import { defaultInventory, killHost, repoRoot, runPlaybook, startHost } from '../lab/lab.ts';
+import { defaultInventory, killHost, repoRoot, runPlaybook, startHost, wipeHostPaths } from '../lab/lab.ts';
 import type { Drill, DrillTarget } from './framework.ts';
-import { leader, postgresTarget, running, sh } from './postgres.ts';
+import { ETCDCTL, leader, postgresTarget, running, sh } from './postgres.ts';
 
 /** pgBackRest on the repository host, as its user, for stanza oms */
 export const PGBACKREST = 'runuser -u pgbackrest -- pgbackrest --stanza=oms';
@@ -55,6 +55,35 @@ interface Pitr {
 
 /** How long the damage goes on before the operator notices and restores: orders placed meanwhile are discarded. */
 const NOTICED_AFTER_SECONDS = 5;
+
+/** The bound on what losing every database disk loses: archive_timeout (30 s) plus the asynchronous push, with room. */
+const RPO_GOAL_SECONDS = 60;
+/** What a database host loses with its disk: PostgreSQL's data and the WAL pgBackRest had not sent yet (its spool). */
+const DATABASE_DISK = [DATA_DIR, '/var/spool/pgbackrest'];
+
+interface ClusterLoss {
+  /** when every database host lost power */
+  lostAt?: number;
+  restoredAt?: number;
+}
+
+/** etcd's data folder on its members (roles/etcd); a restore moves the replaced one aside next to it */
+const ETCD_DATA_DIR = '/var/lib/etcd/oms';
+
+interface QuorumLoss {
+  primary: string;
+  /** the etcd members whose disks are lost */
+  lost: string[];
+  clusterIdBefore?: string;
+}
+
+/** The etcd cluster's ID, as a member answers it (a restore makes a new cluster: a new ID). */
+async function etcdClusterId(inventory: Inventory, host: string): Promise<string> {
+  const address = inventory.hosts.find((h) => h.name === host)?.address;
+  const out = await sh(host, `${ETCDCTL} --endpoints https://${address ?? host}:2379 endpoint status -w json`);
+  const status = JSON.parse(out) as { Status: { header: { cluster_id: number | string } } }[];
+  return String(status[0]?.Status.header.cluster_id ?? '');
+}
 
 interface RepoLoss {
   primary: string;
@@ -115,6 +144,79 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
           const kept = (await sh(host, `ls -d ${DATA_DIR}.before-restore-* 2>/dev/null || true`)).trim().split('\n').filter(Boolean);
           if (kept.length === 0) problems.push(`${host} kept no data folder aside (${DATA_DIR}.before-restore-*)`);
           await sh(host, `rm -rf ${DATA_DIR}.before-restore-*`);
+        }
+        return problems;
+      },
+    }),
+    typed<ClusterLoss>({
+      name: 'pg-cluster-loss',
+      description: 'every database host loses power and its PostgreSQL disk under the users\' load; ansible/restore.yml rebuilds the cluster from the repository alone',
+      goal: {
+        seconds: 600,
+        boundBy: 'the hosts booting on empty disks, restore.yml\'s checks, the newest backup restored and the archive replayed to its end on one member, Patroni started on it, a standby restored from the same backup streaming (strict synchronous mode commits nothing before) and HAProxy\'s check',
+      },
+      prepare: () => Promise.resolve({}),
+      async fault(ctx) {
+        ctx.lostAt = Date.now();
+        await Promise.all(postgresHosts.map((host) => killHost(inventoryDir, host)));
+        for (const host of postgresHosts) wipeHostPaths(inventoryDir, host, DATABASE_DISK);
+        const boots = await Promise.all(postgresHosts.map((host) => startHost(inventoryDir, host)));
+        const started = Date.now();
+        const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/restore.yml'), ['-e', 'restore_type=latest', '-e', 'restore_confirm=oms'], true);
+        if (code !== 0) throw new Error(`ansible/restore.yml to the newest archived state failed (exit ${String(code)})`);
+        const restored = await leader(inventory);
+        ctx.restoredAt = Number(await psql(restored, 'SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint'));
+        return `power cut of ${postgresHosts.join(', ')}, each booted again without ${DATABASE_DISK.join(' and ')} ` +
+          `(at most ${String(Math.max(...boots.map((b) => b.seconds)))} s); restore.yml to the newest archived state: ${restored} ` +
+          `restored and serving ${String(Math.round((ctx.restoredAt - ctx.lostAt) / 100) / 10)} s after the loss, the playbook done in ` +
+          `${String(Math.round((Date.now() - started) / 1000))} s`;
+      },
+      heal: () => Promise.resolve('nothing to heal: the restore was the recovery'),
+      // what was acknowledged but not archived yet is gone with the disks: the declared RPO before the loss, up to
+      // the restored cluster's start; what the load acknowledged earlier must be there (else LOST)
+      discards: (ctx) => (ctx.lostAt === undefined || ctx.restoredAt === undefined ? undefined : {
+        from: ctx.lostAt - RPO_GOAL_SECONDS * 1000,
+        to: ctx.restoredAt,
+        why: `acknowledged in the last ${String(RPO_GOAL_SECONDS)} s before every database disk was lost (the RPO goal): WAL not in the repository yet`,
+        absent: false,
+      }),
+      async after() {
+        for (const host of postgresHosts) await sh(host, `rm -rf ${DATA_DIR}.before-restore-*`);
+        return [];
+      },
+    }),
+    typed<QuorumLoss>({
+      name: 'etcd-quorum-loss',
+      description: "two of the three etcd members lose their disks under the users' load (the quorum is gone); ansible/etcd-restore.yml brings the cluster back from the backup host's newest snapshot",
+      goal: { seconds: 5, boundBy: "nothing on the write path waits for etcd: Patroni's failsafe mode keeps the primary, which reaches every member, a primary while etcd is away and while it is restored" },
+      async prepare() {
+        const primary = await leader(inventory);
+        const etcdHosts = inventory.hosts.filter((h) => h.groups.includes('etcd')).map((h) => h.name);
+        // the primary's own member among the lost ones: the worst case for Patroni's view of etcd
+        const lost = [primary, ...etcdHosts.filter((h) => h !== primary)].slice(0, 2);
+        return { primary, lost, clusterIdBefore: await etcdClusterId(inventory, lost[0] ?? primary) };
+      },
+      async fault(ctx) {
+        for (const host of ctx.lost) await sh(host, `systemctl kill --signal=KILL etcd; systemctl stop etcd; rm -rf ${ETCD_DATA_DIR}`);
+        // past Patroni's ttl: the primary runs on failsafe
+        await sleep(25_000);
+        const started = Date.now();
+        const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/etcd-restore.yml'), ['-e', 'etcd_restore_confirm=oms-etcd'], true);
+        if (code !== 0) throw new Error(`ansible/etcd-restore.yml failed (exit ${String(code)})`);
+        return `etcd stopped and its data folder removed on ${ctx.lost.join(' and ')} (the quorum lost), 25 s on failsafe; ` +
+          `etcd-restore.yml from the newest snapshot in ${String(Math.round((Date.now() - started) / 1000))} s`;
+      },
+      heal: () => Promise.resolve('nothing to heal: the restore was the recovery'),
+      async after(ctx) {
+        const problems: string[] = [];
+        const now = await leader(inventory);
+        if (now !== ctx.primary) problems.push(`the leader changed from ${ctx.primary} to ${now}: the primary should have kept leading`);
+        const id = await etcdClusterId(inventory, ctx.lost[0] ?? ctx.primary);
+        if (id === ctx.clusterIdBefore) problems.push(`etcd's cluster ID is still ${id}: the cluster was not restored from the snapshot`);
+        for (const host of inventory.hosts.filter((h) => h.groups.includes('etcd')).map((h) => h.name)) {
+          const kept = (await sh(host, `ls -d ${ETCD_DATA_DIR}.before-restore-* 2>/dev/null || true`)).trim().split('\n').filter(Boolean);
+          if (!ctx.lost.includes(host) && kept.length === 0) problems.push(`${host} kept no data folder aside (${ETCD_DATA_DIR}.before-restore-*)`);
+          await sh(host, `rm -rf ${ETCD_DATA_DIR}.before-restore-*`);
         }
         return problems;
       },

@@ -10,7 +10,7 @@ import { agent } from './pg.ts';
 
 const LOAD_HOST = 'app1';
 const PATRONI = 'patronictl -c /etc/patroni/config.yml';
-const ETCDCTL = 'ETCDCTL_API=3 etcdctl --cacert /etc/oms/pki/ca-bundle.pem --cert /etc/oms/pki/host.crt --key /etc/oms/pki/host.key';
+export const ETCDCTL = 'ETCDCTL_API=3 etcdctl --cacert /etc/oms/pki/ca-bundle.pem --cert /etc/oms/pki/host.crt --key /etc/oms/pki/host.key';
 
 interface Member {
   name: string;

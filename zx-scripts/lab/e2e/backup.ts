@@ -10,6 +10,7 @@ import { assertOk, bin, inventory, MINUTES, run, runDrillsTest } from './harness
 const REPO_HOST = repoHost(inventory);
 const REPO_PATH = '/var/lib/pgbackrest';
 const LEDGER = '/var/lib/pgbackrest-ledger/restore-points.tsv';
+const ETCD_SNAPSHOTS = '/var/lib/oms-etcd-snapshots';
 
 interface BackupInfo {
   label: string;
@@ -138,5 +139,53 @@ export function backupTests(): void {
 
   it("backup: an operator's DELETE of every order is undone by restore.yml to just before it, under the users' load", { timeout: 20 * MINUTES }, async (t) => {
     await runDrillsTest(t, ['pg-pitr-restore'], 20 * MINUTES);
+  });
+
+  it('etcd snapshots: the backup host keeps checked snapshots on a timer; etcd-restore.yml refuses a bad request before anything changes', async (t) => {
+    const listed = async (): Promise<string[]> => (await sh(REPO_HOST, `ls ${ETCD_SNAPSHOTS}`)).trim().split('\n').filter(Boolean);
+    const timer = await sh(REPO_HOST, 'systemctl show -p ActiveState -p NextElapseUSecRealtime oms-etcd-snapshot.timer');
+    assert.match(timer, /ActiveState=active/);
+    const next = Date.parse(/NextElapseUSecRealtime=(.*)/.exec(timer)?.[1] ?? '');
+    assert.ok(next - Date.now() <= 3_600_000, `the next snapshot is due within the hour: ${timer}`);
+    const before = await listed();
+    await sh(REPO_HOST, 'systemctl start oms-etcd-snapshot.service');
+    const after = await listed();
+    const added = after.filter((f) => !before.includes(f));
+    assert.equal(added.length, 2, `one snapshot and its checksum added: ${added.join(', ')}`);
+    const snapshot = added.find((f) => f.endsWith('.db'));
+    assert.match(snapshot ?? '', /^etcd-\d{8}T\d{6}Z-rev\d+\.db$/);
+    assert.equal((await sh(REPO_HOST, `stat -c %a ${ETCD_SNAPSHOTS} ${ETCD_SNAPSHOTS}/${snapshot ?? ''}`)).trim(), '700\n600');
+    await sh(REPO_HOST, `cd ${ETCD_SNAPSHOTS} && sha256sum --check --quiet ${snapshot ?? ''}.sha256`);
+    const status = JSON.parse(await sh(REPO_HOST, `ETCDCTL_API=3 etcdctl snapshot status ${ETCD_SNAPSHOTS}/${snapshot ?? ''} -w json`)) as { totalKey: number };
+    assert.ok(status.totalKey > 0, 'the snapshot holds keys');
+    // it holds Patroni's cluster: its settings, its identity
+    const strings = await sh(REPO_HOST, `grep -ac '/service/oms/' ${ETCD_SNAPSHOTS}/${snapshot ?? ''} || true`);
+    assert.ok(Number(strings.trim()) > 0, "the snapshot holds Patroni's keys (/service/oms/...)");
+
+    const primary = await leader(inventory);
+    const requests: [string, string[], RegExp][] = [
+      ['no confirmation', [], /etcd_restore_confirm=oms-etcd, the cluster.s token/],
+      ['a wrong confirmation', ['-e', 'etcd_restore_confirm=oms'], /etcd_restore_confirm=oms-etcd/],
+      ['a badly formed snapshot name', ['-e', 'etcd_restore_confirm=oms-etcd', '-e', 'etcd_restore_snapshot=../etc/passwd'], /names a snapshot like etcd-/],
+      ['a snapshot that is not there', ['-e', 'etcd_restore_confirm=oms-etcd', '-e', 'etcd_restore_snapshot=etcd-20200101T000000Z-rev1.db'], /holds no snapshot etcd-20200101T000000Z-rev1\.db/],
+    ];
+    for (const [what, args, why] of requests) {
+      const r = await run(bin('ansible-playbook'), ['ansible/etcd-restore.yml', ...args]);
+      assert.notEqual(r.code, 0, `etcd-restore.yml with ${what} was refused`);
+      const said = r.stdout.replace(/\s+/g, ' ');
+      assert.match(said, /etcd restore refused, nothing was changed/, what);
+      assert.match(said, why, what);
+      assert.doesNotMatch(r.stdout, /Stop etcd/, `${what}: no member was touched`);
+    }
+    assert.equal(await leader(inventory), primary, 'the same leader');
+    t.diagnostic(`${String(after.filter((f) => f.endsWith('.db')).length)} snapshots on ${REPO_HOST}, the newest ${snapshot ?? '?'} (${String(status.totalKey)} keys); ${String(requests.length)} bad etcd restore requests refused`);
+  });
+
+  it("etcd: two of three members lose their disks under the users' load; etcd-restore.yml brings the cluster back from a snapshot, the primary serving throughout", { timeout: 15 * MINUTES }, async (t) => {
+    await runDrillsTest(t, ['etcd-quorum-loss'], 15 * MINUTES);
+  });
+
+  it("backup: every database host loses its disk under the users' load; restore.yml rebuilds the cluster from the repository (RTO, RPO)", { timeout: 20 * MINUTES }, async (t) => {
+    await runDrillsTest(t, ['pg-cluster-loss'], 20 * MINUTES);
   });
 }
