@@ -27,6 +27,9 @@ export const psql = async (host: string, statement: string, database = 'postgres
 /** Where Patroni keeps each member's data; a restore moves the replaced one aside next to it (.before-restore-STAMP). */
 export const DATA_DIR = '/var/lib/postgresql/15/oms';
 
+/** pgBackRest's spool on the database hosts (roles/pgbackrest): WAL waiting for the repository */
+const SPOOL_DIR = '/var/spool/pgbackrest';
+
 /** The PostgreSQL cluster's target, whole only once WAL reaches the repository again. */
 export function backupTarget(inventory: Inventory): DrillTarget {
   const postgres = postgresTarget(inventory);
@@ -59,7 +62,7 @@ const NOTICED_AFTER_SECONDS = 5;
 /** The bound on what losing every database disk loses: archive_timeout (30 s) plus the asynchronous push, with room. */
 const RPO_GOAL_SECONDS = 60;
 /** What a database host loses with its disk: PostgreSQL's data and the WAL pgBackRest had not sent yet (its spool). */
-const DATABASE_DISK = [DATA_DIR, '/var/spool/pgbackrest'];
+const DATABASE_DISK = [DATA_DIR, SPOOL_DIR];
 
 interface ClusterLoss {
   /** when every database host lost power */
@@ -93,9 +96,19 @@ interface RepoLoss {
 
 /** WAL segments the primary holds for the archive (archive_status/*.ready) and the spool's size, in a line. */
 async function waiting(primary: string): Promise<{ ready: number; spoolKiB: number }> {
-  const out = await sh(primary, 'ls /var/lib/postgresql/15/oms/pg_wal/archive_status | grep -c "\\.ready$" || true; du -sk /var/spool/pgbackrest | cut -f1');
+  const out = await sh(primary, `ls ${DATA_DIR}/pg_wal/archive_status | grep -c "\\.ready$" || true; du -sk ${SPOOL_DIR} | cut -f1`);
   const [ready, spool] = out.trim().split('\n');
   return { ready: Number(ready ?? 0), spoolKiB: Number(spool ?? 0) };
+}
+
+/** ansible/restore.yml with the given request; the restored leader and when its PostgreSQL started (ms since the epoch). */
+async function restore(inventory: Inventory, inventoryDir: string, request: string[], what: string): Promise<{ leader: string; startedAt: number; seconds: number }> {
+  const started = Date.now();
+  const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/restore.yml'), [...request.flatMap((r) => ['-e', r]), '-e', 'restore_confirm=oms'], true);
+  if (code !== 0) throw new Error(`ansible/restore.yml to ${what} failed (exit ${String(code)})`);
+  const restored = await leader(inventory);
+  const startedAt = Number(await psql(restored, 'SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint'));
+  return { leader: restored, startedAt, seconds: Math.round((Date.now() - started) / 1000) };
 }
 
 /** Each drill with its own context type, in one list. */
@@ -104,6 +117,7 @@ const typed = <C>(drill: Drill<C>): Drill<unknown> => drill;
 export function backupDrills(inventory: Inventory, inventoryDir = defaultInventory): Drill<unknown>[] {
   const repo = (): string => repoHost(inventory);
   const postgresHosts = inventory.hosts.filter((h) => h.groups.includes('postgres')).map((h) => h.name);
+  const etcdHosts = inventory.hosts.filter((h) => h.groups.includes('etcd')).map((h) => h.name);
   return [
     typed<Pitr>({
       name: 'pg-pitr-restore',
@@ -119,16 +133,12 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
         ctx.target = target;
         const deleted = await psql(primary, 'WITH gone AS (DELETE FROM oms.orders RETURNING 1) SELECT count(*) FROM gone', 'orders');
         await sleep(NOTICED_AFTER_SECONDS * 1000);
-        const started = Date.now();
         const at = new Date(target).toISOString();
-        const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/restore.yml'),
-          ['-e', 'restore_type=time', '-e', `restore_target=${at}`, '-e', 'restore_confirm=oms'], true);
-        if (code !== 0) throw new Error(`ansible/restore.yml to ${at} failed (exit ${String(code)})`);
-        const restored = await leader(inventory);
-        ctx.restoredAt = Number(await psql(restored, 'SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint'));
+        const restored = await restore(inventory, inventoryDir, ['restore_type=time', `restore_target=${at}`], at);
+        ctx.restoredAt = restored.startedAt;
         return `DELETE FROM oms.orders on ${primary} (${deleted} orders with their items and history) at ${at}; ` +
-          `${String(NOTICED_AFTER_SECONDS)} s later restore.yml to that time: ${restored} restored and serving ` +
-          `${String(Math.round((ctx.restoredAt - target) / 100) / 10)} s after the statement, the playbook done in ${String(Math.round((Date.now() - started) / 1000))} s`;
+          `${String(NOTICED_AFTER_SECONDS)} s later restore.yml to that time: ${restored.leader} restored and serving ` +
+          `${String(Math.round((ctx.restoredAt - target) / 100) / 10)} s after the statement, the playbook done in ${String(restored.seconds)} s`;
       },
       heal: () => Promise.resolve('nothing to heal: the restore was the recovery'),
       discards: (ctx) => (ctx.target === undefined || ctx.restoredAt === undefined ? undefined : {
@@ -161,15 +171,12 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
         await Promise.all(postgresHosts.map((host) => killHost(inventoryDir, host)));
         for (const host of postgresHosts) wipeHostPaths(inventoryDir, host, DATABASE_DISK);
         const boots = await Promise.all(postgresHosts.map((host) => startHost(inventoryDir, host)));
-        const started = Date.now();
-        const code = await runPlaybook(inventoryDir, join(repoRoot, 'ansible/restore.yml'), ['-e', 'restore_type=latest', '-e', 'restore_confirm=oms'], true);
-        if (code !== 0) throw new Error(`ansible/restore.yml to the newest archived state failed (exit ${String(code)})`);
-        const restored = await leader(inventory);
-        ctx.restoredAt = Number(await psql(restored, 'SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint'));
+        const restored = await restore(inventory, inventoryDir, ['restore_type=latest'], 'the newest archived state');
+        ctx.restoredAt = restored.startedAt;
         return `power cut of ${postgresHosts.join(', ')}, each booted again without ${DATABASE_DISK.join(' and ')} ` +
-          `(at most ${String(Math.max(...boots.map((b) => b.seconds)))} s); restore.yml to the newest archived state: ${restored} ` +
+          `(at most ${String(Math.max(...boots.map((b) => b.seconds)))} s); restore.yml to the newest archived state: ${restored.leader} ` +
           `restored and serving ${String(Math.round((ctx.restoredAt - ctx.lostAt) / 100) / 10)} s after the loss, the playbook done in ` +
-          `${String(Math.round((Date.now() - started) / 1000))} s`;
+          `${String(restored.seconds)} s`;
       },
       heal: () => Promise.resolve('nothing to heal: the restore was the recovery'),
       // what was acknowledged but not archived yet is gone with the disks: the declared RPO before the loss, up to
@@ -191,7 +198,6 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
       goal: { seconds: 5, boundBy: "nothing on the write path waits for etcd: Patroni's failsafe mode keeps the primary, which reaches every member, a primary while etcd is away and while it is restored" },
       async prepare() {
         const primary = await leader(inventory);
-        const etcdHosts = inventory.hosts.filter((h) => h.groups.includes('etcd')).map((h) => h.name);
         // the primary's own member among the lost ones: the worst case for Patroni's view of etcd
         const lost = [primary, ...etcdHosts.filter((h) => h !== primary)].slice(0, 2);
         return { primary, lost, clusterIdBefore: await etcdClusterId(inventory, lost[0] ?? primary) };
@@ -213,7 +219,7 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
         if (now !== ctx.primary) problems.push(`the leader changed from ${ctx.primary} to ${now}: the primary should have kept leading`);
         const id = await etcdClusterId(inventory, ctx.lost[0] ?? ctx.primary);
         if (id === ctx.clusterIdBefore) problems.push(`etcd's cluster ID is still ${id}: the cluster was not restored from the snapshot`);
-        for (const host of inventory.hosts.filter((h) => h.groups.includes('etcd')).map((h) => h.name)) {
+        for (const host of etcdHosts) {
           const kept = (await sh(host, `ls -d ${ETCD_DATA_DIR}.before-restore-* 2>/dev/null || true`)).trim().split('\n').filter(Boolean);
           if (!ctx.lost.includes(host) && kept.length === 0) problems.push(`${host} kept no data folder aside (${ETCD_DATA_DIR}.before-restore-*)`);
           await sh(host, `rm -rf ${ETCD_DATA_DIR}.before-restore-*`);
