@@ -60,6 +60,27 @@ export async function promAlerts(inventory: Inventory): Promise<PromAlert[]> {
   return (await api<{ data: { alerts: PromAlert[] } }>(inventory, PROMETHEUS_PORT, '/api/v1/alerts')).data.alerts;
 }
 
+/**
+ * Every alert that was pending or firing at some evaluation since `from` (seconds since the epoch; Prometheus'
+ * ALERTS series, sampled every 15 s): "alertname instance state" lines, and the seconds the range covers.
+ */
+export async function alertsSince(inventory: Inventory, from: number): Promise<{ alerts: string[]; seconds: number }> {
+  const to = Date.now() / 1000;
+  const query = `/api/v1/query_range?query=ALERTS&start=${from.toFixed(3)}&end=${to.toFixed(3)}&step=15`;
+  const range = await api<{ data: { result: { metric: Record<string, string> }[] } }>(inventory, PROMETHEUS_PORT, query);
+  const alerts = range.data.result.map(({ metric }) => `${metric.alertname ?? ''} ${metric.instance ?? ''} ${metric.alertstate ?? ''}`);
+  return { alerts: [...new Set(alerts)].sort(), seconds: to - from };
+}
+
+/** When Prometheus started (seconds since the epoch): the start of its memory of alerts. */
+export async function prometheusStart(inventory: Inventory): Promise<number> {
+  const query = `/api/v1/query?query=${encodeURIComponent('min(process_start_time_seconds{job="prometheus"})')}`;
+  const result = await api<{ data: { result: { value: [number, string] }[] } }>(inventory, PROMETHEUS_PORT, query);
+  const value = result.data.result[0]?.value[1];
+  if (value === undefined) throw new Error('Prometheus reports no start time of its own');
+  return Number(value);
+}
+
 /** The names of the alerting rules Prometheus has loaded. */
 export async function loadedAlertRules(inventory: Inventory): Promise<string[]> {
   const rules = await api<{ data: { groups: { rules: { name: string; type: string }[] }[] } }>(inventory, PROMETHEUS_PORT, '/api/v1/rules?type=alert');
