@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { $ } from 'zx';
 import type { Inventory } from '../lib/inventory.ts';
 import { stateDir } from '../lab/state.ts';
-import { sinkMessagesAfter, type SinkMessage } from './mail.ts';
+import type { AlertInbox } from './framework.ts';
+import { sinkCount, sinkMessagesAfter, type SinkMessage } from './mail.ts';
 
 export const PROMETHEUS_PORT = 9090;
 export const ALERTMANAGER_PORT = 9093;
@@ -106,4 +107,11 @@ export async function alertMailsAfter(inventory: Inventory, after: number): Prom
     const match = /^\[(FIRING|RESOLVED)(?::\d+)?\]\s+(\S+)/.exec(m.subject ?? '');
     return match ? [{ at: new Date(m.at), status: match[1] === 'FIRING' ? 'firing' as const : 'resolved' as const, alertname: match[2] ?? '', subject: m.subject ?? '' }] : [];
   });
+}
+
+/** The on-call's mailbox at the lab's mail sink, as the drill framework reads it; none without a monitoring host. */
+export function onCallInbox(inventory: Inventory): AlertInbox | undefined {
+  const has = (group: string): boolean => inventory.hosts.some((h) => h.groups.includes(group));
+  if (!has('monitoring') || !has('mail_sink')) return undefined;
+  return { mark: () => sinkCount(inventory), mails: (after) => alertMailsAfter(inventory, after) };
 }
