@@ -275,6 +275,35 @@ describe('the drill framework', () => {
       assert.match(problems, /alert PostgresLeaderChanged was not resolved at the on-call within 1 s of the heal/);
     });
 
+    it('before the heal it waits for the firing mails only', async () => {
+      const t0 = Date.now();
+      const box = inbox([{ afterMs: 600, status: 'firing', alertname: 'HostDown' }]);
+      const seen = await awaitAlerts(box, 1, [{ name: 'HostDown', fires: 5, resolves: 5 }], t0, null);
+      const took = Date.now() - t0;
+      assert.ok(took >= 600 && took < 3500, `returned ${String(took)} ms after the fault, once the firing mail was in`);
+      assert.equal(seen.outcomes[0]?.resolvedAfter, null);
+    });
+
+    it('runDrill holds the fault until the alert fired, then times its resolution after the heal', async () => {
+      const { target, drill } = simulated({ hangMs: 0, downMs: 300 });
+      let healedAt = 0;
+      const expecting = { ...drill, alerts: [{ name: 'SimDown', fires: 6, resolves: 6 }], heal: async () => { healedAt = Date.now(); return drill.heal(null); } };
+      const t0 = Date.now();
+      // the simulated writes are back within a second of the fault; the alert comes later, and resolves after the heal
+      const box: AlertInbox = {
+        mark: () => Promise.resolve(0),
+        mails: () => {
+          const firing = Date.now() >= t0 + 2500 ? [{ at: new Date(t0 + 2500), status: 'firing' as const, alertname: 'SimDown' }] : [];
+          const resolved = healedAt > 0 && Date.now() >= healedAt + 500 ? [{ at: new Date(healedAt + 500), status: 'resolved' as const, alertname: 'SimDown' }] : [];
+          return Promise.resolve([...firing, ...resolved]);
+        },
+      };
+      const report = await runDrill(expecting, target, { ...options, alertInbox: box });
+      assert.equal(report.passed, true, report.problems.join('; '));
+      assert.ok(healedAt >= t0 + 2500, 'the heal came after the alert fired');
+      assert.equal(report.alerts?.[0]?.resolvedAfter, 0.5);
+    });
+
     it('runDrill checks the drill\'s alerts when it has an inbox, and fails the drill when one is missing', async () => {
       const { target, drill } = simulated({ hangMs: 0, downMs: 300 });
       const expecting = { ...drill, alerts: [{ name: 'SimDown', fires: 2, resolves: 2 }] };

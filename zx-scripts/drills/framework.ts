@@ -185,21 +185,23 @@ export interface DrillOptions {
 }
 
 /**
- * Waits until every expected alert's firing mail (after the fault) and resolved mail (after the heal) have reached the
- * inbox, or until the last bound has passed; polls every 2 s. Returns each alert's outcome and the other alerts seen.
+ * Waits until every expected alert's firing mail (after the fault) and, once healed, its resolved mail (after the
+ * heal) have reached the inbox, or until the last bound has passed; polls every 2 s. Before the heal (healedAt null)
+ * it waits for the firing mails only: a fault must last until its alerts fired, or a drill that heals fast would
+ * prove nothing about them. Returns each alert's outcome and the other alerts seen.
  */
-export async function awaitAlerts(inbox: AlertInbox, mark: number, expected: readonly ExpectedAlert[], faultAt: number, healedAt: number):
+export async function awaitAlerts(inbox: AlertInbox, mark: number, expected: readonly ExpectedAlert[], faultAt: number, healedAt: number | null):
 Promise<AlertsSeen> {
-  const deadline = Math.max(...expected.map((a) => Math.max(faultAt + a.fires * 1000, healedAt + a.resolves * 1000)));
+  const deadline = Math.max(...expected.map((a) => Math.max(faultAt + a.fires * 1000, healedAt === null ? 0 : healedAt + a.resolves * 1000)));
   const outcome = (mails: AlertMailSeen[]): AlertOutcome[] => expected.map((a) => {
     const fired = mails.find((m) => m.alertname === a.name && m.status === 'firing' && m.at.getTime() >= faultAt);
-    const resolved = mails.find((m) => m.alertname === a.name && m.status === 'resolved' && m.at.getTime() >= healedAt);
-    return { ...a, firedAfter: fired ? round(fired.at.getTime() - faultAt) : null, resolvedAfter: resolved ? round(resolved.at.getTime() - healedAt) : null };
+    const resolved = healedAt === null ? undefined : mails.find((m) => m.alertname === a.name && m.status === 'resolved' && m.at.getTime() >= healedAt);
+    return { ...a, firedAfter: fired ? round(fired.at.getTime() - faultAt) : null, resolvedAfter: resolved && healedAt !== null ? round(resolved.at.getTime() - healedAt) : null };
   });
   for (;;) {
     const mails = await inbox.mails(mark);
     const outcomes = outcome(mails);
-    const done = outcomes.every((o) => o.firedAfter !== null && o.resolvedAfter !== null);
+    const done = outcomes.every((o) => o.firedAfter !== null && (healedAt === null || o.resolvedAfter !== null));
     if (done || Date.now() > deadline) {
       const others = [...new Set(mails.filter((m) => m.status === 'firing' && !expected.some((a) => a.name === m.alertname)).map((m) => m.alertname))].sort();
       return { outcomes, others };
@@ -412,6 +414,10 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   }
   log(`${drill.name}: ${backAt === null ? `writes did not come back within ${options.recoverTimeoutSeconds} s of the fault's end` : `writes back ${round(backAt - faultAt)} s after the fault`}`);
 
+  if (expectedAlerts.length > 0 && options.alertInbox) {
+    const fired = await awaitAlerts(options.alertInbox, alertMark, expectedAlerts, faultAt, null).catch(() => undefined);
+    log(`${drill.name}: alerts before the heal: ${fired?.outcomes.map((o) => `${o.name} ${o.firedAfter === null ? 'not fired' : `fired ${String(o.firedAfter)} s after the fault`}`).join(', ') ?? 'the inbox failed'}`);
+  }
   const heal = await drill.heal(ctx);
   log(`${drill.name}: heal: ${heal}`);
   const healedAt = Date.now();
