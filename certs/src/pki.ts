@@ -22,7 +22,6 @@ export const SERVICE_IDENTITIES = [
   'replication',
   'kafka-inter-broker',
   'redis-replication',
-  'prometheus',
   'admin',
 ] as const;
 
