@@ -242,6 +242,22 @@ class PlaybookTest(unittest.TestCase):
         result = ansible_playbook(self.broken("inventories/production.example", edit))
         self.assert_rejected(result, "group backup: host db1 is in zone data; backup hosts belong in zone ops")
 
+    def test_monitoring_host_in_a_zone_it_watches(self):
+        def edit(hosts, _network):
+            hosts["all"]["children"]["monitoring"]["hosts"] = {"app1": None}
+
+        result = ansible_playbook(self.broken("inventories/production.example", edit))
+        self.assert_rejected(result, "group monitoring: host app1 is in zone app; monitoring hosts belong in zone ops")
+
+    def test_alerts_that_could_go_nowhere(self):
+        inventory = os.path.join(ROOT, "inventories/production.example")
+        result = ansible_playbook(inventory, "check-inventory.yml", "-e",
+                                  '{"prometheus_alert_recipients": [], "prometheus_smtp_relay": "smtp.example.com"}')
+        self.assert_rejected(result, "prometheus_alert_recipients: needs at least one on-call email address",
+                             'prometheus_smtp_relay: needs the SMTP relay alerts go through as host:port (got "smtp.example.com")')
+        result = ansible_playbook(inventory, "check-inventory.yml", "-e", '{"prometheus_alert_recipients": ["on-call"]}')
+        self.assert_rejected(result, 'and only addresses (got ["on-call"])')
+
     def test_backup_playbook_refuses_a_bad_type_and_a_missing_host(self):
         result = ansible_playbook(os.path.join(ROOT, "inventories/production.example"), "backup.yml", "-e", "backup_type=fuul")
         self.assert_rejected(result, 'backup_type must be full, diff or incr (got "fuul")')

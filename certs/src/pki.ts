@@ -22,6 +22,7 @@ export const SERVICE_IDENTITIES = [
   'replication',
   'kafka-inter-broker',
   'redis-replication',
+  'prometheus',
   'admin',
 ] as const;
 

@@ -8,6 +8,7 @@ import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { formatReport, formatTable, runDrill, type Drill, type DrillReport, type DrillTarget } from './framework.ts';
 import { gatewayDrills, gatewayTarget } from './gateway.ts';
 import { kafkaDrills, kafkaTarget } from './kafka.ts';
+import { onCallInbox } from './monitoring.ts';
 import { backupDrills, backupTarget } from './backup.ts';
 import { postgresDrills, postgresTarget } from './postgres.ts';
 import { redisDrills, redisTarget } from './redis.ts';
@@ -47,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
   });
   if (!(await status(defaultInventory)).up) throw new Error('the lab is not up (npm run lab -- up)');
   const reports: DrillReport[] = [];
+  // the alerts each drill expects are looked for in the on-call's mailbox at the lab's mail sink
+  const alertInbox = onCallInbox(inventory);
   for (const drill of chosen) {
     const report = await runDrill(drill, drill.target(), {
       steadySeconds: 3,
@@ -55,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       reportDir: join(repoRoot, 'reports', 'drills'),
       log: (line) => { if (!json) console.log(line); },
       ...(drill.underLoad ? { underLoad: drill.underLoad() } : {}),
+      ...(alertInbox ? { alertInbox } : {}),
     });
     reports.push(report);
     if (!json) console.log(formatReport(report));

@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { formatReport, formatTable, judge, longestGap, resumedAt, runDrill, span, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
+import { alertProblems, awaitAlerts, formatReport, formatTable, judge, longestGap, resumedAt, runDrill, span, type AlertInbox, type AlertMailSeen, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
 
 interface Sim {
   /** ms after the fault during which writes hang (then fail), and until which they keep failing */
@@ -237,4 +237,85 @@ describe('the drill framework', () => {
     assert.equal(longestGap([ev(100), ev(500, 'failed')], 0, 1000), 900);
     assert.equal(longestGap([], 0, 1000), 1000);
   });
+
+  describe('alerts a drill expects', () => {
+    /** An inbox whose mails arrive at given ms after the call that creates it; mails before the mark are old ones. */
+    function inbox(schedule: { afterMs: number; status: AlertMailSeen['status']; alertname: string }[]): AlertInbox {
+      const t0 = Date.now();
+      const all = [{ afterMs: -60_000, status: 'firing' as const, alertname: 'Old' }, ...schedule];
+      return {
+        mark: () => Promise.resolve(1),
+        mails: (after) => Promise.resolve(all.slice(after).filter((m) => Date.now() >= t0 + m.afterMs).map((m) => ({ at: new Date(t0 + m.afterMs), status: m.status, alertname: m.alertname }))),
+      };
+    }
+
+    it('times each alert from the fault to its firing mail and from the heal to its resolved mail; reports the others', async () => {
+      const t0 = Date.now();
+      const box = inbox([{ afterMs: 300, status: 'firing', alertname: 'HostDown' }, { afterMs: 400, status: 'firing', alertname: 'ExporterDown' },
+        { afterMs: 1200, status: 'resolved', alertname: 'HostDown' }]);
+      const seen = await awaitAlerts(box, 1, [{ name: 'HostDown', fires: 5, resolves: 5 }], t0, t0 + 1000);
+      assert.equal(seen.outcomes.length, 1);
+      const [o] = seen.outcomes;
+      assert.ok(o && o.firedAfter !== null && o.firedAfter >= 0.2 && o.firedAfter <= 0.5, `fired after ${String(o?.firedAfter)}`);
+      assert.ok(o.resolvedAfter !== null && o.resolvedAfter >= 0.1 && o.resolvedAfter <= 0.4, `resolved after ${String(o.resolvedAfter)}`);
+      assert.deepEqual(seen.others, ['ExporterDown'], 'the old mail before the mark is not counted');
+      assert.deepEqual(alertProblems(seen.outcomes), []);
+    });
+
+    it('an alert that never comes, comes late or never resolves is a problem naming its bound', async () => {
+      const t0 = Date.now();
+      const box = inbox([{ afterMs: 1500, status: 'firing', alertname: 'PostgresLeaderChanged' }]);
+      const seen = await awaitAlerts(box, 1, [
+        { name: 'PostgresNoLeader', fires: 1, resolves: 1 },
+        { name: 'PostgresLeaderChanged', fires: 1, resolves: 1 },
+      ], t0, t0 + 500);
+      const problems = alertProblems(seen.outcomes).join('; ');
+      assert.match(problems, /alert PostgresNoLeader never reached the on-call \(bound: 1 s after the fault\)/);
+      assert.match(problems, /alert PostgresLeaderChanged reached the on-call 1\.5 s after the fault, over its bound of 1 s/);
+      assert.match(problems, /alert PostgresLeaderChanged was not resolved at the on-call within 1 s of the heal/);
+    });
+
+    it('before the heal it waits for the firing mails only', async () => {
+      const t0 = Date.now();
+      const box = inbox([{ afterMs: 600, status: 'firing', alertname: 'HostDown' }]);
+      const seen = await awaitAlerts(box, 1, [{ name: 'HostDown', fires: 5, resolves: 5 }], t0, null);
+      const took = Date.now() - t0;
+      assert.ok(took >= 600 && took < 3500, `returned ${String(took)} ms after the fault, once the firing mail was in`);
+      assert.equal(seen.outcomes[0]?.resolvedAfter, null);
+    });
+
+    it('runDrill holds the fault until the alert fired, then times its resolution after the heal', async () => {
+      const { target, drill } = simulated({ hangMs: 0, downMs: 300 });
+      let healedAt = 0;
+      const expecting = { ...drill, alerts: [{ name: 'SimDown', fires: 6, resolves: 6 }], heal: async () => { healedAt = Date.now(); return drill.heal(null); } };
+      const t0 = Date.now();
+      // the simulated writes are back within a second of the fault; the alert comes later, and resolves after the heal
+      const box: AlertInbox = {
+        mark: () => Promise.resolve(0),
+        mails: () => {
+          const firing = Date.now() >= t0 + 2500 ? [{ at: new Date(t0 + 2500), status: 'firing' as const, alertname: 'SimDown' }] : [];
+          const resolved = healedAt > 0 && Date.now() >= healedAt + 500 ? [{ at: new Date(healedAt + 500), status: 'resolved' as const, alertname: 'SimDown' }] : [];
+          return Promise.resolve([...firing, ...resolved]);
+        },
+      };
+      const report = await runDrill(expecting, target, { ...options, alertInbox: box });
+      assert.equal(report.passed, true, report.problems.join('; '));
+      assert.ok(healedAt >= t0 + 2500, 'the heal came after the alert fired');
+      assert.equal(report.alerts?.[0]?.resolvedAfter, 0.5);
+    });
+
+    it('runDrill checks the drill\'s alerts when it has an inbox, and fails the drill when one is missing', async () => {
+      const { target, drill } = simulated({ hangMs: 0, downMs: 300 });
+      const expecting = { ...drill, alerts: [{ name: 'SimDown', fires: 2, resolves: 2 }] };
+      const quiet = await runDrill(expecting, target, { ...options, alertInbox: inbox([]) });
+      assert.equal(quiet.passed, false);
+      assert.match(quiet.problems.join('; '), /alert SimDown never reached the on-call/);
+      assert.match(formatReport(quiet), /alerts at the on-call: SimDown fired never after the fault \(bound 2 s\)/);
+      const sim = simulated({ hangMs: 0, downMs: 300 });
+      const without = await runDrill({ ...sim.drill, alerts: expecting.alerts }, sim.target, options);
+      assert.equal(without.passed, true, 'without an inbox the alerts are not checked');
+      assert.equal(without.alerts, undefined);
+    });
+  });
 });
+

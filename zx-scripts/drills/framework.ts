@@ -77,6 +77,42 @@ export interface Drill<Ctx> {
   after?(ctx: Ctx): Promise<string[]>;
   /** the writes the recovery gives up on purpose, known once it has run; none when absent */
   discards?(ctx: Ctx): Window | undefined;
+  /** the alerts the fault must raise at the on-call, and their bounds (checked when the run has an alert inbox) */
+  alerts?: ExpectedAlert[];
+}
+
+/** An alert a drill's fault must raise: mailed to the on-call as firing within `fires` s of the fault, as resolved within `resolves` s of the heal. */
+export interface ExpectedAlert {
+  name: string;
+  fires: number;
+  resolves: number;
+}
+
+/** One alert mail that reached the on-call. */
+export interface AlertMailSeen {
+  at: Date;
+  status: 'firing' | 'resolved';
+  alertname: string;
+}
+
+/** Where the framework finds the alerts that reached the on-call (the lab: the on-call's mailbox at the mail sink). */
+export interface AlertInbox {
+  /** a mark taken before the fault: the drill's mails are those after it */
+  mark(): Promise<number>;
+  mails(after: number): Promise<AlertMailSeen[]>;
+}
+
+/** The expected alerts' outcomes, the other alerts seen, and why the inbox could not be read when it could not. */
+export interface AlertsSeen {
+  outcomes: AlertOutcome[];
+  others: string[];
+  error?: string;
+}
+
+/** What became of an expected alert: seconds from the fault to its firing mail, from the heal to its resolved mail. */
+export interface AlertOutcome extends ExpectedAlert {
+  firedAfter: number | null;
+  resolvedAfter: number | null;
 }
 
 /** What a load did during a drill, and what its audit found. */
@@ -127,6 +163,10 @@ export interface DrillReport {
   errors: Record<string, number>;
   /** the users' order load the drill ran under, when its own load was another (underLoad) */
   orders?: LoadFigures;
+  /** the drill's expected alerts and when they reached the on-call; absent when the run had no alert inbox */
+  alerts?: AlertOutcome[];
+  /** the other alerts that reached the on-call during the drill (not asserted: one fault may page more than once) */
+  otherAlerts?: string[];
   passed: boolean;
 }
 
@@ -140,6 +180,44 @@ export interface DrillOptions {
   log: (line: string) => void;
   /** the users' order load to run the drill under, when its own target is another system */
   underLoad?: DrillTarget;
+  /** where the drill's expected alerts are looked for; without it they are not checked */
+  alertInbox?: AlertInbox;
+}
+
+/**
+ * Waits until every expected alert's firing mail (after the fault) and, once healed, its resolved mail (after the
+ * heal) have reached the inbox, or until the last bound has passed; polls every 2 s. Before the heal (healedAt null)
+ * it waits for the firing mails only: a fault must last until its alerts fired, or a drill that heals fast would
+ * prove nothing about them. Returns each alert's outcome and the other alerts seen.
+ */
+export async function awaitAlerts(inbox: AlertInbox, mark: number, expected: readonly ExpectedAlert[], faultAt: number, healedAt: number | null):
+Promise<AlertsSeen> {
+  const deadline = Math.max(...expected.map((a) => Math.max(faultAt + a.fires * 1000, healedAt === null ? 0 : healedAt + a.resolves * 1000)));
+  const outcome = (mails: AlertMailSeen[]): AlertOutcome[] => expected.map((a) => {
+    const fired = mails.find((m) => m.alertname === a.name && m.status === 'firing' && m.at.getTime() >= faultAt);
+    const resolved = healedAt === null ? undefined : mails.find((m) => m.alertname === a.name && m.status === 'resolved' && m.at.getTime() >= healedAt);
+    return { ...a, firedAfter: fired ? round(fired.at.getTime() - faultAt) : null, resolvedAfter: resolved && healedAt !== null ? round(resolved.at.getTime() - healedAt) : null };
+  });
+  for (;;) {
+    const mails = await inbox.mails(mark);
+    const outcomes = outcome(mails);
+    const done = outcomes.every((o) => o.firedAfter !== null && (healedAt === null || o.resolvedAfter !== null));
+    if (done || Date.now() > deadline) {
+      const others = [...new Set(mails.filter((m) => m.status === 'firing' && !expected.some((a) => a.name === m.alertname)).map((m) => m.alertname))].sort();
+      return { outcomes, others };
+    }
+    await sleep(2000);
+  }
+}
+
+/** The problems of the alerts' outcomes: missing or late. */
+export function alertProblems(outcomes: readonly AlertOutcome[]): string[] {
+  return outcomes.flatMap((o) => [
+    ...(o.firedAfter === null ? [`alert ${o.name} never reached the on-call (bound: ${String(o.fires)} s after the fault)`]
+      : o.firedAfter > o.fires ? [`alert ${o.name} reached the on-call ${String(o.firedAfter)} s after the fault, over its bound of ${String(o.fires)} s`] : []),
+    ...(o.firedAfter !== null && o.resolvedAfter === null ? [`alert ${o.name} was not resolved at the on-call within ${String(o.resolves)} s of the heal`]
+      : o.resolvedAfter !== null && o.resolvedAfter > o.resolves ? [`alert ${o.name} was resolved ${String(o.resolvedAfter)} s after the heal, over its bound of ${String(o.resolves)} s`] : []),
+  ]);
 }
 
 const round = (ms: number): number => Math.round(ms / 100) / 10;
@@ -304,6 +382,8 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   }
   await sleep(options.steadySeconds * 1000);
 
+  const expectedAlerts = options.alertInbox ? drill.alerts ?? [] : [];
+  const alertMark = expectedAlerts.length > 0 && options.alertInbox ? await options.alertInbox.mark() : 0;
   const faultAt = Date.now();
   let fault: string;
   try {
@@ -334,9 +414,19 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   }
   log(`${drill.name}: ${backAt === null ? `writes did not come back within ${options.recoverTimeoutSeconds} s of the fault's end` : `writes back ${round(backAt - faultAt)} s after the fault`}`);
 
+  if (expectedAlerts.length > 0 && options.alertInbox) {
+    const fired = await awaitAlerts(options.alertInbox, alertMark, expectedAlerts, faultAt, null).catch(() => undefined);
+    log(`${drill.name}: alerts before the heal: ${fired?.outcomes.map((o) => `${o.name} ${o.firedAfter === null ? 'not fired' : `fired ${String(o.firedAfter)} s after the fault`}`).join(', ') ?? 'the inbox failed'}`);
+  }
   const heal = await drill.heal(ctx);
   log(`${drill.name}: heal: ${heal}`);
   const healedAt = Date.now();
+  // the alerts are awaited while the system comes back whole and the loads are audited: they cost no time of their own
+  // unless they are late
+  const alertsSeen = expectedAlerts.length > 0 && options.alertInbox
+    ? awaitAlerts(options.alertInbox, alertMark, expectedAlerts, faultAt, healedAt)
+      .catch((error: unknown): AlertsSeen => ({ outcomes: [], others: [], error: `the alert inbox failed: ${String(error)}` }))
+    : undefined;
   const after = await waitWhole(system, options.wholeTimeoutSeconds * 1000);
   await sleep(options.steadySeconds * 1000);
   const [events, orderEvents] = await Promise.all([load.stop(), orders?.stop()]);
@@ -363,6 +453,8 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     if (figures.lost > 0) problems.push(`orders: ${String(figures.lost)} acknowledged orders LOST`);
     problems.push(...orderProblems.map((p) => `orders: ${p}`));
   }
+  const alerts = alertsSeen ? await alertsSeen : undefined;
+  if (alerts) problems.push(...(alerts.error === undefined ? alertProblems(alerts.outcomes) : [alerts.error]));
 
   const report: DrillReport = {
     drill: drill.name,
@@ -385,6 +477,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     problems,
     errors: errorKinds(events),
     ...(orderFigures ? { orders: orderFigures } : {}),
+    ...(alerts ? { alerts: alerts.outcomes, otherAlerts: alerts.others } : {}),
     passed: problems.length === 0,
   };
   mkdirSync(options.reportDir, { recursive: true });
@@ -411,6 +504,8 @@ export function formatReport(r: DrillReport): string {
     ...(Object.keys(r.audit).length > 0 ? [`  audit: ${figuresText(r.audit)}`] : []),
     ...(r.orders ? [`  orders (the users' load at the VIP): ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed (${r.orders.failedCommitted} of them placed all the same), ${r.orders.unknown} unknown (${r.orders.unknownCommitted} of them placed)${cutText(r.orders.cut, r.orders.cutCommitted)}, LOST ${r.orders.lost}, longest time without an order ${r.orders.secondsWithoutWrites} s` +
       (Object.keys(r.orders.audit).length > 0 ? `; ${figuresText(r.orders.audit)}` : '')] : []),
+    ...(r.alerts ? [`  alerts at the on-call: ${r.alerts.map((a) => `${a.name} fired ${a.firedAfter === null ? 'never' : `${String(a.firedAfter)} s`} after the fault (bound ${String(a.fires)} s), resolved ${a.resolvedAfter === null ? 'never' : `${String(a.resolvedAfter)} s`} after the heal (bound ${String(a.resolves)} s)`).join('; ')}` +
+      ((r.otherAlerts ?? []).length > 0 ? `; also: ${(r.otherAlerts ?? []).join(', ')}` : '')] : []),
     `  whole: ${r.whole.detail}`,
     ...Object.entries(r.errors).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `  ${n} x ${k}`),
     ...r.problems.map((p) => `  PROBLEM: ${p}`),

@@ -41,8 +41,8 @@ describe('the lab inventory', () => {
     assert.deepEqual(byZone('dmz'), ['gw1', 'gw2']);
     assert.deepEqual(byZone('app'), ['app1', 'app2', 'cache1', 'cache2', 'cache3']);
     assert.deepEqual(byZone('data'), ['db1', 'db2', 'db3', 'kafka1', 'kafka2', 'kafka3']);
-    assert.deepEqual(byZone('ops'), ['backup1']);
-    assert.equal(inventory.hosts.length, 15);
+    assert.deepEqual(byZone('ops'), ['backup1', 'mon1']);
+    assert.equal(inventory.hosts.length, 16);
   });
 
   it('has the groups the roles target', () => {
@@ -53,6 +53,8 @@ describe('the lab inventory', () => {
     assert.deepEqual(names('kafka'), ['kafka1', 'kafka2', 'kafka3']);
     assert.deepEqual(names('zookeeper'), ['kafka1', 'kafka2', 'kafka3']);
     assert.deepEqual(names('redis_sentinel'), ['cache1', 'cache2', 'cache3']);
+    assert.deepEqual(names('backup'), ['backup1']);
+    assert.deepEqual(names('monitoring'), ['mon1']);
     assert.equal(inventory.gatewayVip, '10.90.20.100');
   });
 

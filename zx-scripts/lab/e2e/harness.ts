@@ -76,7 +76,9 @@ export async function runDrillsTest(t: TestContext, drills: string[], timeoutMs 
       `${r.writes.acknowledged} acknowledged, ${r.writes.failed} failed (${r.writes.failedCommitted} kept), ${r.writes.unknown} unknown (${r.writes.unknownCommitted} kept), ${r.writes.cut} cut at the end; LOST ${r.lost.length}` +
       (r.window ? `; discarded by design ${String(r.discarded)} writes and ${String(r.orders?.discarded ?? 0)} orders acknowledged in the ${String(Math.round((r.window.to - r.window.from) / 100) / 10)} s of the window (${r.window.why})` : '') +
       (Object.keys(r.audit).length > 0 ? `; ${figuresText(r.audit)}` : '') +
-      `${r.orders ? `; orders at the VIP: ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed (${r.orders.failedCommitted} placed all the same), LOST ${r.orders.lost}, ${r.orders.secondsWithoutWrites} s without an order, ${figuresText(r.orders.audit)}` : ''}; ${r.whole.detail}`);
+      (r.orders ? `; orders at the VIP: ${r.orders.acknowledged} acknowledged, ${r.orders.failed} failed (${r.orders.failedCommitted} placed all the same), LOST ${r.orders.lost}, ${r.orders.secondsWithoutWrites} s without an order, ${figuresText(r.orders.audit)}` : '') +
+      (r.alerts && r.alerts.length > 0 ? `; alerts: ${r.alerts.map((a) => `${a.name} fired ${String(a.firedAfter)} s after the fault (bound ${String(a.fires)}), resolved ${String(a.resolvedAfter)} s after the heal (bound ${String(a.resolves)})`).join(', ')}` : '') +
+      `; ${r.whole.detail}`);
     assert.equal(r.lost.length, 0, `${r.drill}: LOST ${r.lost.length}`);
     assert.equal(r.orders?.lost ?? 0, 0, `${r.drill}: orders LOST ${String(r.orders?.lost)}`);
     assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);

@@ -15,6 +15,7 @@ import { MGMT_BRIDGE, ROUTER_NS } from '../network.ts';
 import { stateDir } from '../state.ts';
 import { assertOk, bin, inHost, inventory, lab, MINUTES, recap, run, type Run } from './harness.ts';
 import { backupTests } from './backup.ts';
+import { monitoringTests } from './monitoring.ts';
 import { dataZoneTests } from './data-zone.ts';
 import { gatewayTests } from './gateway.ts';
 import { servicesTests } from './services.ts';
@@ -244,24 +245,30 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
       const open = (zones: string): number => design.byZones[zones]?.open ?? 0;
       const blocked = (zones: string): number => design.byZones[zones]?.blocked ?? 0;
       // what ARCHITECTURE.md allows is open...
-      for (const zones of ['ext -> dmz', 'dmz -> app', 'app -> app', 'app -> data', 'app -> ext', 'data -> data', 'data -> ops', 'ops -> data']) {
+      for (const zones of ['ext -> dmz', 'dmz -> app', 'app -> app', 'app -> data', 'app -> ext', 'data -> data', 'data -> ops', 'ops -> data',
+        'ops -> dmz', 'ops -> app', 'ops -> ext']) {
         assert.ok(open(zones) > 0, `${zones}: the declared flows are open`);
       }
       // ...and what it forbids is blocked, with nothing open
       for (const zones of ['ext -> app', 'ext -> data', 'dmz -> data', 'data -> ext', 'data -> dmz', 'data -> app', 'app -> dmz', 'dmz -> ext',
-        'ext -> ops', 'dmz -> ops', 'app -> ops', 'ops -> ext', 'ops -> dmz', 'ops -> app']) {
+        'ext -> ops', 'dmz -> ops', 'app -> ops']) {
         assert.equal(open(zones), 0, `${zones}: nothing may be open`);
         assert.ok(blocked(zones) > 0, `${zones}: forbidden flows were tried`);
       }
       const router = readFileSync(join(stateDir, 'zone-router.nft'), 'utf8');
       assert.match(router, /ip saddr \{ 10\.90\.20\.11, 10\.90\.20\.12 \} ip daddr \{ 10\.90\.30\.11 \} tcp dport 8443 accept/);
       assert.doesNotMatch(router, /2380|2888/, 'flows inside the data zone never appear on the router');
-      // etcd's client port crosses it from the backup host only (its snapshots), to each member
+      // etcd's client port crosses it from the backup host (its snapshots) and the monitoring host (its scrapes) only,
+      // to each member
       const etcdClient = router.split('\n').filter((l) => /dport 2379\b/.test(l));
       for (const line of etcdClient) {
-        assert.match(line, /ip saddr \{ 10\.90\.50\.11 \} ip daddr \{ 10\.90\.40\.1[123] \} tcp dport 2379 accept/, `only backup1 reaches etcd across the router: ${line}`);
+        assert.match(line, /ip saddr \{ 10\.90\.50\.11, 10\.90\.50\.21 \} ip daddr \{ 10\.90\.40\.1[123] \} tcp dport 2379 accept/, `only backup1 and mon1 reach etcd across the router: ${line}`);
       }
-      assert.equal(etcdClient.length, 3, 'backup1 reaches each of the three etcd members');
+      assert.equal(etcdClient.length, 3, 'backup1 and mon1 reach each of the three etcd members');
+      // the exporters are reached from the monitoring host only
+      const nodeExporter = router.split('\n').filter((l) => /dport 9100\b/.test(l));
+      assert.ok(nodeExporter.length > 0, 'the node exporters are reached across the router');
+      for (const line of nodeExporter) assert.match(line, /ip saddr \{ 10\.90\.50\.21 \} /, `only mon1 reaches the node exporters: ${line}`);
       t.diagnostic(`design flows: ${design.checked} flows checked on ${design.ports.length} ports: ${design.allowedOpen} allowed and open, ${design.forbiddenBlocked} forbidden and blocked, 0 mismatches, ${design.seconds} s; firewall runs ${first.seconds} s then ${second.seconds} s (changed=0)`);
       checked = true;
     } finally {
@@ -361,6 +368,7 @@ describe('the single-machine lab', { timeout: 85 * MINUTES }, () => {
   });
 
   tlsTests();
+  monitoringTests();
   dataZoneTests();
   backupTests();
   kafkaTests();

@@ -1,0 +1,117 @@
+// The monitoring host (roles/prometheus) as the tests and drills see it: Prometheus' and Alertmanager's APIs, asked
+// from the controller inside the monitoring host's network namespace with the `prometheus` client certificate (both
+// answer only to a certificate of the kit's CA, and the firewall lets only the monitoring hosts reach them), and the
+// alerts that reached the on-call's mailbox at the lab's mail sink.
+import { join } from 'node:path';
+import { $ } from 'zx';
+import type { Inventory } from '../lib/inventory.ts';
+import { stateDir } from '../lab/state.ts';
+import type { AlertInbox } from './framework.ts';
+import { sinkCount, sinkMessagesAfter, type SinkMessage } from './mail.ts';
+
+export const PROMETHEUS_PORT = 9090;
+export const ALERTMANAGER_PORT = 9093;
+/** The on-call's address in the lab inventory (group_vars/all/monitoring.yml). */
+export const ON_CALL = 'on-call@oms.lab';
+
+export function monitoringHost(inventory: Inventory): { name: string; address: string; fqdn: string } {
+  const host = inventory.hosts.find((h) => h.groups.includes('monitoring'));
+  if (!host) throw new Error('the inventory has no host in group monitoring');
+  return { name: host.name, address: host.address, fqdn: `${host.name}.${inventory.domain}` };
+}
+
+/** curl from inside the monitoring host's namespace with the lab PKI's prometheus identity; its exit code and output. */
+export async function curlFromMonitoring(inventory: Inventory, url: string, opts: { clientCert?: boolean; extra?: string[] } = {}):
+Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const host = monitoringHost(inventory);
+  const pki = join(stateDir, 'pki', 'lab');
+  const cert = opts.clientCert === false ? [] : [
+    '--cert', join(pki, 'clients', 'prometheus', 'client.crt'), '--key', join(pki, 'clients', 'prometheus', 'client.key')];
+  const resolve = inventory.hosts.flatMap((h) => ['--resolve', `${h.name}.${inventory.domain}:${new URL(url).port}:${h.address}`]);
+  const args = ['--silent', '--show-error', '--fail-with-body', '--max-time', '10', '--cacert', join(pki, 'trust-bundle.pem'),
+    ...cert, ...resolve, ...(opts.extra ?? []), url];
+  const r = await $`ip netns exec ${host.name} curl ${args}`.nothrow().quiet();
+  return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function api<T>(inventory: Inventory, port: number, path: string, extra?: string[]): Promise<T> {
+  const url = `https://${monitoringHost(inventory).fqdn}:${String(port)}${path}`;
+  const r = await curlFromMonitoring(inventory, url, extra === undefined ? {} : { extra });
+  if (r.exitCode !== 0) throw new Error(`${url}: ${(r.stderr || r.stdout).trim()}`);
+  // Alertmanager answers a POST with an empty body
+  return (r.stdout.trim() === '' ? undefined : JSON.parse(r.stdout)) as T;
+}
+
+export interface Target {
+  labels: { job: string; instance: string };
+  scrapeUrl: string;
+  health: 'up' | 'down' | 'unknown';
+  lastError: string;
+}
+
+/** Prometheus' active scrape targets. */
+export async function targets(inventory: Inventory): Promise<Target[]> {
+  return (await api<{ data: { activeTargets: Target[] } }>(inventory, PROMETHEUS_PORT, '/api/v1/targets?state=active')).data.activeTargets;
+}
+
+export interface PromAlert { labels: Record<string, string>; state: 'pending' | 'firing'; activeAt: string }
+
+/** The alerts Prometheus holds now (pending or firing). */
+export async function promAlerts(inventory: Inventory): Promise<PromAlert[]> {
+  return (await api<{ data: { alerts: PromAlert[] } }>(inventory, PROMETHEUS_PORT, '/api/v1/alerts')).data.alerts;
+}
+
+/**
+ * Every alert that was pending or firing at some evaluation since `from` (seconds since the epoch; Prometheus'
+ * ALERTS series, sampled every 15 s): "alertname instance state" lines, and the seconds the range covers.
+ */
+export async function alertsSince(inventory: Inventory, from: number): Promise<{ alerts: string[]; seconds: number }> {
+  const to = Date.now() / 1000;
+  const query = `/api/v1/query_range?query=ALERTS&start=${from.toFixed(3)}&end=${to.toFixed(3)}&step=15`;
+  const range = await api<{ data: { result: { metric: Record<string, string> }[] } }>(inventory, PROMETHEUS_PORT, query);
+  const alerts = range.data.result.map(({ metric }) => `${metric.alertname ?? ''} ${metric.instance ?? ''} ${metric.alertstate ?? ''}`);
+  return { alerts: [...new Set(alerts)].sort(), seconds: to - from };
+}
+
+/** When Prometheus started (seconds since the epoch): the start of its memory of alerts. */
+export async function prometheusStart(inventory: Inventory): Promise<number> {
+  const query = `/api/v1/query?query=${encodeURIComponent('min(process_start_time_seconds{job="prometheus"})')}`;
+  const result = await api<{ data: { result: { value: [number, string] }[] } }>(inventory, PROMETHEUS_PORT, query);
+  const value = result.data.result[0]?.value[1];
+  if (value === undefined) throw new Error('Prometheus reports no start time of its own');
+  return Number(value);
+}
+
+/** The names of the alerting rules Prometheus has loaded. */
+export async function loadedAlertRules(inventory: Inventory): Promise<string[]> {
+  const rules = await api<{ data: { groups: { rules: { name: string; type: string }[] }[] } }>(inventory, PROMETHEUS_PORT, '/api/v1/rules?type=alert');
+  return rules.data.groups.flatMap((g) => g.rules.map((r) => r.name));
+}
+
+/** Hands Alertmanager an alert, as Prometheus does (POST /api/v2/alerts). */
+export async function postAlert(inventory: Inventory, labels: Record<string, string>, annotations: Record<string, string>, endsAt?: Date): Promise<void> {
+  const body = [{ labels, annotations, startsAt: new Date().toISOString(), ...(endsAt ? { endsAt: endsAt.toISOString() } : {}) }];
+  await api<unknown>(inventory, ALERTMANAGER_PORT, '/api/v2/alerts',
+    ['--request', 'POST', '--header', 'content-type: application/json', '--data', JSON.stringify(body)]);
+}
+
+export interface AlertMail { at: Date; status: 'firing' | 'resolved'; alertname: string; subject: string }
+
+/**
+ * The alert mails that reached the on-call at the sink after its message `after`: Alertmanager's subject is
+ * "[FIRING:n] <alertname> ..." or "[RESOLVED] <alertname> ...", one mail per alert name (routes group by it).
+ */
+export async function alertMailsAfter(inventory: Inventory, after: number): Promise<AlertMail[]> {
+  const mails = (await sinkMessagesAfter(inventory, after)).filter((m: SinkMessage) => m.to.includes(ON_CALL));
+  return mails.flatMap((m) => {
+    const match = /^\[(FIRING|RESOLVED)(?::\d+)?\]\s+(\S+)/.exec(m.subject ?? '');
+    return match ? [{ at: new Date(m.at), status: match[1] === 'FIRING' ? 'firing' as const : 'resolved' as const, alertname: match[2] ?? '', subject: m.subject ?? '' }] : [];
+  });
+}
+
+/** The on-call's mailbox at the lab's mail sink, as the drill framework reads it; none without a monitoring host. */
+export function onCallInbox(inventory: Inventory): AlertInbox | undefined {
+  const has = (group: string): boolean => inventory.hosts.some((h) => h.groups.includes(group));
+  if (!has('monitoring') || !has('mail_sink')) return undefined;
+  return { mark: () => sinkCount(inventory), mails: (after) => alertMailsAfter(inventory, after) };
+}

@@ -1,0 +1,94 @@
+// Monitoring on the lab: Prometheus on mon1 scrapes every exporter over mutual TLS and every target is up; an exporter
+// refuses a scrape without a client certificate and is not reachable from other hosts; the kit's alert rules are
+// loaded and none has fired since Prometheus started; an alert handed to Alertmanager reaches the on-call's mailbox at
+// the mail sink. Runs inside lab.e2e.ts, on its lab.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { groupHosts } from '../../lib/inventory.ts';
+import { sinkCount } from '../../drills/mail.ts';
+import { alertMailsAfter, alertsSince, curlFromMonitoring, loadedAlertRules, monitoringHost, postAlert, prometheusStart, targets } from '../../drills/monitoring.ts';
+import { sh } from '../../drills/postgres.ts';
+import { parse } from 'yaml';
+import { repoRoot } from '../lab.ts';
+import { inventory, MINUTES } from './harness.ts';
+
+const NODE_EXPORTER_PORT = 9100;
+const RULES_DIR = join(repoRoot, 'roles', 'prometheus', 'files', 'rules');
+
+/** The names of the alerts in the kit's rule files. */
+function alertsOf(): string[] {
+  return readdirSync(RULES_DIR).filter((f) => f.endsWith('.yml')).flatMap((f) => {
+    const doc = parse(readFileSync(join(RULES_DIR, f), 'utf8')) as { groups: { rules: { alert?: string }[] }[] };
+    return doc.groups.flatMap((g) => g.rules.flatMap((r) => (r.alert === undefined ? [] : [r.alert])));
+  });
+}
+
+export function monitoringTests(): void {
+  it('monitoring: Prometheus scrapes every exporter over mutual TLS (all up), only it can, the rules load and none fires', async (t) => {
+    const watched = inventory.hosts.filter((h) => !h.groups.includes('clients')).map((h) => h.name);
+    const expected = new Map<string, string[]>([
+      ['node', watched],
+      ['prometheus', groupHosts(inventory, 'monitoring').map((h) => h.name)],
+      ['alertmanager', groupHosts(inventory, 'monitoring').map((h) => h.name)],
+      ['patroni', groupHosts(inventory, 'postgres').map((h) => h.name)],
+      ['etcd', groupHosts(inventory, 'etcd').map((h) => h.name)],
+    ]);
+    const want = [...expected].flatMap(([job, hosts]) => hosts.map((h) => `${job}/${h}`)).sort();
+    // the first scrape of each target comes within a scrape interval (15 s) of Prometheus' start
+    let found = await targets(inventory);
+    for (let i = 0; i < 12 && found.some((x) => x.health !== 'up'); i++) {
+      await sleep(5000);
+      found = await targets(inventory);
+    }
+    assert.deepEqual(found.map((x) => `${x.labels.job}/${x.labels.instance}`).sort(), want, 'one target per exporter of the inventory');
+    const down = found.filter((x) => x.health !== 'up').map((x) => `${x.labels.job}/${x.labels.instance}: ${x.lastError}`);
+    assert.deepEqual(down, [], 'every target is up');
+    assert.ok(found.every((x) => x.scrapeUrl.startsWith('https://')), 'every scrape is HTTPS');
+    t.diagnostic(`${String(found.length)} targets up: ${[...expected].map(([job, hosts]) => `${job} ${String(hosts.length)}`).join(', ')}`);
+
+    // without a client certificate, an exporter ends the handshake
+    const db = groupHosts(inventory, 'postgres')[0];
+    assert.ok(db);
+    const bare = await curlFromMonitoring(inventory, `https://${db.name}.${inventory.domain}:${String(NODE_EXPORTER_PORT)}/metrics`, { clientCert: false });
+    assert.notEqual(bare.exitCode, 0, 'a scrape without a client certificate is refused');
+    assert.match(bare.stderr, /certificate required|alert|handshake|SSL/i, bare.stderr);
+    // and from another zone's host, the exporter's port is not reachable at all (the firewall drops it)
+    const app = groupHosts(inventory, 'app_servers')[0];
+    assert.ok(app);
+    const fromApp = await sh(app.name, `timeout 5 bash -c 'exec 3<>/dev/tcp/${db.address}/${String(NODE_EXPORTER_PORT)}' 2>&1 && echo open || echo blocked`);
+    assert.equal(fromApp.trim().split('\n').pop(), 'blocked', `${app.name} -> ${db.name}:${String(NODE_EXPORTER_PORT)}: ${fromApp}`);
+
+    const rules = (await loadedAlertRules(inventory)).sort();
+    assert.deepEqual(rules, alertsOf().sort(), 'Prometheus loaded every alert rule of roles/prometheus/files/rules');
+    // no false positive: since Prometheus started (the end of site.yml), through its re-run and the probes of the
+    // tests before this one, no alert has even been pending
+    const quiet = await alertsSince(inventory, await prometheusStart(inventory));
+    assert.deepEqual(quiet.alerts, [], `alerts on the lab as provisioned, in the ${(quiet.seconds / 60).toFixed(1)} minutes since Prometheus started`);
+    t.diagnostic(`${String(rules.length)} alert rules loaded; no alert pending or firing in the ${(quiet.seconds / 60).toFixed(1)} minutes since Prometheus started; monitoring host ${monitoringHost(inventory).name}`);
+  });
+
+  it('monitoring: an alert handed to Alertmanager reaches the on-call at the mail sink, and so does its resolution', { timeout: 3 * MINUTES }, async (t) => {
+    const before = await sinkCount(inventory);
+    const alertname = `OmsE2eRoute${String(Date.now())}`;
+    const labels = { alertname, severity: 'warning', instance: 'e2e' };
+    const annotations = { summary: 'the end-to-end test of the alert route', description: 'sent by zx-scripts/lab/e2e/monitoring.ts', runbook_url: 'docs/runbooks/alerts.md#alertsnotdelivered' };
+    const sent = Date.now();
+    await postAlert(inventory, labels, annotations);
+    const waitFor = async (status: 'firing' | 'resolved'): Promise<number> => {
+      for (let i = 0; i < 60; i++) {
+        const mails = await alertMailsAfter(inventory, before);
+        const mail = mails.find((m) => m.alertname === alertname && m.status === status);
+        if (mail) return mail.at.getTime();
+        await sleep(2000);
+      }
+      assert.fail(`no ${status} mail for ${alertname} reached the on-call within 120 s`);
+    };
+    const fired = await waitFor('firing');
+    await postAlert(inventory, labels, annotations, new Date());
+    const resolved = await waitFor('resolved');
+    t.diagnostic(`firing mail ${((fired - sent) / 1000).toFixed(1)} s after the alert, resolved mail ${((resolved - fired) / 1000).toFixed(1)} s later`);
+  });
+}
