@@ -357,20 +357,24 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const { log } = options;
   const runId = `${drill.name}-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
   const startedAt = new Date().toISOString();
+  const drillStart = Date.now();
   const system = together(target, options.underLoad);
   const before = await waitWhole(system, options.wholeTimeoutSeconds * 1000);
   if (!before.whole.whole) throw new Error(`${drill.name}: the system is not whole before the drill: ${before.whole.detail}`);
   const ctx = await drill.prepare();
+  const preparedAt = Date.now();
 
   const ordersRun = `${runId}-orders`;
-  const orders = await options.underLoad?.startLoad(ordersRun);
-  let load: Load;
-  try {
-    load = await target.startLoad(runId);
-  } catch (error) {
-    await orders?.stop().catch(() => undefined);
-    throw error;
+  // both loads start side by side (each takes seconds: a process in a host's namespace, its TLS logins); one that
+  // fails to start stops the other
+  const [ordersStarted, loadStarted] = await Promise.allSettled([options.underLoad?.startLoad(ordersRun), target.startLoad(runId)]);
+  if (ordersStarted.status === 'rejected' || loadStarted.status === 'rejected') {
+    if (ordersStarted.status === 'fulfilled') await ordersStarted.value?.stop().catch(() => undefined);
+    if (loadStarted.status === 'fulfilled') await loadStarted.value.stop().catch(() => undefined);
+    throw ordersStarted.status === 'rejected' ? ordersStarted.reason : (loadStarted as PromiseRejectedResult).reason;
   }
+  const orders = ordersStarted.value;
+  const load: Load = loadStarted.value;
   const stopLoads = async (): Promise<void> => { await Promise.all([load.stop().catch(() => undefined), orders?.stop().catch(() => undefined)]); };
   const firstAck = Date.now();
   while (!load.events().some((e) => e.outcome === 'ok')) {
@@ -380,11 +384,13 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     }
     await sleep(100);
   }
+  const firstAckAt = Date.now();
   await sleep(options.steadySeconds * 1000);
 
   const expectedAlerts = options.alertInbox ? drill.alerts ?? [] : [];
   const alertMark = expectedAlerts.length > 0 && options.alertInbox ? await options.alertInbox.mark() : 0;
-  const faultAt = Date.now();
+  const readyAt = Date.now();
+  const faultAt = readyAt;
   let fault: string;
   try {
     fault = await drill.fault(ctx);
@@ -433,7 +439,13 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const endedAt = Math.max(...events.map((e) => e.end), Date.now());
 
   const window = drill.discards?.(ctx);
-  const { audit, writes, lost, discarded, discardedSeconds, survived } = await auditEvents(target, runId, events, window);
+  // the two audits ask different systems (the drill's target, the users' orders and their emails): side by side
+  const auditedFrom = Date.now();
+  const [{ audit, writes, lost, discarded, discardedSeconds, survived }, ordersAudit] = await Promise.all([
+    auditEvents(target, runId, events, window),
+    options.underLoad && orderEvents ? auditLoad(options.underLoad, ordersRun, orderEvents, faultAt, endedAt, window) : undefined,
+  ]);
+  log(`${drill.name}: ${String(round(readyAt - drillStart))} s to the fault (whole and prepared ${String(round(preparedAt - drillStart))} s, first write ${String(round(firstAckAt - preparedAt))} s, steady ${String(options.steadySeconds)} s), ${String(round(endedAt - faultAt))} s from the fault to the loads' end, ${String(round(Date.now() - auditedFrom))} s of audit`);
   const problems: string[] = [];
   if (!after.whole.whole) problems.push(`not whole ${options.wholeTimeoutSeconds} s after the heal: ${after.whole.detail}`);
   if (backAt === null) problems.push('writes never came back');
@@ -446,8 +458,8 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   problems.push(...survivedProblems(survived));
   problems.push(...(audit.problems ?? []));
   let orderFigures: LoadFigures | undefined;
-  if (options.underLoad && orderEvents) {
-    const { problems: orderProblems, ...figures } = await auditLoad(options.underLoad, ordersRun, orderEvents, faultAt, endedAt, window);
+  if (ordersAudit) {
+    const { problems: orderProblems, ...figures } = ordersAudit;
     orderFigures = figures;
     if (figures.acknowledged === 0) problems.push('orders: none was acknowledged');
     if (figures.lost > 0) problems.push(`orders: ${String(figures.lost)} acknowledged orders LOST`);

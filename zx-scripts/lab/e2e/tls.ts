@@ -23,7 +23,11 @@ for l in $(ss -Hltn | awk '{print $4}' | sort -u); do
   v13=$(probe "$addr:$port" -tls1_3)
   if [ -z "$v13" ]; then v13=$(probe "$addr:$port" -tls1_3 -starttls postgres); [ -n "$v13" ] && how=postgres; fi
   if [ "$how" = postgres ]; then v12=$(probe "$addr:$port" -tls1_2 -starttls postgres); else v12=$(probe "$addr:$port" -tls1_2); fi
-  echo "$port $how \${v13:-none} \${v12:-refused}"
+  why=-
+  # no TLS 1.3 where one was expected: say what the client saw (its first error, or the 5 s timeout), so a failure
+  # explains itself
+  if [ -z "$v13" ]; then why=$( (timeout 5 openssl s_client -connect "$addr:$port" -cert $P/host.crt -key $P/host.key -CAfile $P/ca-bundle.pem -tls1_3 </dev/null 2>&1; echo "exit=$?") | grep -m1 -iE 'error|alert|refused|errno|exit=' | tr -s ' \t' '_' | cut -c1-160); fi
+  echo "$port $how \${v13:-none} \${v12:-refused} $why"
 done`;
 
 interface Listener {
@@ -32,6 +36,8 @@ interface Listener {
   how: string;
   tls13: string;
   tls12: string;
+  /** what the client saw when TLS 1.3 did not come (first error line, or exit=124 for the 5 s timeout) */
+  why: string;
 }
 
 export function tlsTests(): void {
@@ -42,8 +48,8 @@ export function tlsTests(): void {
       const r = await inHost(h.name, 'sh', '-c', `ZONE=${h.address}; ${PROBE}`);
       assertOk(r, `the TLS probe on ${h.name}`);
       for (const line of r.stdout.trim().split('\n').filter(Boolean)) {
-        const [port = '', how = '', tls13 = '', tls12 = ''] = line.split(' ');
-        found.push({ host: h.name, port: Number(port), how, tls13, tls12 });
+        const [port = '', how = '', tls13 = '', tls12 = '', why = '-'] = line.split(' ');
+        found.push({ host: h.name, port: Number(port), how, tls13, tls12, why });
       }
     }
     const plainAllowed = (l: Listener): boolean => {
@@ -53,7 +59,7 @@ export function tlsTests(): void {
     const tls = found.filter((l) => !plainAllowed(l));
     t.diagnostic(`${String(tls.length)} TLS listeners on ${String(hosts.length)} hosts: ${[...new Set(tls.map((l) => `${String(l.port)}${l.how === 'postgres' ? ' (STARTTLS)' : ''}`))].sort().join(', ')}`);
     assert.ok(tls.length >= hosts.length, 'the probe found the listeners');
-    assert.deepEqual(tls.filter((l) => l.tls13 !== 'TLSv1.3').map((l) => `${l.host}:${String(l.port)}`), [], 'listeners that do not speak TLS 1.3');
+    assert.deepEqual(tls.filter((l) => l.tls13 !== 'TLSv1.3').map((l) => `${l.host}:${String(l.port)} (${l.why})`), [], 'listeners that do not speak TLS 1.3');
     assert.deepEqual(tls.filter((l) => l.tls12 !== 'refused').map((l) => `${l.host}:${String(l.port)} completed a ${l.tls12} handshake`), [], 'listeners that accept TLS 1.2');
     for (const l of found.filter(plainAllowed)) assert.equal(l.tls13, 'none', `${l.host}:${String(l.port)} is listed as not TLS but speaks it`);
   });
