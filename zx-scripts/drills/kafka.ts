@@ -186,7 +186,7 @@ export function kafkaDrills(inventory: Inventory, inventoryDir = defaultInventor
     {
       name: 'kafka-rolling-restart',
       description: 'ansible/kafka-rolling-restart.yml: every broker restarted in turn (controlled shutdown), under load',
-      goal: { seconds: 7, boundBy: "controlled shutdown moves leadership before a broker stops, but a produce request the stopping broker took and never answered waits out the writers' request timeout (5 s) before it is retried on the new leader (+ metadata refresh and retry backoff, up to 1 s)" },
+      goal: { seconds: 8, boundBy: "controlled shutdown moves leadership before a broker stops, but a write that waited for the stopping broker's acknowledgement waits out the writers' request timeout (5 s); the writer then starts a new producer (TLS, SCRAM login and a new producer id, up to 2 s on the lab's busy CPUs) and retries on the new leader (+ metadata refresh and retry backoff, up to 1 s)" },
       prepare: () => Promise.resolve({ host: 'all brokers' }),
       async fault() {
         const started = Date.now();
