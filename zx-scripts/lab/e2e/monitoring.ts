@@ -53,8 +53,11 @@ export function monitoringTests(): void {
     const db = groupHosts(inventory, 'postgres')[0];
     assert.ok(db);
     const bare = await curlFromMonitoring(inventory, `https://${db.name}.${inventory.domain}:${String(NODE_EXPORTER_PORT)}/metrics`, { clientCert: false });
-    assert.notEqual(bare.exitCode, 0, 'a scrape without a client certificate is refused');
-    assert.match(bare.stderr, /certificate required|alert|handshake|SSL/i, bare.stderr);
+    // TLS 1.3: the server checks the client's certificate after the client has finished its side of the handshake,
+    // so curl sees the refusal as an alert, a reset or a closed socket depending on timing (exit 35, 55, 56 or 16),
+    // never as an HTTP answer
+    assert.ok([16, 35, 52, 55, 56].includes(bare.exitCode), `a scrape without a client certificate is refused (curl exit ${String(bare.exitCode)}): ${bare.stderr}`);
+    assert.doesNotMatch(bare.stdout, /node_/, 'no metrics without a client certificate');
     // and from another zone's host, the exporter's port is not reachable at all (the firewall drops it)
     const app = groupHosts(inventory, 'app_servers')[0];
     assert.ok(app);
