@@ -389,8 +389,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
 
   const expectedAlerts = options.alertInbox ? drill.alerts ?? [] : [];
   const alertMark = expectedAlerts.length > 0 && options.alertInbox ? await options.alertInbox.mark() : 0;
-  const readyAt = Date.now();
-  const faultAt = readyAt;
+  const faultAt = Date.now();
   let fault: string;
   try {
     fault = await drill.fault(ctx);
@@ -445,7 +444,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     auditEvents(target, runId, events, window),
     options.underLoad && orderEvents ? auditLoad(options.underLoad, ordersRun, orderEvents, faultAt, endedAt, window) : undefined,
   ]);
-  log(`${drill.name}: ${String(round(readyAt - drillStart))} s to the fault (whole and prepared ${String(round(preparedAt - drillStart))} s, first write ${String(round(firstAckAt - preparedAt))} s, steady ${String(options.steadySeconds)} s), ${String(round(endedAt - faultAt))} s from the fault to the loads' end, ${String(round(Date.now() - auditedFrom))} s of audit`);
+  log(`${drill.name}: ${String(round(faultAt - drillStart))} s to the fault (whole and prepared ${String(round(preparedAt - drillStart))} s, first write ${String(round(firstAckAt - preparedAt))} s, steady ${String(options.steadySeconds)} s), ${String(round(endedAt - faultAt))} s from the fault to the loads' end, ${String(round(Date.now() - auditedFrom))} s of audit`);
   const problems: string[] = [];
   if (!after.whole.whole) problems.push(`not whole ${options.wholeTimeoutSeconds} s after the heal: ${after.whole.detail}`);
   if (backAt === null) problems.push('writes never came back');
