@@ -422,6 +422,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   if (expectedAlerts.length > 0 && options.alertInbox) {
     const fired = await awaitAlerts(options.alertInbox, alertMark, expectedAlerts, faultAt, null).catch(() => undefined);
     log(`${drill.name}: alerts before the heal: ${fired?.outcomes.map((o) => `${o.name} ${o.firedAfter === null ? 'not fired' : `fired ${String(o.firedAfter)} s after the fault`}`).join(', ') ?? 'the inbox failed'}`);
+    fault += `; held until its alerts fired (heal ${String(round(Date.now() - faultAt))} s after the fault)`;
   }
   const heal = await drill.heal(ctx);
   log(`${drill.name}: heal: ${heal}`);

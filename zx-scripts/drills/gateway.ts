@@ -10,6 +10,7 @@ import { k6Load } from '../load/k6.ts';
 import { auditEmails, sinkCount } from './mail.ts';
 import type { Audit, Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { leader, running, sh } from './postgres.ts';
+import { HOST_DOWN } from './monitoring.ts';
 
 const gateways = (inventory: Inventory) => inventory.hosts.filter((h) => h.groups.includes('gateways'));
 
@@ -178,6 +179,7 @@ export function gatewayDrills(inventory: Inventory, inventoryDir = defaultInvent
     {
       name: 'gateway-host-stop',
       description: 'power cut of the gateway holding the VIP (every process killed at once), then it boots again',
+      alerts: [HOST_DOWN],
       goal: { seconds: 2, boundBy: `${TAKEOVER}; ${USERS_SPACING}` },
       prepare: prepare(true),
       async fault(v) {

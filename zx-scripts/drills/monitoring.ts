@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { $ } from 'zx';
 import type { Inventory } from '../lib/inventory.ts';
 import { stateDir } from '../lab/state.ts';
-import type { AlertInbox } from './framework.ts';
+import type { AlertInbox, ExpectedAlert } from './framework.ts';
 import { sinkCount, sinkMessagesAfter, type SinkMessage } from './mail.ts';
 
 export const PROMETHEUS_PORT = 9090;
@@ -115,3 +115,17 @@ export function onCallInbox(inventory: Inventory): AlertInbox | undefined {
   if (!has('monitoring') || !has('mail_sink')) return undefined;
   return { mark: () => sinkCount(inventory), mails: (after) => alertMailsAfter(inventory, after) };
 }
+
+/*
+ * The bounds the drills give their alerts, from the lab's monitoring settings (inventories/lab/group_vars/all/
+ * monitoring.yml: scrapes and rule evaluations every 5 s, Alertmanager's group_wait 5 s and group_interval 10 s):
+ * - firing: the rule's `for` + one scrape (5 s) + one evaluation (5 s) + group_wait (5 s), then the mail; 15 s more for
+ *   a lab whose two cores are busy with the drill;
+ * - resolved: the component back + one scrape + one evaluation + group_interval (10 s), then the mail, counted from
+ *   the heal (a host's boot, ~10 s, included), with the same 15 s more.
+ */
+const RESOLVES = 10 + 5 + 5 + 10 + 15;
+/** HostDown (for 30 s): a host that lost power or was cut off from the monitoring host. */
+export const HOST_DOWN: ExpectedAlert = { name: 'HostDown', fires: 30 + 5 + 5 + 5 + 15, resolves: RESOLVES };
+/** ExporterDown (for 30 s): a component's metrics endpoint gone while its host answers. */
+export const EXPORTER_DOWN: ExpectedAlert = { name: 'ExporterDown', fires: 30 + 5 + 5 + 5 + 15, resolves: RESOLVES };

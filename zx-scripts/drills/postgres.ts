@@ -7,6 +7,7 @@ import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { agentLoad, PG_AGENT } from './agent.ts';
 import { agent } from './pg.ts';
+import { EXPORTER_DOWN, HOST_DOWN } from './monitoring.ts';
 
 const LOAD_HOST = 'app1';
 const PATRONI = 'patronictl -c /etc/patroni/config.yml';
@@ -186,6 +187,7 @@ export function postgresDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'pg-primary-host-kill',
       description: 'the primary host loses power (every process of it killed at once), then boots again',
+      alerts: [HOST_DOWN],
       goal: { seconds: 30, boundBy: 'Patroni ttl 20 s (the dead leader key expires) + loop_wait 3 s + promotion + HAProxy check' },
       prepare,
       async fault(v) {
@@ -214,6 +216,7 @@ export function postgresDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'pg-primary-partition',
       description: 'the primary cut off from every other host by nftables (only the controller still reaches it)',
+      alerts: [HOST_DOWN],
       goal: { seconds: 30, boundBy: "Patroni ttl 20 s (renewed by a new etcd leader when the cut-off host held etcd's: about 2 s more) + the leader race's 2 s REST timeout to the cut-off member + promotion + HAProxy check; the cut-off primary demotes itself after retry_timeout 5 s" },
       prepare,
       async fault(v) {
@@ -279,6 +282,7 @@ EOF`);
     {
       name: 'etcd-member-kill',
       description: 'SIGKILL of the etcd leader member; PostgreSQL must keep taking writes',
+      alerts: [EXPORTER_DOWN],
       goal: { seconds: 5, boundBy: 'etcd election timeout 1 s; Patroni keeps its leader key with 2 of 3 members' },
       prepare,
       async fault() {

@@ -10,6 +10,7 @@ import { gatewayTarget, sendsHeldBy, USERS_SPACING, vipMovedSince, vrrpTransitio
 import { NORMAL } from '../../services/mail-sink/src/behaviour.ts';
 import { sinkApi, sinkCount } from './mail.ts';
 import { running, sh } from './postgres.ts';
+import { HOST_DOWN } from './monitoring.ts';
 
 /** The loopback /readyz of each service on an app host (roles/order_service, roles/notification_service). */
 const READY = { 'order-service': 9101, 'notification-service': 9102 } as const;
@@ -98,6 +99,7 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'app-host-kill',
       description: `power cut of an app host (${first}: its order-service and notification-service die at once), then it boots again`,
+      alerts: [HOST_DOWN],
       goal: { seconds: 3.5, boundBy: `the gateways' proxy_connect_timeout (2 s) to the dead host, then the other host (a POST not yet sent is passed on); ${USERS_SPACING}` },
       prepare: victim(first),
       after: vipStayed,
