@@ -124,8 +124,8 @@ export function onCallInbox(inventory: Inventory): AlertInbox | undefined {
  * - resolved: the component back + one scrape + one evaluation + group_interval (10 s), then the mail, counted from
  *   the heal (a host's boot, ~10 s, included), with the same 15 s more.
  */
-const RESOLVES = 10 + 5 + 5 + 10 + 15;
+const expected = (name: string, forSeconds: number): ExpectedAlert => ({ name, fires: forSeconds + 5 + 5 + 5 + 15, resolves: 10 + 5 + 5 + 10 + 15 });
 /** HostDown (for 30 s): a host that lost power or was cut off from the monitoring host. */
-export const HOST_DOWN: ExpectedAlert = { name: 'HostDown', fires: 30 + 5 + 5 + 5 + 15, resolves: RESOLVES };
+export const HOST_DOWN = expected('HostDown', 30);
 /** ExporterDown (for 30 s): a component's metrics endpoint gone while its host answers. */
-export const EXPORTER_DOWN: ExpectedAlert = { name: 'ExporterDown', fires: 30 + 5 + 5 + 5 + 15, resolves: RESOLVES };
+export const EXPORTER_DOWN = expected('ExporterDown', 30);
