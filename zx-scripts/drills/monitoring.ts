@@ -73,13 +73,20 @@ export async function alertsSince(inventory: Inventory, from: number): Promise<{
   return { alerts: [...new Set(alerts)].sort(), seconds: to - from };
 }
 
+export interface Sample { metric: Record<string, string>; value: number }
+
+/** A PromQL expression evaluated now: its series (labels and value). */
+export async function instantQuery(inventory: Inventory, expr: string): Promise<Sample[]> {
+  const query = `/api/v1/query?query=${encodeURIComponent(expr)}`;
+  const result = await api<{ data: { result: { metric: Record<string, string>; value: [number, string] }[] } }>(inventory, PROMETHEUS_PORT, query);
+  return result.data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
+}
+
 /** When Prometheus started (seconds since the epoch): the start of its memory of alerts. */
 export async function prometheusStart(inventory: Inventory): Promise<number> {
-  const query = `/api/v1/query?query=${encodeURIComponent('min(process_start_time_seconds{job="prometheus"})')}`;
-  const result = await api<{ data: { result: { value: [number, string] }[] } }>(inventory, PROMETHEUS_PORT, query);
-  const value = result.data.result[0]?.value[1];
+  const value = (await instantQuery(inventory, 'min(process_start_time_seconds{job="prometheus"})'))[0]?.value;
   if (value === undefined) throw new Error('Prometheus reports no start time of its own');
-  return Number(value);
+  return value;
 }
 
 /** The names of the alerting rules Prometheus has loaded. */
@@ -129,3 +136,5 @@ const expected = (name: string, forSeconds: number): ExpectedAlert => ({ name, f
 export const HOST_DOWN = expected('HostDown', 30);
 /** ExporterDown (for 30 s): a component's metrics endpoint gone while its host answers. */
 export const EXPORTER_DOWN = expected('ExporterDown', 30);
+/** RedisDown (for 15 s): a Redis server its exporter cannot reach (the process killed or hung). */
+export const REDIS_DOWN = expected('RedisDown', 15);

@@ -9,7 +9,7 @@ import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { groupHosts } from '../../lib/inventory.ts';
 import { sinkCount } from '../../drills/mail.ts';
-import { alertMailsAfter, alertsSince, curlFromMonitoring, loadedAlertRules, monitoringHost, postAlert, prometheusStart, targets } from '../../drills/monitoring.ts';
+import { alertMailsAfter, alertsSince, curlFromMonitoring, instantQuery, loadedAlertRules, monitoringHost, postAlert, prometheusStart, targets, type Sample } from '../../drills/monitoring.ts';
 import { sh } from '../../drills/postgres.ts';
 import { parse } from 'yaml';
 import { repoRoot } from '../lab.ts';
@@ -35,6 +35,8 @@ export function monitoringTests(): void {
       ['alertmanager', groupHosts(inventory, 'monitoring').map((h) => h.name)],
       ['patroni', groupHosts(inventory, 'postgres').map((h) => h.name)],
       ['etcd', groupHosts(inventory, 'etcd').map((h) => h.name)],
+      ['redis', groupHosts(inventory, 'redis').map((h) => h.name)],
+      ['sentinel', groupHosts(inventory, 'redis_sentinel').map((h) => h.name)],
     ]);
     const want = [...expected].flatMap(([job, hosts]) => hosts.map((h) => `${job}/${h}`)).sort();
     // the first scrape of each target comes within a scrape interval (15 s) of Prometheus' start
@@ -63,6 +65,20 @@ export function monitoringTests(): void {
     assert.ok(app);
     const fromApp = await sh(app.name, `timeout 5 bash -c 'exec 3<>/dev/tcp/${db.address}/${String(NODE_EXPORTER_PORT)}' 2>&1 && echo open || echo blocked`);
     assert.equal(fromApp.trim().split('\n').pop(), 'blocked', `${app.name} -> ${db.name}:${String(NODE_EXPORTER_PORT)}: ${fromApp}`);
+
+    // the exporters read what they watch, not only answer: every Redis and Sentinel logged in (the metrics ACL user
+    // over TLS), one master, and each Sentinel monitors the one master name
+    const byInstance = (samples: Sample[]): string[] => samples.map((x) => `${x.metric.instance ?? '?'}=${String(x.value)}`).sort();
+    const redisUp = await instantQuery(inventory, 'redis_up');
+    const redisHosts = groupHosts(inventory, 'redis').map((h) => h.name);
+    const sentinelHosts = groupHosts(inventory, 'redis_sentinel').map((h) => h.name);
+    assert.deepEqual(redisUp.map((x) => `${x.metric.job ?? '?'}/${x.metric.instance ?? '?'}=${String(x.value)}`).sort(),
+      [...redisHosts.map((h) => `redis/${h}=1`), ...sentinelHosts.map((h) => `sentinel/${h}=1`)].sort(), 'every Redis and Sentinel answers its exporter');
+    const masters = await instantQuery(inventory, 'redis_instance_info{job="redis",role="master"}');
+    assert.equal(masters.length, 1, `one Redis master: ${byInstance(masters).join(', ')}`);
+    const monitored = await instantQuery(inventory, 'redis_sentinel_masters{job="sentinel"}');
+    assert.deepEqual(byInstance(monitored), sentinelHosts.map((h) => `${h}=1`).sort(), 'each Sentinel monitors one master');
+    t.diagnostic(`Redis master ${masters[0]?.metric.instance ?? '?'}; ${String(redisHosts.length)} Redis and ${String(sentinelHosts.length)} Sentinels read by their exporters`);
 
     const rules = (await loadedAlertRules(inventory)).sort();
     assert.deepEqual(rules, alertsOf().sort(), 'Prometheus loaded every alert rule of roles/prometheus/files/rules');
