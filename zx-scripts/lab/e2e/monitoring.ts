@@ -35,6 +35,7 @@ export function monitoringTests(): void {
       ['alertmanager', groupHosts(inventory, 'monitoring').map((h) => h.name)],
       ['patroni', groupHosts(inventory, 'postgres').map((h) => h.name)],
       ['etcd', groupHosts(inventory, 'etcd').map((h) => h.name)],
+      ['haproxy', groupHosts(inventory, 'haproxy').map((h) => h.name)],
       ['redis', groupHosts(inventory, 'redis').map((h) => h.name)],
       ['sentinel', groupHosts(inventory, 'redis_sentinel').map((h) => h.name)],
     ]);
@@ -79,6 +80,10 @@ export function monitoringTests(): void {
     const monitored = await instantQuery(inventory, 'redis_sentinel_masters{job="sentinel"}');
     assert.deepEqual(byInstance(monitored), sentinelHosts.map((h) => `${h}=1`).sort(), 'each Sentinel monitors one master');
     t.diagnostic(`Redis master ${masters[0]?.metric.instance ?? '?'}; ${String(redisHosts.length)} Redis and ${String(sentinelHosts.length)} Sentinels read by their exporters`);
+
+    // each app host's HAProxy sends writes to exactly one member, the leader
+    const writers = await instantQuery(inventory, 'haproxy_backend_active_servers{job="haproxy",proxy="postgres_rw"}');
+    assert.deepEqual(byInstance(writers), groupHosts(inventory, 'haproxy').map((h) => `${h.name}=1`).sort(), 'each HAProxy has the one leader in its read-write backend');
 
     const rules = (await loadedAlertRules(inventory)).sort();
     assert.deepEqual(rules, alertsOf().sort(), 'Prometheus loaded every alert rule of roles/prometheus/files/rules');
