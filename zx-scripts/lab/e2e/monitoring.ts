@@ -74,7 +74,7 @@ export function monitoringTests(): void {
     const writers = await instantQuery(inventory, 'haproxy_backend_active_servers{job="haproxy",proxy="postgres_rw"}');
     assert.deepEqual(byInstance(writers), groupHosts(inventory, 'haproxy').map((h) => `${h.name}=1`).sort(), 'each HAProxy has the one leader in its read-write backend');
 
-    // exactly one gateway holds the VIP, and the gateways' metrics count the requests the tests before this one sent
+    // exactly one gateway holds the VIP
     const vip = await instantQuery(inventory, 'keepalived_vip_held');
     assert.equal(vip.filter((x) => x.value === 1).length, 1, `one gateway holds the VIP: ${byInstance(vip).join(', ')}`);
     // the gateway's metrics come from its access log: requests from the client host (the internet) show in them within
@@ -82,21 +82,22 @@ export function monitoringTests(): void {
     const gatewayVip = inventory.gatewayVip ?? '';
     const apiName = inventory.gatewayName ?? '';
     const bundle = join(stateDir, 'pki', 'lab', 'trust-bundle.pem');
-    const before = await instantQuery(inventory, 'sum(nginx_http_requests_total{job="nginx"})');
+    const total = 'sum(nginx_http_requests_total{job="nginx"})';
+    const before = await instantQuery(inventory, total);
     for (const url of [`http://${gatewayVip}/api/v1/products`, `https://${apiName}/api/v1/products`, `https://${apiName}/no-such-page`]) {
       await $`ip netns exec client curl --silent --output /dev/null --cacert ${bundle} --resolve ${apiName}:443:${gatewayVip} ${url}`;
     }
     const counted = (samples: Sample[]): number => samples[0]?.value ?? 0;
-    let requests = await instantQuery(inventory, 'sum(nginx_http_requests_total{job="nginx"})');
+    let requests = await instantQuery(inventory, total);
     for (let i = 0; i < 10 && counted(requests) < counted(before) + 3; i++) {
       await sleep(2000);
-      requests = await instantQuery(inventory, 'sum(nginx_http_requests_total{job="nginx"})');
+      requests = await instantQuery(inventory, total);
     }
     assert.ok(counted(requests) >= counted(before) + 3, `the gateways counted the 3 requests: ${String(counted(before))} before, ${String(counted(requests))} after`);
     // every request is in the latency histogram's buckets (+Inf) as in its count
     const unbucketed = await instantQuery(inventory, 'nginx_request_seconds_count != ignoring(le) nginx_request_seconds_bucket{le="+Inf"}');
     assert.deepEqual(byInstance(unbucketed), [], 'every request counted in the latency histogram is in its buckets');
-    t.diagnostic(`VIP on ${vip.find((x) => x.value === 1)?.metric.instance ?? '?'}; the gateways counted 3 requests from the client within ${String(Math.round(counted(requests) - counted(before)))} counted`);
+    t.diagnostic(`VIP on ${vip.find((x) => x.value === 1)?.metric.instance ?? '?'}; the gateways counted ${String(Math.round(counted(requests) - counted(before)))} requests while the client sent 3`);
 
     const rules = (await loadedAlertRules(inventory)).sort();
     assert.deepEqual(rules, alertsOf().sort(), 'Prometheus loaded every alert rule of roles/prometheus/files/rules');
