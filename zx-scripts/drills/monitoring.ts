@@ -136,3 +136,5 @@ const expected = (name: string, forSeconds: number): ExpectedAlert => ({ name, f
 export const HOST_DOWN = expected('HostDown', 30);
 /** ExporterDown (for 30 s): a component's metrics endpoint gone while its host answers. */
 export const EXPORTER_DOWN = expected('ExporterDown', 30);
+/** RedisDown (for 15 s): a Redis server its exporter cannot reach (the process killed or hung). */
+export const REDIS_DOWN = expected('RedisDown', 15);

@@ -7,6 +7,7 @@ import type { Inventory } from '../lib/inventory.ts';
 import { agentLoad, REDIS_AGENT, REDIS_MASTER_NAME } from './agent.ts';
 import type { Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { running, sh } from './postgres.ts';
+import { REDIS_DOWN } from './monitoring.ts';
 
 const LOAD_HOST = 'app1';
 
@@ -152,6 +153,7 @@ export function redisDrills(inventory: Inventory): Drill<Victim>[] {
       name: 'redis-master-kill',
       description: 'SIGKILL of the Redis master, kept down until writes succeed again on the master Sentinel promotes',
       goal: { seconds: 5, boundBy: FAILOVER },
+      alerts: [REDIS_DOWN],
       async prepare() {
         const master = await redisMaster(inventory);
         return { host: master, master };

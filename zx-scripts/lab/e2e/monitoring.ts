@@ -1,5 +1,5 @@
 // Monitoring on the lab: Prometheus on mon1 scrapes every exporter over mutual TLS and every target is up; an exporter
-// refuses a scrape without a client certificate and is not reachable from other hosts; the kit's alert rules are
+// (each job's) refuses a scrape without a client certificate and is not reachable from other hosts; the kit's alert rules are
 // loaded and none has fired since Prometheus started; an alert handed to Alertmanager reaches the on-call's mailbox at
 // the mail sink. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
@@ -39,6 +39,8 @@ export function monitoringTests(): void {
       ['etcd', groupHosts(inventory, 'etcd').map((h) => h.name)],
       ['nginx', groupHosts(inventory, 'gateways').map((h) => h.name)],
       ['haproxy', groupHosts(inventory, 'haproxy').map((h) => h.name)],
+      ['redis', groupHosts(inventory, 'redis').map((h) => h.name)],
+      ['sentinel', groupHosts(inventory, 'redis_sentinel').map((h) => h.name)],
     ]);
     const want = [...expected].flatMap(([job, hosts]) => hosts.map((h) => `${job}/${h}`)).sort();
     // the first scrape of each target comes within a scrape interval (15 s) of Prometheus' start
@@ -53,22 +55,40 @@ export function monitoringTests(): void {
     assert.ok(found.every((x) => x.scrapeUrl.startsWith('https://')), 'every scrape is HTTPS');
     t.diagnostic(`${String(found.length)} targets up: ${[...expected].map(([job, hosts]) => `${job} ${String(hosts.length)}`).join(', ')}`);
 
-    // without a client certificate, an exporter ends the handshake
+    // without a client certificate, every exporter ends the handshake: one target of each job, at the URL
+    // Prometheus scrapes
     const db = groupHosts(inventory, 'postgres')[0];
     assert.ok(db);
-    const bare = await curlFromMonitoring(inventory, `https://${db.name}.${inventory.domain}:${String(NODE_EXPORTER_PORT)}/metrics`, { clientCert: false });
-    // TLS 1.3: the server checks the client's certificate after the client has finished its side of the handshake,
-    // so curl sees the refusal as an alert, a reset or a closed socket depending on timing (exit 35, 55, 56 or 16),
-    // never as an HTTP answer
-    assert.ok([16, 35, 52, 55, 56].includes(bare.exitCode), `a scrape without a client certificate is refused (curl exit ${String(bare.exitCode)}): ${bare.stderr}`);
-    assert.doesNotMatch(bare.stdout, /node_/, 'no metrics without a client certificate');
+    for (const job of expected.keys()) {
+      const target = found.find((x) => x.labels.job === job);
+      assert.ok(target, job);
+      const bare = await curlFromMonitoring(inventory, target.scrapeUrl, { clientCert: false });
+      // TLS 1.3: the server checks the client's certificate after the client has finished its side of the
+      // handshake, so curl sees the refusal as an alert, a reset or a closed socket depending on timing (exit 35,
+      // 55, 56 or 16); Nginx (ssl_verify_client on) finishes the handshake and answers 400 instead (exit 22)
+      const refused = [16, 35, 52, 55, 56].includes(bare.exitCode) || (bare.exitCode === 22 && /error: 400$/m.test(bare.stderr.trim()));
+      assert.ok(refused, `${job}: a scrape of ${target.scrapeUrl} without a client certificate is refused (curl exit ${String(bare.exitCode)}): ${bare.stderr}`);
+      assert.doesNotMatch(bare.stdout, /^# (HELP|TYPE) /m, `${job}: no metrics without a client certificate`);
+    }
     // and from another zone's host, the exporter's port is not reachable at all (the firewall drops it)
     const app = groupHosts(inventory, 'app_servers')[0];
     assert.ok(app);
     const fromApp = await sh(app.name, `timeout 5 bash -c 'exec 3<>/dev/tcp/${db.address}/${String(NODE_EXPORTER_PORT)}' 2>&1 && echo open || echo blocked`);
     assert.equal(fromApp.trim().split('\n').pop(), 'blocked', `${app.name} -> ${db.name}:${String(NODE_EXPORTER_PORT)}: ${fromApp}`);
 
+    // the exporters read what they watch, not only answer: every Redis and Sentinel logged in (the metrics ACL user
+    // over TLS), one master, and each Sentinel monitors the one master name
     const byInstance = (samples: Sample[]): string[] => samples.map((x) => `${x.metric.instance ?? '?'}=${String(x.value)}`).sort();
+    const redisUp = await instantQuery(inventory, 'redis_up');
+    const redisHosts = groupHosts(inventory, 'redis').map((h) => h.name);
+    const sentinelHosts = groupHosts(inventory, 'redis_sentinel').map((h) => h.name);
+    assert.deepEqual(redisUp.map((x) => `${x.metric.job ?? '?'}/${x.metric.instance ?? '?'}=${String(x.value)}`).sort(),
+      [...redisHosts.map((h) => `redis/${h}=1`), ...sentinelHosts.map((h) => `sentinel/${h}=1`)].sort(), 'every Redis and Sentinel answers its exporter');
+    const masters = await instantQuery(inventory, 'redis_instance_info{job="redis",role="master"}');
+    assert.equal(masters.length, 1, `one Redis master: ${byInstance(masters).join(', ')}`);
+    const monitored = await instantQuery(inventory, 'redis_sentinel_masters{job="sentinel"}');
+    assert.deepEqual(byInstance(monitored), sentinelHosts.map((h) => `${h}=1`).sort(), 'each Sentinel monitors one master');
+    t.diagnostic(`Redis master ${masters[0]?.metric.instance ?? '?'}; ${String(redisHosts.length)} Redis and ${String(sentinelHosts.length)} Sentinels read by their exporters`);
 
     // each app host's HAProxy sends writes to exactly one member, the leader
     const writers = await instantQuery(inventory, 'haproxy_backend_active_servers{job="haproxy",proxy="postgres_rw"}');
