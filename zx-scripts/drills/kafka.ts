@@ -8,6 +8,7 @@ import { defaultInventory, repoRoot, runPlaybook } from '../lab/lab.ts';
 import { agentLoad, KAFKA_AGENT, KAFKA_DRILL_TOPIC, runAgent } from './agent.ts';
 import type { Audit, Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { running, sh } from './postgres.ts';
+import { EXPORTER_DOWN, KAFKA_UNDER_REPLICATED } from './monitoring.ts';
 
 const LOAD_HOST = 'app1';
 
@@ -154,6 +155,8 @@ export function kafkaDrills(inventory: Inventory, inventoryDir = defaultInventor
       name: 'kafka-broker-kill',
       description: `SIGKILL of a Kafka broker (not the controller), kept down until producers write again; topic ${KAFKA_DRILL_TOPIC}`,
       goal: { seconds: 10, boundBy: `${SESSION}, expired on ZooKeeper's 2 s tick (up to 8 s) + the producers' metadata refresh and retry backoff (up to 1 s)` },
+      // the broker's metrics die with it (the agent is in its JVM); the others lead partitions short of a replica
+      alerts: [EXPORTER_DOWN, KAFKA_UNDER_REPLICATED],
       prepare: () => broker(inventory, false),
       async fault(v) {
         await killService(v.host, 'kafka');
@@ -165,6 +168,7 @@ export function kafkaDrills(inventory: Inventory, inventoryDir = defaultInventor
       name: 'kafka-controller-kill',
       description: 'SIGKILL of the broker that is the cluster controller, kept down until producers write again',
       goal: { seconds: 15, boundBy: `${SESSION}; a new controller is elected in ZooKeeper and loads the cluster state first` },
+      alerts: [EXPORTER_DOWN],
       prepare: () => broker(inventory, true),
       async fault(v) {
         await killService(v.host, 'kafka');
@@ -176,6 +180,7 @@ export function kafkaDrills(inventory: Inventory, inventoryDir = defaultInventor
       name: 'zookeeper-node-kill',
       description: 'SIGKILL of the ZooKeeper leader, kept down until producers write again; Kafka must keep taking writes',
       goal: { seconds: 5, boundBy: 'ZooKeeper leader election (tick 2 s); producers do not need ZooKeeper, brokers reconnect within their session' },
+      alerts: [EXPORTER_DOWN],
       prepare: () => zookeeperLeader(inventory),
       async fault(v) {
         await killService(v.host, 'zookeeper');

@@ -138,3 +138,10 @@ export const HOST_DOWN = expected('HostDown', 30);
 export const EXPORTER_DOWN = expected('ExporterDown', 30);
 /** RedisDown (for 15 s): a Redis server its exporter cannot reach (the process killed or hung). */
 export const REDIS_DOWN = expected('RedisDown', 15);
+/**
+ * KafkaUnderReplicatedPartitions (for 1 min): the partitions the other brokers lead, short of the dead broker's
+ * replica. It resolves only once the returning broker is back in sync: its JVM's start and its fetch back into the
+ * in-sync replicas, 30 s more.
+ */
+const underReplicated = expected('KafkaUnderReplicatedPartitions', 60);
+export const KAFKA_UNDER_REPLICATED: ExpectedAlert = { ...underReplicated, resolves: underReplicated.resolves + 30 };

@@ -41,6 +41,8 @@ export function monitoringTests(): void {
       ['haproxy', groupHosts(inventory, 'haproxy').map((h) => h.name)],
       ['redis', groupHosts(inventory, 'redis').map((h) => h.name)],
       ['sentinel', groupHosts(inventory, 'redis_sentinel').map((h) => h.name)],
+      ['kafka', groupHosts(inventory, 'kafka').map((h) => h.name)],
+      ['zookeeper', groupHosts(inventory, 'zookeeper').map((h) => h.name)],
     ]);
     const want = [...expected].flatMap(([job, hosts]) => hosts.map((h) => `${job}/${h}`)).sort();
     // the first scrape of each target comes within a scrape interval (15 s) of Prometheus' start
@@ -89,6 +91,20 @@ export function monitoringTests(): void {
     const monitored = await instantQuery(inventory, 'redis_sentinel_masters{job="sentinel"}');
     assert.deepEqual(byInstance(monitored), sentinelHosts.map((h) => `${h}=1`).sort(), 'each Sentinel monitors one master');
     t.diagnostic(`Redis master ${masters[0]?.metric.instance ?? '?'}; ${String(redisHosts.length)} Redis and ${String(sentinelHosts.length)} Sentinels read by their exporters`);
+
+    // Kafka and ZooKeeper, read inside their JVMs: one active controller, every partition replicated, one
+    // ZooKeeper leader and the other members following
+    const controllers = await instantQuery(inventory, 'kafka_controller_kafkacontroller_activecontrollercount{job="kafka"} == 1');
+    assert.equal(controllers.length, 1, `one active Kafka controller: ${byInstance(controllers).join(', ')}`);
+    const partitions = await instantQuery(inventory, 'kafka_server_replicamanager_partitioncount{job="kafka"}');
+    assert.equal(partitions.length, groupHosts(inventory, 'kafka').length, 'every broker reports its partitions');
+    assert.ok(partitions.every((x) => x.value > 0), `every broker holds partitions: ${byInstance(partitions).join(', ')}`);
+    const urp = await instantQuery(inventory, 'sum(kafka_server_replicamanager_underreplicatedpartitions{job="kafka"})');
+    assert.equal(urp[0]?.value, 0, 'no partition is under-replicated');
+    const zk = await instantQuery(inventory, 'zookeeper_peer_state{job="zookeeper"}');
+    const followers = groupHosts(inventory, 'zookeeper').length - 1;
+    assert.deepEqual(zk.map((x) => x.metric.state ?? '?').sort(), [...Array<string>(followers).fill('following'), 'leading'], 'one ZooKeeper member leads, the others follow');
+    t.diagnostic(`Kafka controller ${controllers[0]?.metric.instance ?? '?'}, partitions ${byInstance(partitions).join(' ')}; ZooKeeper leader ${zk.find((x) => x.metric.state === 'leading')?.metric.instance ?? '?'}`);
 
     // each app host's HAProxy sends writes to exactly one member, the leader
     const writers = await instantQuery(inventory, 'haproxy_backend_active_servers{job="haproxy",proxy="postgres_rw"}');
