@@ -43,6 +43,8 @@ export function monitoringTests(): void {
       ['sentinel', groupHosts(inventory, 'redis_sentinel').map((h) => h.name)],
       ['kafka', groupHosts(inventory, 'kafka').map((h) => h.name)],
       ['zookeeper', groupHosts(inventory, 'zookeeper').map((h) => h.name)],
+      ['order-service', groupHosts(inventory, 'app_servers').map((h) => h.name)],
+      ['notification-service', groupHosts(inventory, 'app_servers').map((h) => h.name)],
     ]);
     const want = [...expected].flatMap(([job, hosts]) => hosts.map((h) => `${job}/${h}`)).sort();
     // the first scrape of each target comes within a scrape interval (15 s) of Prometheus' start
