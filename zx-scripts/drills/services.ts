@@ -10,7 +10,7 @@ import { gatewayTarget, sendsHeldBy, USERS_SPACING, vipMovedSince, vrrpTransitio
 import { NORMAL } from '../../services/mail-sink/src/behaviour.ts';
 import { sinkApi, sinkCount } from './mail.ts';
 import { running, sh } from './postgres.ts';
-import { HOST_DOWN } from './monitoring.ts';
+import { EMAILS_NOT_SENT, HOST_DOWN } from './monitoring.ts';
 
 /** The loopback /readyz of each service on an app host (roles/order_service, roles/notification_service). */
 const READY = { 'order-service': 9101, 'notification-service': 9102 } as const;
@@ -114,7 +114,8 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     },
     {
       name: 'mail-provider-outage',
-      description: 'the email provider answers every message with 451 (try later) for a minute, then accepts again',
+      description: 'the email provider answers every message with 451 (try later) for a minute (longer if EmailsNotSent has not reached the on-call yet), then accepts again',
+      alerts: [EMAILS_NOT_SENT],
       goal: { seconds: 1.5, boundBy: `nothing: orders never wait for email (events wait in Kafka and the retry topic); ${USERS_SPACING}` },
       prepare: victim('mail-sink'),
       after: vipStayed,

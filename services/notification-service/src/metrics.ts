@@ -1,5 +1,6 @@
 // The service's Prometheus metrics (GET /metrics): emails sent by event type, retries scheduled, messages
-// dead-lettered by reason, duplicates skipped, unexpected errors, leases lost, event-to-email latency, consumer lag per partition, and Node's own.
+// dead-lettered by reason, duplicates skipped, unexpected errors, leases lost, event-to-email latency, consumer lag per partition, whether
+// the provider takes emails (the breaker closed), and Node's own.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface Metrics {
@@ -14,13 +15,17 @@ export interface Metrics {
   orphaned: Gauge;
   latency: Histogram;
   lag: Gauge<'topic' | 'partition'>;
+  providerUp: Gauge;
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'oms_notification_service_' });
+  const providerUp = new Gauge({ name: 'oms_notifications_provider_up', help: '1 while the email provider takes emails, 0 while the breaker is open (sending paused)', registers: [registry] });
+  providerUp.set(1);
   return {
     registry,
+    providerUp,
     sent: new Counter({ name: 'oms_notifications_sent_total', help: 'Emails the provider accepted, by event type', labelNames: ['type'], registers: [registry] }),
     retried: new Counter({ name: 'oms_notifications_retried_total', help: 'Sends that failed transiently and were scheduled again', registers: [registry] }),
     deadLettered: new Counter({ name: 'oms_notifications_dead_lettered_total', help: 'Messages parked in the dead-letter topic, by reason', labelNames: ['reason'], registers: [registry] }),

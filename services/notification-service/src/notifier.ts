@@ -51,18 +51,19 @@ export interface HandlerContext {
 /**
  * Consecutive transient failures of the provider: from `threshold` on the breaker is open and nothing is sent (the
  * events wait in Kafka, not in a flood of retries) until a probe, at most one per `probeEveryMs`, finds the provider
- * reachable again; a success closes it.
+ * reachable again; a success closes it. `report` hears whether it is open after every outcome (the metrics).
  */
 export class ProviderBreaker {
   private failures = 0;
   private lastProbe = 0;
   private probing: Promise<boolean> | undefined;
 
-  constructor(private readonly threshold: number, readonly probeEveryMs: number, private readonly reachable: () => Promise<boolean>) {}
+  constructor(private readonly threshold: number, readonly probeEveryMs: number, private readonly reachable: () => Promise<boolean>,
+    private readonly report: (open: boolean) => void = () => undefined) {}
 
   get open(): boolean { return this.failures >= this.threshold; }
-  failed(): void { this.failures++; }
-  succeeded(): void { this.failures = 0; }
+  failed(): void { this.failures++; this.report(this.open); }
+  succeeded(): void { this.failures = 0; this.report(false); }
 
   /** true when sending may go on: closed, or open and a probe (now, or the one in progress) found the provider */
   async allows(): Promise<boolean> {

@@ -44,7 +44,7 @@ export async function startNotificationService(config: Config, log: Logger, opti
   await consumer.connect();
   await consumer.subscribe({ topics: [config.kafka.topic, config.kafka.retryTopic], fromBeginning: true });
 
-  const breaker = new ProviderBreaker(config.retry.breakerThreshold, config.retry.probeEveryMs, () => provider.reachable());
+  const breaker = new ProviderBreaker(config.retry.breakerThreshold, config.retry.probeEveryMs, () => provider.reachable(), (open) => { metrics.providerUp.set(open ? 0 : 1); });
   // the owner name in the inbox's leases: this process, readable in the table
   const owner = `${hostname()}/${String(process.pid)}/${randomUUID().slice(0, 8)}`;
   const inbox = new Inbox(pool, owner, config.inbox.leaseMs);

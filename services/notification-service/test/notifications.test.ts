@@ -100,11 +100,13 @@ describe('notification service (real PostgreSQL, Kafka and SMTP sink)', { timeou
       await h.publish(events);
       await h.waitFor('the breaker open', () => h.logs.some((l) => l.msg === 'partition paused' && l.why === 'the provider is down'));
       assert.ok((await h.service.metrics.retried.get()).values[0]!.value >= 1);
+      assert.equal((await h.service.metrics.providerUp.get()).values[0]?.value, 0, 'the metrics say the provider is down');
       assert.equal(events.filter((e) => emailsFor(e) > 0).length, 0);
     } finally {
       h.sink.setBehaviour({ mode: 'accept', delayMs: 0, rejectRecipients: [] });
     }
     await delivered(events, 60_000);
+    assert.equal((await h.service.metrics.providerUp.get()).values[0]?.value, 1, 'the metrics say the provider is back');
     await new Promise((resolve) => setTimeout(resolve, 1500)); // any second copy would have arrived by now
     assert.deepEqual(events.map(emailsFor), events.map(() => 1));
     assert.ok((await h.read(RETRY_TOPIC)).length >= 1, 'the failed sends went through the retry topic');
@@ -368,7 +370,7 @@ describe('notification service (real PostgreSQL, Kafka and SMTP sink)', { timeou
     await h.publish([e]);
     await delivered([e]);
     const text = await (await fetch(`${h.service.url}/metrics`)).text();
-    for (const name of ['oms_notifications_sent_total{type="order.shipped"}', 'oms_notifications_retried_total', 'oms_notifications_dead_lettered_total', 'oms_notifications_duplicates_total', 'oms_notification_consumer_lag', 'oms_notification_latency_seconds_bucket']) {
+    for (const name of ['oms_notifications_sent_total{type="order.shipped"}', 'oms_notifications_retried_total', 'oms_notifications_dead_lettered_total', 'oms_notifications_duplicates_total', 'oms_notification_consumer_lag', 'oms_notification_latency_seconds_bucket', 'oms_notifications_provider_up 1']) {
       assert.ok(text.includes(name), name);
     }
     assert.equal((await fetch(`${h.service.url}/metrics`, { method: 'POST' })).status, 405);
