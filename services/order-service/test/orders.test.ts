@@ -401,19 +401,25 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     const r = await place('cust-i', [{ productId: 'MUG-0001', quantity: 1 }]);
     assert.equal(r.status, 201, r.text);
     await sleep(1000);
-    const backlog = async () => Number(/oms_outbox_backlog (\d+)/.exec((await h.call('GET', '/metrics')).text)?.[1] ?? -1);
-    // the gauge is updated by the relay's successful batches; while Kafka is down it is read from the database
+    const gauge = async (name: string) => Number(new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec((await h.call('GET', '/metrics')).text)?.[1] ?? -1);
     const c = h.stack.postgres!.admin('orders');
     await c.connect();
     const pending = async () => Number((await c.query<{ n: string }>('SELECT count(*) n FROM oms.outbox WHERE published_at IS NULL')).rows[0]!.n);
     try {
       assert.ok(await pending() >= 2, 'created and confirmed events wait');
+      // the relay reads the backlog before each attempt to send, so the gauges show it while Kafka refuses
+      const deadline = Date.now() + 15_000;
+      while (!(await gauge('oms_outbox_backlog') >= 2 && await gauge('oms_outbox_oldest_age_seconds') >= 1)) {
+        assert.ok(Date.now() < deadline, 'the metrics show the waiting events and their age while Kafka is down');
+        await sleep(200);
+      }
       await kafka.daemon.start(async () => (await pending()) === 0, 90_000);
     } finally {
       await c.end();
     }
     await sleep(200);
-    assert.equal(await backlog(), 0);
+    assert.equal(await gauge('oms_outbox_backlog'), 0);
+    assert.equal(await gauge('oms_outbox_oldest_age_seconds'), 0);
     const events = await consume(String(r.body.id), 2);
     assert.deepEqual(events.map((e) => e.type), ['order.created', 'order.confirmed']);
   });

@@ -1,5 +1,5 @@
 // The service's Prometheus metrics (GET /metrics): request durations by route and status, orders by outcome, the
-// outbox backlog, and Node's own. One registry per service instance, passed explicitly (no global default registry).
+// outbox backlog and the age of its oldest event, and Node's own. One registry per service instance, passed explicitly (no global default registry).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface Metrics {
@@ -8,6 +8,7 @@ export interface Metrics {
   orders: Counter<'outcome'>;
   purged: Counter<'table'>;
   outboxBacklog: Gauge;
+  outboxOldest: Gauge;
   outboxPublished: Counter;
   cache: Counter<'result'>;
 }
@@ -31,6 +32,7 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     outboxBacklog: new Gauge({ name: 'oms_outbox_backlog', help: 'Outbox events not yet published to Kafka', registers: [registry] }),
+    outboxOldest: new Gauge({ name: 'oms_outbox_oldest_age_seconds', help: 'Age of the oldest outbox event not yet published (0: none waits): the relay\'s lag', registers: [registry] }),
     purged: new Counter({ name: 'oms_purged_rows_total', help: 'Rows deleted past their retention, by table (outbox, idempotencyKeys)', labelNames: ['table'], registers: [registry] }),
     outboxPublished: new Counter({ name: 'oms_outbox_published_total', help: 'Outbox events published to Kafka', registers: [registry] }),
     cache: new Counter({ name: 'oms_catalog_cache_total', help: 'Catalog cache lookups by result (hit, miss, error)', labelNames: ['result'], registers: [registry] }),

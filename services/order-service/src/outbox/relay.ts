@@ -69,6 +69,8 @@ export class OutboxRelay {
     const result = await inScope(this.pool, { actor: 'system', customerId: '' }, async (client) => {
       const { rows: [lock] } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS held', [RELAY_LOCK]);
       if (!lock?.held) return undefined;
+      // what waits, read before the send: while Kafka refuses, the gauges still show the backlog and its age
+      await this.measureBacklog(client);
       const { rows } = await client.query<OutboxRow>(
         `SELECT id, aggregate_id, event_type, payload, created_at FROM oms.outbox WHERE published_at IS NULL
          ORDER BY created_at, id LIMIT $1`,
@@ -91,14 +93,22 @@ export class OutboxRelay {
         // rolls the whole batch back, and the partitions that made it are published again (consumers deduplicate)
         await Promise.all([...byPartition.values()].map((messages) => this.producer.send({ topic, acks: -1, messages })));
         await client.query('UPDATE oms.outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
+        await this.measureBacklog(client);
       }
-      const { rows: [backlog] } = await client.query<{ n: string }>('SELECT count(*) AS n FROM oms.outbox WHERE published_at IS NULL');
-      return { published: rows.length, backlog: Number(backlog?.n ?? 0) };
+      return { published: rows.length };
     });
     if (!result) return 0; // another instance's relay holds the lock
-    this.metrics.outboxBacklog.set(result.backlog);
     this.metrics.outboxPublished.inc(result.published);
     return result.published;
+  }
+
+  /** Sets the backlog gauges: events not yet published, and the age of the oldest (the partial index answers). */
+  private async measureBacklog(client: { query: Pool['query'] }): Promise<void> {
+    const { rows: [b] } = await client.query<{ n: string; age: number }>(
+      `SELECT count(*) AS n, coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS age
+       FROM oms.outbox WHERE published_at IS NULL`);
+    this.metrics.outboxBacklog.set(Number(b?.n ?? 0));
+    this.metrics.outboxOldest.set(Math.max(0, b?.age ?? 0));
   }
 
   /** The topic's partitions, asked once and again after any failed batch (a topic may have grown). */
