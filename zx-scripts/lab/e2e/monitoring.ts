@@ -9,7 +9,8 @@ import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { groupHosts } from '../../lib/inventory.ts';
 import { sinkCount } from '../../drills/mail.ts';
-import { alertMailsAfter, alertsSince, curlFromMonitoring, instantQuery, loadedAlertRules, monitoringHost, postAlert, prometheusStart, targets, type Sample } from '../../drills/monitoring.ts';
+import { alertMailsAfter, alertsSince, curlFromMonitoring, instantQuery, loadedAlertRules, monitoringHost, postAlert, PROMETHEUS_PORT, prometheusStart, targets, type Sample } from '../../drills/monitoring.ts';
+import { parseDashboards } from '../../dashboards/dashboards.ts';
 import { sh } from '../../drills/postgres.ts';
 import { parse } from 'yaml';
 import { $ } from 'zx';
@@ -166,5 +167,27 @@ export function monitoringTests(): void {
     await postAlert(inventory, labels, annotations, new Date());
     const resolved = await waitFor('resolved');
     t.diagnostic(`firing mail ${((fired - sent) / 1000).toFixed(1)} s after the alert, resolved mail ${((resolved - fired) / 1000).toFixed(1)} s later`);
+  });
+
+  it('monitoring: the dashboards\' console pages render on the monitoring host; the overview shows each cluster\'s leader', async (t) => {
+    const dashboards = parseDashboards(readFileSync(join(repoRoot, 'dashboards', 'dashboards.yml'), 'utf8'));
+    const panelsOf = (html: string): Map<string, string> => new Map(html.split('<section class="panel"').slice(1)
+      .map((section) => [/<h2>(.*?)<\/h2>/.exec(section)?.[1] ?? '?', section]));
+    for (const d of dashboards) {
+      const page = await curlFromMonitoring(inventory, `https://${monitoringHost(inventory).fqdn}:${String(PROMETHEUS_PORT)}/consoles/${d.uid}.html`);
+      assert.equal(page.exitCode, 0, `${d.uid}: ${page.stderr} ${page.stdout.slice(0, 300)}`);
+      assert.equal(panelsOf(page.stdout).size, d.panels.length, `${d.uid}: every panel rendered`);
+      if (d.uid !== 'oms-overview') continue;
+      const panels = panelsOf(page.stdout);
+      // what the lab as provisioned must show: one leader or holder each (the order panels need orders)
+      for (const title of ['PostgreSQL leader', 'Redis master', 'Kafka active controller', 'ZooKeeper leader', 'Gateway holding the VIP']) {
+        const section = panels.get(title) ?? '';
+        assert.equal((section.match(/<tr>/g) ?? []).length, 1, `${title}: one row: ${section}`);
+        assert.doesNotMatch(section, /no data/, title);
+      }
+      assert.match(panels.get('Targets down') ?? '', /<td class="v">0<\/td>/, 'no target down');
+      t.diagnostic(`${String(dashboards.length)} console pages; overview: ${['PostgreSQL leader', 'Redis master', 'Kafka active controller', 'ZooKeeper leader', 'Gateway holding the VIP']
+        .map((title) => `${title} ${/<td>(\w+)<\/td>/.exec(panels.get(title) ?? '')?.[1] ?? '?'}`).join(', ')}`);
+    }
   });
 }
