@@ -141,10 +141,21 @@ export function monitoringTests(): void {
     const rules = (await loadedAlertRules(inventory)).sort();
     assert.deepEqual(rules, alertsOf().sort(), 'Prometheus loaded every alert rule of roles/prometheus/files/rules');
     // no false positive: since Prometheus started (the end of site.yml), through its re-run and the probes of the
-    // tests before this one, no alert has even been pending
+    // tests before this one, no alert has fired. A pending alert reaches no one: one scrape that times out (5 s on
+    // the lab) while Ansible runs on all 16 hosts at once makes ExporterDown and HostDown pending on every host for
+    // an evaluation, as a CI run on a saturated machine showed; those are reported, not failed
     const quiet = await alertsSince(inventory, await prometheusStart(inventory));
-    assert.deepEqual(quiet.alerts, [], `alerts on the lab as provisioned, in the ${(quiet.seconds / 60).toFixed(1)} minutes since Prometheus started`);
-    t.diagnostic(`${String(rules.length)} alert rules loaded; no alert pending or firing in the ${(quiet.seconds / 60).toFixed(1)} minutes since Prometheus started; monitoring host ${monitoringHost(inventory).name}`);
+    const minutes = (quiet.seconds / 60).toFixed(1);
+    assert.deepEqual(quiet.alerts.filter((a) => a.endsWith(' firing')), [], `alerts fired on the lab as provisioned, in the ${minutes} minutes since Prometheus started`);
+    const pending = quiet.alerts.filter((a) => a.endsWith(' pending'));
+    // the figures of the monitoring host itself: its daemons' CPU and memory, and the series Prometheus holds
+    const cpu = await instantQuery(inventory, 'sum by (job) (rate(process_cpu_seconds_total{job=~"prometheus|alertmanager"}[2m]))');
+    const rss = await instantQuery(inventory, 'sum by (job) (process_resident_memory_bytes{job=~"prometheus|alertmanager"})');
+    const series = await instantQuery(inventory, 'prometheus_tsdb_head_series{job="prometheus"}');
+    const of = (samples: Sample[], job: string): number => samples.find((x) => x.metric.job === job)?.value ?? NaN;
+    t.diagnostic(['prometheus', 'alertmanager'].map((job) => `${job} ${(of(cpu, job) * 100).toFixed(1)} % of a CPU, ${(of(rss, job) / 2 ** 20).toFixed(0)} MiB resident`).join('; ') +
+      `; ${String(series[0]?.value ?? '?')} series in Prometheus' head`);
+    t.diagnostic(`${String(rules.length)} alert rules loaded; no alert fired in the ${minutes} minutes since Prometheus started${pending.length > 0 ? ` (pending for a while: ${pending.join(', ')})` : ', none pending'}; monitoring host ${monitoringHost(inventory).name}`);
   });
 
   it('monitoring: an alert handed to Alertmanager reaches the on-call at the mail sink, and so does its resolution', { timeout: 3 * MINUTES }, async (t) => {
