@@ -8,7 +8,7 @@ import { defaultInventory, repoRoot, runPlaybook } from '../lab/lab.ts';
 import { agentLoad, KAFKA_AGENT, KAFKA_DRILL_TOPIC, runAgent } from './agent.ts';
 import type { Audit, Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { running, sh } from './postgres.ts';
-import { EXPORTER_DOWN, KAFKA_UNDER_REPLICATED } from './monitoring.ts';
+import { EXPORTER_DOWN } from './monitoring.ts';
 
 const LOAD_HOST = 'app1';
 
@@ -155,8 +155,10 @@ export function kafkaDrills(inventory: Inventory, inventoryDir = defaultInventor
       name: 'kafka-broker-kill',
       description: `SIGKILL of a Kafka broker (not the controller), kept down until producers write again; topic ${KAFKA_DRILL_TOPIC}`,
       goal: { seconds: 10, boundBy: `${SESSION}, expired on ZooKeeper's 2 s tick (up to 8 s) + the producers' metadata refresh and retry backoff (up to 1 s)` },
-      // the broker's metrics die with it (the agent is in its JVM); the others lead partitions short of a replica
-      alerts: [EXPORTER_DOWN, KAFKA_UNDER_REPLICATED],
+      // the broker's metrics die with it (the agent is in its JVM). KafkaUnderReplicatedPartitions fires too (76.7 s
+      // after the fault on the lab) but resolves only once the broker has recovered its logs after the SIGKILL and
+      // caught up, minutes on the lab's busy CPUs: no bound of the kit's settings, so it is not asserted
+      alerts: [EXPORTER_DOWN],
       prepare: () => broker(inventory, false),
       async fault(v) {
         await killService(v.host, 'kafka');

@@ -138,14 +138,5 @@ export const HOST_DOWN = expected('HostDown', 30);
 export const EXPORTER_DOWN = expected('ExporterDown', 30);
 /** RedisDown (for 15 s): a Redis server its exporter cannot reach (the process killed or hung). */
 export const REDIS_DOWN = expected('RedisDown', 15);
-/**
- * KafkaUnderReplicatedPartitions (for 1 min): the partitions the other brokers lead, short of the dead broker's
- * replica. It resolves only once the returning broker is back in sync: its JVM's start and its fetch back into the
- * in-sync replicas, 30 s more.
- */
-/**
- * EmailsNotSent: sends retried and none accepted over a 1 min window, for 30 s: 90 s of the provider refusing.
- */
+/** EmailsNotSent: sends retried and none accepted over a 1 min window, for 30 s: 90 s of the provider refusing. */
 export const EMAILS_NOT_SENT = expected('EmailsNotSent', 90);
-const underReplicated = expected('KafkaUnderReplicatedPartitions', 60);
-export const KAFKA_UNDER_REPLICATED: ExpectedAlert = { ...underReplicated, resolves: underReplicated.resolves + 30 };

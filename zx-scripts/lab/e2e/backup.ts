@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { DATA_DIR, PGBACKREST, psql, repoHost } from '../../drills/backup.ts';
 import { leader, sh } from '../../drills/postgres.ts';
-import { assertOk, bin, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
+import { assertOk, bin, FULL_SUITE_ONLY, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
 
 const REPO_HOST = repoHost(inventory);
 const REPO_PATH = '/var/lib/pgbackrest';
@@ -133,7 +133,7 @@ export function backupTests(): void {
     t.diagnostic(`restore point ${name} recorded (restore-point.yml ${String(point.seconds)} s); ${String(requests.length)} bad restore requests refused, the cluster untouched`);
   });
 
-  it('backup: the repository host dies during a backup and while WAL waits for it; writes go on, archiving catches up', { timeout: 15 * MINUTES }, async (t) => {
+  it('backup: the repository host dies during a backup and while WAL waits for it; writes go on, archiving catches up', { timeout: 15 * MINUTES, skip: FULL_SUITE_ONLY }, async (t) => {
     await runDrillsTest(t, ['backup-repo-loss'], 15 * MINUTES);
   });
 
@@ -181,7 +181,7 @@ export function backupTests(): void {
     t.diagnostic(`${String(after.filter((f) => f.endsWith('.db')).length)} snapshots on ${REPO_HOST}, the newest ${snapshot ?? '?'} (${String(status.totalKey)} keys); ${String(requests.length)} bad etcd restore requests refused`);
   });
 
-  it("backup: two etcd members lose their disks under the users' load; etcd-restore.yml brings the quorum back from a snapshot, the primary keeps leading", { timeout: 10 * MINUTES }, async (t) => {
+  it("backup: two etcd members lose their disks under the users' load; etcd-restore.yml brings the quorum back from a snapshot, the primary keeps leading", { timeout: 10 * MINUTES, skip: FULL_SUITE_ONLY }, async (t) => {
     await runDrillsTest(t, ['etcd-quorum-loss'], 10 * MINUTES);
   });
 

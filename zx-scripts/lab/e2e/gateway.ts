@@ -284,7 +284,7 @@ export function gatewayTests(): void {
   });
 
   it('gateway: drills (host stopped, Nginx killed, standby back) move the VIP within the goal, lose nothing, do not flap', { timeout: 20 * MINUTES }, async (t) => {
-    await runDrillsTest(t, ['gateway-host-stop', 'gateway-nginx-kill', 'gateway-standby-return']);
+    await runDrillsTest(t, ['gateway-host-stop', 'gateway-nginx-kill', 'gateway-standby-return'], 30 * MINUTES, ['gateway-nginx-kill', 'gateway-standby-return']);
     const holder = await vipHolder(inventory);
     const rerun = await run(bin('ansible-playbook'), ['ansible/site.yml', '--limit', 'gateways']);
     assertOk(rerun, 'site.yml --limit gateways after the drills');

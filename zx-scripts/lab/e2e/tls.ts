@@ -16,7 +16,8 @@ P=/etc/oms/pki
 probe() { target=$1; shift; timeout 5 openssl s_client -connect "$target" -cert $P/host.crt -key $P/host.key -CAfile $P/ca-bundle.pem "$@" </dev/null 2>/dev/null | grep -m1 -o 'New, TLSv1\\.[0-9]' | sed 's/New, //'; }
 for l in $(ss -Hltn | awk '{print $4}' | sort -u); do
   addr=\${l%:*}; port=\${l##*:}
-  case "$addr" in 127.*|'[::1]') continue ;; esac
+  # loopback, also as an IPv4-mapped IPv6 address (a JVM's 127.0.0.1 listener shows as [::ffff:127.0.0.1])
+  case "$addr" in 127.*|'[::1]'|'[::ffff:127.'*) continue ;; esac
   addr=$(echo "$addr" | sed -e 's/^\\[::ffff://' -e 's/\\]$//' -e 's/^\\[::$//' -e 's/^0\\.0\\.0\\.0$//' -e 's/^\\*$//')
   [ -n "$addr" ] || addr=$ZONE
   how=direct
