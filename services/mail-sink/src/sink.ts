@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { listen } from '@oms/service-common/http';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
-import { behaviourSchema, NORMAL, refuses, type Behaviour } from './behaviour.ts';
+import { affects, behaviourSchema, NORMAL, refuses, type Behaviour } from './behaviour.ts';
 import type { SinkConfig } from './config.ts';
 import { MessageStore, type StoredMessage } from './store.ts';
 
@@ -68,12 +68,13 @@ export async function startSink(config: SinkConfig, log: Logger): Promise<Runnin
       log.warn({ user: auth.username }, 'SMTP authentication refused');
       callback(smtpError(535, '5.7.8 Authentication credentials invalid'));
     },
-    onMailFrom(_address: SMTPServerAddress, _session: SMTPServerSession, callback: (error?: Error | null) => void) {
+    onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, callback: (error?: Error | null) => void) {
+      const affected = affects(behaviour, session.user);
       const answer = (): void => {
-        if (behaviour.mode === 'tempfail') callback(smtpError(451, '4.3.0 Temporary failure: the provider is having trouble, try again later'));
+        if (affected && behaviour.mode === 'tempfail') callback(smtpError(451, '4.3.0 Temporary failure: the provider is having trouble, try again later'));
         else callback();
       };
-      if (behaviour.envelopeDelayMs) setTimeout(answer, behaviour.envelopeDelayMs);
+      if (affected && behaviour.envelopeDelayMs) setTimeout(answer, behaviour.envelopeDelayMs);
       else answer();
     },
     onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, callback: (error?: Error | null) => void) {
@@ -83,8 +84,9 @@ export async function startSink(config: SinkConfig, log: Logger): Promise<Runnin
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (error?: Error | null, message?: string) => void) {
       readAll(stream).then(async (raw) => {
         if (stream.sizeExceeded) throw smtpError(552, `5.3.4 Message larger than ${String(config.smtp.maxMessageBytes)} bytes`);
-        if (behaviour.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
-        if (behaviour.mode === 'tempfail') throw smtpError(451, '4.3.0 Temporary failure: the provider is having trouble, try again later');
+        const affected = affects(behaviour, session.user);
+        if (affected && behaviour.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
+        if (affected && behaviour.mode === 'tempfail') throw smtpError(451, '4.3.0 Temporary failure: the provider is having trouble, try again later');
         const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
         const message = store.add({ from, to: session.envelope.rcptTo.map((r) => r.address) }, raw);
         log.info({ seq: message.seq, messageId: message.messageId, orderId: message.orderId, to: message.to }, 'message accepted');

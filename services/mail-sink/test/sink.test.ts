@@ -41,7 +41,7 @@ describe('mail sink (SMTP over TLS, AUTH, durable store, behaviour for drills)',
     dir = mkdtempSync(join(tmpdir(), 'oms-sink-'));
     pki = await localPki(join(dir, 'pki'));
     config = parseConfig(configSchema, {
-      smtp: { address: '127.0.0.1', port: 0, hostname: 'localhost', tls: { cert: pki.server.cert, key: pki.server.key }, users: [{ user: 'notification-service', password: PASSWORD }] },
+      smtp: { address: '127.0.0.1', port: 0, hostname: 'localhost', tls: { cert: pki.server.cert, key: pki.server.key }, users: [{ user: 'notification-service', password: PASSWORD }, { user: 'alertmanager', password: PASSWORD }] },
       control: { port: 0, token: TOKEN },
       storeFile: join(dir, 'messages.jsonl'),
     });
@@ -89,6 +89,19 @@ describe('mail sink (SMTP over TLS, AUTH, durable store, behaviour for drills)',
     sink.setBehaviour({ mode: 'accept', delayMs: 0, rejectRecipients: [] });
     assert.equal(await smtpCode(transport().sendMail(mail('e-3', 'o-3'))), 250);
     assert.equal((await control('/messages?orderId=o-3')).body.count, 1);
+  });
+
+  it('fails only the accounts it is told to: the alert relay\'s mail goes through while the shop\'s is refused', async () => {
+    sink.setBehaviour({ mode: 'tempfail', delayMs: 0, rejectRecipients: [], accounts: ['notification-service'] });
+    try {
+      assert.equal(await smtpCode(transport().sendMail(mail('e-6', 'o-6'))), 451);
+      assert.equal(await smtpCode(transport({ user: 'alertmanager', password: PASSWORD }).sendMail(mail('e-7', 'o-7'))), 250);
+      assert.equal((await control('/messages?orderId=o-6')).body.count, 0);
+      assert.equal((await control('/messages?orderId=o-7')).body.count, 1);
+      assert.equal((await control('/behaviour', { method: 'PUT', body: JSON.stringify({ mode: 'tempfail', delayMs: 0, rejectRecipients: [], accounts: [] }) })).status, 400, 'an empty list of accounts is refused');
+    } finally {
+      sink.setBehaviour({ mode: 'accept', delayMs: 0, rejectRecipients: [] });
+    }
   });
 
   it('refuses a bad recipient for good (550), and answers late when told to be slow', async () => {
