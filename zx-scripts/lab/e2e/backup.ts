@@ -137,7 +137,7 @@ export function backupTests(): void {
     await runDrillsTest(t, ['backup-repo-loss'], 15 * MINUTES);
   });
 
-  it("backup: an operator's DELETE of every order is undone by restore.yml to just before it, under the users' load", { timeout: 20 * MINUTES }, async (t) => {
+  it("backup: an operator's DELETE of every order is undone by restore.yml to just before it, under the users' load", { timeout: 20 * MINUTES, skip: FULL_SUITE_ONLY }, async (t) => {
     await runDrillsTest(t, ['pg-pitr-restore'], 20 * MINUTES);
   });
 

@@ -283,13 +283,9 @@ export function gatewayTests(): void {
     t.diagnostic(`reload on ${holder} with a request in flight for ${String(HOLD_S)} s: returned after ${seconds.toFixed(1)} s, with none of its ${String(old.length)} old workers left`);
   });
 
+  // that a re-run after the drills changes nothing and leaves the VIP where they left it is asserted once, for every
+  // host, by lab.e2e.ts's last site.yml run (a run of its own here cost the suite a minute and a half)
   it('gateway: drills (host stopped, Nginx killed, standby back) move the VIP within the goal, lose nothing, do not flap', { timeout: 20 * MINUTES }, async (t) => {
-    await runDrillsTest(t, ['gateway-host-stop', 'gateway-nginx-kill', 'gateway-standby-return'], 30 * MINUTES, ['gateway-nginx-kill', 'gateway-standby-return']);
-    const holder = await vipHolder(inventory);
-    const rerun = await run(bin('ansible-playbook'), ['ansible/site.yml', '--limit', 'gateways']);
-    assertOk(rerun, 'site.yml --limit gateways after the drills');
-    for (const [host, c] of recap(rerun.stdout)) assert.equal(c.changed, 0, `${host}: changed ${c.changed}: ${changedTasks(rerun.stdout, host).join('; ')}`);
-    assert.equal(await vipHolder(inventory), holder, 'the re-run moved the VIP');
-    t.diagnostic(`site.yml --limit gateways after the drills: changed=0, ${holder} still holds the VIP`);
+    await runDrillsTest(t, ['gateway-host-stop', 'gateway-nginx-kill', 'gateway-standby-return'], 20 * MINUTES, ['gateway-nginx-kill', 'gateway-standby-return']);
   });
 }
