@@ -47,9 +47,14 @@ export function kafkaTests(): void {
 
   it('kafka: no plain-text listener exists; every Kafka and ZooKeeper port speaks TLS only; ZooKeeper refuses non-TLS clients', async () => {
     for (const host of inventory.hosts.filter((h) => h.groups.includes('kafka'))) {
-      const listening = await inHost(host.name, 'sh', '-c', "ss -Htlnp | grep '\"java\"' | awk '{print $4}' | sed 's/.*://' | sort -un");
+      const listening = await inHost(host.name, 'sh', '-c', "ss -Htlnp | grep '\"java\"' | awk '{print $4}' | sort -u");
       assertOk(listening, `ss on ${host.name}`);
-      const ports = listening.stdout.split('\n').filter(Boolean).map(Number);
+      const sockets = listening.stdout.split('\n').filter(Boolean);
+      // on loopback only: the JMX exporter agents (plain HTTP, served to the monitoring host by their TLS fronts)
+      const loopback = (s: string): boolean => /^(127\.|\[::1\]|\[::ffff:127\.)/.test(s);
+      const portOf = (s: string): number => Number(s.slice(s.lastIndexOf(':') + 1));
+      assert.deepEqual(sockets.filter(loopback).map(portOf).sort(), [7171, 7172], `${host.name}: loopback listeners ${sockets.join(', ')}`);
+      const ports = [...new Set(sockets.filter((s) => !loopback(s)).map(portOf))];
       assert.ok(ports.includes(9093) && ports.includes(9094) && ports.includes(2182), `${host.name} listens on ${ports.join(', ')}`);
       for (const port of ports) {
         assert.ok([9093, 9094, 2182, 2888, 3888].includes(port), `${host.name}: unexpected listener on ${port}`);
