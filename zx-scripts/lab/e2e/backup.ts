@@ -3,7 +3,9 @@
 // repository is readable without its key. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DATA_DIR, PGBACKREST, psql, repoHost } from '../../drills/backup.ts';
+import { instantQuery } from '../../drills/monitoring.ts';
 import { leader, sh } from '../../drills/postgres.ts';
 import { assertOk, bin, FULL_SUITE_ONLY, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
 
@@ -72,6 +74,37 @@ export function backupTests(): void {
     assert.deepEqual(units.map((u) => `${u.Id ?? '?'} ${u.ActiveState ?? '?'}`).sort(), ['oms-backup-diff.timer active', 'oms-backup-full.timer active', 'oms-backup-incr.timer active', 'oms-backup-verify.timer active']);
     const nextIncr = Date.parse(units.find((u) => u.Id === 'oms-backup-incr.timer')?.NextElapseUSecRealtime ?? '');
     assert.ok(nextIncr - Date.now() <= 3_600_000, `the next incremental is due within the hour: ${JSON.stringify(units)}`);
+
+    // the figures the backup alerts read (oms-backup-metrics), against the repository and PostgreSQL themselves
+    const primary = await leader(inventory);
+    const archivedAt = async (): Promise<number> => Number(await psql(primary, 'SELECT coalesce(extract(epoch FROM last_archived_time), 0)::bigint FROM pg_stat_archiver'));
+    const archivedBefore = await archivedAt();
+    await sh(REPO_HOST, 'systemctl start oms-backup-metrics.service');
+    await sh(primary, 'systemctl start oms-backup-metrics.service');
+    const want = new Map([
+      [`oms_backup_last_completion_seconds{instance="${REPO_HOST}",type="incr"}`, newest.timestamp.stop],
+      [`oms_backup_last_completion_seconds{instance="${REPO_HOST}",type="full"}`, Math.max(...after.backup.filter((b) => b.type === 'full').map((b) => b.timestamp.stop))],
+      [`oms_backup_count{instance="${REPO_HOST}"}`, after.backup.length],
+      [`oms_backup_stanza_ok{instance="${REPO_HOST}"}`, 1],
+      [`oms_pg_in_recovery{instance="${primary}"}`, 0],
+    ]);
+    const archivedQuery = `oms_pg_archiver_last_archived_seconds{instance="${primary}"}`;
+    const got = async (): Promise<Map<string, number | undefined>> => new Map(await Promise.all([...want.keys()].map(async (q) => [q, (await instantQuery(inventory, q))[0]?.value] as const)));
+    let figures = await got();
+    let archived = (await instantQuery(inventory, archivedQuery))[0]?.value ?? 0;
+    // a scrape and a few seconds: the textfile collector reads the files at each scrape (every 5 s on the lab)
+    for (let i = 0; i < 10 && ([...want].some(([q, v]) => figures.get(q) !== v) || archived < archivedBefore); i++) {
+      await sleep(3000);
+      figures = await got();
+      archived = (await instantQuery(inventory, archivedQuery))[0]?.value ?? 0;
+    }
+    assert.deepEqual(figures, want, 'Prometheus has the backup figures the repository states');
+    // WAL is archived every 30 s or so while the lab writes: the figure is the archiver's between the two readings
+    const archivedAfter = await archivedAt();
+    assert.ok(archived >= archivedBefore && archived <= archivedAfter, `the primary's last archived WAL in Prometheus (${String(archived)}) is PostgreSQL's (${String(archivedBefore)} .. ${String(archivedAfter)})`);
+    const failing = await instantQuery(inventory, 'oms_pg_archiver_last_failed_seconds > oms_pg_archiver_last_archived_seconds');
+    assert.deepEqual(failing.map((x) => x.metric['instance']), [], 'no database host reports a WAL archive failure newer than its last success');
+    t.diagnostic(`backup figures in Prometheus as the repository and ${primary} state them: ${[...want].map(([q, v]) => `${q.split('{')[0] ?? q} ${String(v)}`).join(', ')}, last archived WAL at ${String(archived)}`);
   });
 
   it('backup: the repository is encrypted: every file starts with the cipher header, and a marker written to WAL is in pg_wal but nowhere in the repository', async (t) => {

@@ -4,6 +4,7 @@
 // the mail sink. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -178,6 +179,51 @@ export function monitoringTests(): void {
     await postAlert(inventory, labels, annotations, new Date());
     const resolved = await waitFor('resolved');
     t.diagnostic(`firing mail ${((fired - sent) / 1000).toFixed(1)} s after the alert, resolved mail ${((resolved - fired) / 1000).toFixed(1)} s later`);
+  });
+
+  it('monitoring: every host reports when each certificate it holds expires, as the controller issued it; one under 21 days reaches the on-call', { timeout: 5 * MINUTES }, async (t) => {
+    const watched = inventory.hosts.filter((h) => !h.groups.includes('clients')).map((h) => h.name);
+    const pki = join(stateDir, 'pki', 'lab');
+    const notAfter = (file: string): number => new Date(new X509Certificate(readFileSync(file)).validTo).getTime() / 1000;
+    const hostCerts = await instantQuery(inventory, 'oms_certificate_not_after_seconds{file="/etc/oms/pki/host.crt"}');
+    assert.deepEqual(hostCerts.map((x) => x.metric['instance']).sort(), [...watched].sort(), 'every host reports its own certificate');
+    for (const x of hostCerts) {
+      const host = x.metric['instance'] ?? '?';
+      assert.equal(x.value, notAfter(join(pki, 'hosts', host, 'server.crt')), `${host}: the notAfter of the certificate the controller issued it`);
+    }
+    const caCerts = await instantQuery(inventory, 'oms_certificate_not_after_seconds{file="/etc/oms/pki/ca-bundle.pem"}');
+    assert.deepEqual([...new Set(caCerts.map((x) => x.metric['instance']))].sort(), [...watched].sort(), 'every host reports its trust bundle');
+    assert.ok(caCerts.every((x) => x.value === notAfter(join(pki, 'ca', 'ca.crt'))), 'the bundle holds the CA, with its notAfter');
+    assert.deepEqual(await instantQuery(inventory, 'oms_certificate_read_errors'), [], 'no certificate file is unreadable');
+    const age = await instantQuery(inventory, 'max(time() - oms_certificate_expiry_last_run_seconds)');
+    assert.ok((age[0]?.value ?? Infinity) < 20 * 60, `every host read its certificates within 20 minutes: ${JSON.stringify(age)}`);
+
+    // a certificate with 10 days left, put where the kit keeps certificates on one host: the warning reaches the
+    // on-call at the next reading, and its resolution once the file is gone
+    const host = groupHosts(inventory, 'app_servers')[0]?.name ?? 'app1';
+    const file = '/etc/oms/pki/e2e-short-lived.crt';
+    const before = await sinkCount(inventory);
+    const read = 'systemctl start oms-cert-expiry.service';
+    await sh(host, `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -out ${file} -days 10 -subj /CN=e2e-short-lived 2>/dev/null && ${read}`);
+    const placed = Date.now();
+    try {
+      const waitFor = async (status: 'firing' | 'resolved'): Promise<number> => {
+        for (let i = 0; i < 60; i++) {
+          const mail = (await alertMailsAfter(inventory, before)).find((m) => m.alertname === 'CertificateExpiringSoon' && m.status === status);
+          if (mail) return mail.at.getTime();
+          await sleep(2000);
+        }
+        return assert.fail(`no ${status} mail for CertificateExpiringSoon reached the on-call within 120 s`);
+      };
+      const fired = await waitFor('firing');
+      await sh(host, `rm -f ${file} && ${read}`);
+      const removed = Date.now();
+      const resolved = await waitFor('resolved');
+      t.diagnostic(`${String(hostCerts.length)} hosts report their certificate, ${String(caCerts.length)} CA certificates in their bundles, all as issued; ` +
+        `a 10-day certificate on ${host}: CertificateExpiringSoon mailed ${((fired - placed) / 1000).toFixed(1)} s after it was read, resolved ${((resolved - removed) / 1000).toFixed(1)} s after it was removed`);
+    } finally {
+      await sh(host, `rm -f ${file} && ${read}`);
+    }
   });
 
   it('monitoring: the dashboards\' console pages render on the monitoring host; the overview shows each cluster\'s leader', async (t) => {
