@@ -30,6 +30,16 @@ function alertsOf(): string[] {
   });
 }
 
+/** When the on-call's mail of that alert and status reached the sink (after mail number `after`); fails after 120 s. */
+async function alertMailAt(after: number, alertname: string, status: 'firing' | 'resolved'): Promise<number> {
+  for (let i = 0; i < 60; i++) {
+    const mail = (await alertMailsAfter(inventory, after)).find((m) => m.alertname === alertname && m.status === status);
+    if (mail) return mail.at.getTime();
+    await sleep(2000);
+  }
+  return assert.fail(`no ${status} mail for ${alertname} reached the on-call within 120 s`);
+}
+
 export function monitoringTests(): void {
   it('monitoring: Prometheus scrapes every exporter over mutual TLS (all up), only it can, the rules load and none fires', async (t) => {
     const watched = inventory.hosts.filter((h) => !h.groups.includes('clients')).map((h) => h.name);
@@ -166,15 +176,7 @@ export function monitoringTests(): void {
     const annotations = { summary: 'the end-to-end test of the alert route', description: 'sent by zx-scripts/lab/e2e/monitoring.ts', runbook_url: 'docs/runbooks/alerts.md#alertsnotdelivered' };
     const sent = Date.now();
     await postAlert(inventory, labels, annotations);
-    const waitFor = async (status: 'firing' | 'resolved'): Promise<number> => {
-      for (let i = 0; i < 60; i++) {
-        const mails = await alertMailsAfter(inventory, before);
-        const mail = mails.find((m) => m.alertname === alertname && m.status === status);
-        if (mail) return mail.at.getTime();
-        await sleep(2000);
-      }
-      assert.fail(`no ${status} mail for ${alertname} reached the on-call within 120 s`);
-    };
+    const waitFor = (status: 'firing' | 'resolved'): Promise<number> => alertMailAt(before, alertname, status);
     const fired = await waitFor('firing');
     await postAlert(inventory, labels, annotations, new Date());
     const resolved = await waitFor('resolved');
@@ -207,14 +209,7 @@ export function monitoringTests(): void {
     await sh(host, `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -out ${file} -days 10 -subj /CN=e2e-short-lived 2>/dev/null && ${read}`);
     const placed = Date.now();
     try {
-      const waitFor = async (status: 'firing' | 'resolved'): Promise<number> => {
-        for (let i = 0; i < 60; i++) {
-          const mail = (await alertMailsAfter(inventory, before)).find((m) => m.alertname === 'CertificateExpiringSoon' && m.status === status);
-          if (mail) return mail.at.getTime();
-          await sleep(2000);
-        }
-        return assert.fail(`no ${status} mail for CertificateExpiringSoon reached the on-call within 120 s`);
-      };
+      const waitFor = (status: 'firing' | 'resolved'): Promise<number> => alertMailAt(before, 'CertificateExpiringSoon', status);
       const fired = await waitFor('firing');
       await sh(host, `rm -f ${file} && ${read}`);
       const removed = Date.now();
