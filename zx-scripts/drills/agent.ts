@@ -21,7 +21,8 @@ export interface AgentKind {
   config(inventory: Inventory): object;
 }
 
-const labPki = (): string => join(stateDir, 'pki', 'lab');
+/** The lab's PKI folder on the controller (what roles/pki installs on the hosts comes from here). */
+export const labPki = (): string => join(stateDir, 'pki', 'lab');
 /** The lab IdP's private key, made by the first site.yml run (roles/order_service). */
 export const labIdpKey = (): string => join(stateDir, 'secrets', LAB_IDP.keyFile);
 const groupHosts = (inventory: Inventory, group: string) => inventory.hosts.filter((h) => h.groups.includes(group));

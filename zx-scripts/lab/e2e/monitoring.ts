@@ -9,17 +9,19 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { groupHosts } from '../../lib/inventory.ts';
+import { labPki } from '../../drills/agent.ts';
 import { sinkCount } from '../../drills/mail.ts';
 import { alertMailsAfter, alertsSince, curlFromMonitoring, instantQuery, loadedAlertRules, monitoringHost, postAlert, PROMETHEUS_PORT, prometheusStart, targets, type Sample } from '../../drills/monitoring.ts';
 import { parseDashboards } from '../../dashboards/dashboards.ts';
 import { sh } from '../../drills/postgres.ts';
 import { parse } from 'yaml';
 import { $ } from 'zx';
-import { stateDir } from '../state.ts';
 import { repoRoot } from '../lab.ts';
 import { inventory, MINUTES } from './harness.ts';
 
 const NODE_EXPORTER_PORT = 9100;
+/** The hosts the monitoring watches: every host but the clients'. */
+const watched = inventory.hosts.filter((h) => !h.groups.includes('clients')).map((h) => h.name);
 const RULES_DIR = join(repoRoot, 'roles', 'prometheus', 'files', 'rules');
 
 /** The names of the alerts in the kit's rule files. */
@@ -42,7 +44,6 @@ async function alertMailAt(after: number, alertname: string, status: 'firing' | 
 
 export function monitoringTests(): void {
   it('monitoring: Prometheus scrapes every exporter over mutual TLS (all up), only it can, the rules load and none fires', async (t) => {
-    const watched = inventory.hosts.filter((h) => !h.groups.includes('clients')).map((h) => h.name);
     const expected = new Map<string, string[]>([
       ['node', watched],
       ['prometheus', groupHosts(inventory, 'monitoring').map((h) => h.name)],
@@ -131,7 +132,7 @@ export function monitoringTests(): void {
     // a scrape: a redirect (plain HTTP), an API answer and a 404 the gateway gives itself
     const gatewayVip = inventory.gatewayVip ?? '';
     const apiName = inventory.gatewayName ?? '';
-    const bundle = join(stateDir, 'pki', 'lab', 'trust-bundle.pem');
+    const bundle = join(labPki(), 'trust-bundle.pem');
     const total = 'sum(nginx_http_requests_total{job="nginx"})';
     const before = await instantQuery(inventory, total);
     for (const url of [`http://${gatewayVip}/api/v1/products`, `https://${apiName}/api/v1/products`, `https://${apiName}/no-such-page`]) {
@@ -184,8 +185,7 @@ export function monitoringTests(): void {
   });
 
   it('monitoring: every host reports when each certificate it holds expires, as the controller issued it; one under 21 days reaches the on-call', { timeout: 5 * MINUTES }, async (t) => {
-    const watched = inventory.hosts.filter((h) => !h.groups.includes('clients')).map((h) => h.name);
-    const pki = join(stateDir, 'pki', 'lab');
+    const pki = labPki();
     const notAfter = (file: string): number => new Date(new X509Certificate(readFileSync(file)).validTo).getTime() / 1000;
     const hostCerts = await instantQuery(inventory, 'oms_certificate_not_after_seconds{file="/etc/oms/pki/host.crt"}');
     assert.deepEqual(hostCerts.map((x) => x.metric['instance']).sort(), [...watched].sort(), 'every host reports its own certificate');
