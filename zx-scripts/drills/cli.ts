@@ -50,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
   const reports: DrillReport[] = [];
   // the alerts each drill expects are looked for in the on-call's mailbox at the lab's mail sink
   const alertInbox = onCallInbox(inventory);
+  // Kafka is on every order's path (outbox, events, emails) and the slowest member to heal: every drill waits for it
+  const kafka = kafkaTarget(inventory);
   for (const drill of chosen) {
     const report = await runDrill(drill, drill.target(), {
       steadySeconds: 3,
@@ -59,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
       log: (line) => { if (!json) console.log(line); },
       ...(drill.underLoad ? { underLoad: drill.underLoad() } : {}),
       ...(alertInbox ? { alertInbox } : {}),
+      settled: () => kafka.whole(),
     });
     reports.push(report);
     if (!json) console.log(formatReport(report));

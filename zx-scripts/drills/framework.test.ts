@@ -18,11 +18,14 @@ interface Sim {
   /** the first write that fails in the outage had committed all the same (a 503 after the commit, a timeout) */
   failedCommitted?: boolean;
   wholeAfterHeal?: boolean;
+  /** ms after the heal before the system is whole again (a member that takes its time to restart) */
+  wholeAfterHealMs?: number;
 }
 
 function simulated(sim: Sim): { target: DrillTarget; drill: Drill<null> } {
   let faultAt = Number.POSITIVE_INFINITY;
   let healed = false;
+  let healedAt = Number.POSITIVE_INFINITY;
   const stored = new Set<string>();
   let seq = 0;
   const target: DrillTarget = {
@@ -62,7 +65,7 @@ function simulated(sim: Sim): { target: DrillTarget; drill: Drill<null> } {
         async stop() { stopped = true; await running; return events; },
       });
     },
-    whole: () => Promise.resolve(faultAt === Number.POSITIVE_INFINITY || (healed && sim.wholeAfterHeal !== false)
+    whole: () => Promise.resolve(faultAt === Number.POSITIVE_INFINITY || (healed && sim.wholeAfterHeal !== false && Date.now() - healedAt >= (sim.wholeAfterHealMs ?? 0))
       ? { whole: true, detail: 'all well' } : { whole: false, detail: 'a member is missing' }),
     audit(_run, ids) {
       const present = new Set(ids.filter((id) => stored.has(id)));
@@ -76,7 +79,7 @@ function simulated(sim: Sim): { target: DrillTarget; drill: Drill<null> } {
     goal: { seconds: 5, boundBy: 'the simulation' },
     prepare: () => Promise.resolve(null),
     fault: () => { faultAt = Date.now(); return Promise.resolve('simulated fault'); },
-    heal: () => { healed = true; return Promise.resolve('simulated heal'); },
+    heal: () => { healed = true; healedAt = Date.now(); return Promise.resolve('simulated heal'); },
   };
   return { target, drill };
 }
@@ -150,6 +153,30 @@ describe('the drill framework', () => {
     const report = await runDrill(drill, target, options);
     assert.equal(report.passed, false);
     assert.match(report.problems.join(';'), /not whole 2 s after the heal: a member is missing/);
+  });
+
+  it('a drill whose heal takes longer is judged by its own wholeWithin bound, named when it is missed', async () => {
+    const slow = simulated({ hangMs: 0, downMs: 300, wholeAfterHealMs: 2500 });
+    const byDefault = await runDrill(slow.drill, slow.target, options);
+    assert.match(byDefault.problems.join(';'), /not whole 2 s after the heal: a member is missing/);
+    const own = simulated({ hangMs: 0, downMs: 300, wholeAfterHealMs: 2500 });
+    const report = await runDrill({ ...own.drill, wholeWithin: { seconds: 4, boundBy: 'the member\'s restart' } }, own.target, options);
+    assert.equal(report.passed, true, report.problems.join('; '));
+    const never = simulated({ hangMs: 0, downMs: 300, wholeAfterHeal: false });
+    const missed = await runDrill({ ...never.drill, wholeWithin: { seconds: 3, boundBy: 'the member\'s restart' } }, never.target, options);
+    assert.match(missed.problems.join(';'), /not whole 3 s after the heal \(bound by the member's restart\): a member is missing/);
+  });
+
+  it('does not start while the rest of the stack (settled) is not whole, and starts once it is', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 300 });
+    let faulted = false;
+    const watched = { ...drill, fault: (ctx: null) => { faulted = true; return drill.fault(ctx); } };
+    const healing = { whole: false, detail: 'a broker recovers its logs' };
+    await assert.rejects(runDrill(watched, target, { ...options, settled: () => Promise.resolve(healing) }), /not whole before the drill: a broker recovers its logs/);
+    assert.equal(faulted, false, 'the fault ran on a stack that was not whole');
+    const soon = Date.now() + 1000;
+    const report = await runDrill(watched, target, { ...options, settled: () => Promise.resolve(Date.now() > soon ? { whole: true, detail: 'in sync' } : healing) });
+    assert.equal(report.passed, true, report.problems.join('; '));
   });
 
   it('a fault that fails stops the load before the drill fails (no load outlives its drill)', async () => {

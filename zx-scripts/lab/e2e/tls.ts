@@ -13,21 +13,24 @@ const NOT_TLS: Record<string, number[]> = { '*': [22], gateways: [80] };
 
 const PROBE = `
 P=/etc/oms/pki
-probe() { target=$1; shift; timeout 5 openssl s_client -connect "$target" -cert $P/host.crt -key $P/host.key -CAfile $P/ca-bundle.pem "$@" </dev/null 2>/dev/null | grep -m1 -o 'New, TLSv1\\.[0-9]' | sed 's/New, //'; }
+# one handshake: the client's whole output and its exit status (124: the 10 s timeout), so a failure explains itself
+attempt() { target=$1; shift; (timeout 10 openssl s_client -connect "$target" -cert $P/host.crt -key $P/host.key -CAfile $P/ca-bundle.pem "$@" </dev/null 2>&1; echo "exit=$?") | tr -d '\\000'; }
+version() { grep -m1 -o 'New, TLSv1\\.[0-9]' | sed 's/New, //'; }
+# what the client saw when no handshake completed: its first error, or its exit status
+seen() { grep -m1 -iE 'error|alert|refused|errno|exit=' | tr -s ' \\t' '_' | cut -c1-120; }
 for l in $(ss -Hltn | awk '{print $4}' | sort -u); do
   addr=\${l%:*}; port=\${l##*:}
   # loopback, also as an IPv4-mapped IPv6 address (a JVM's 127.0.0.1 listener shows as [::ffff:127.0.0.1])
   case "$addr" in 127.*|'[::1]'|'[::ffff:127.'*) continue ;; esac
   addr=$(echo "$addr" | sed -e 's/^\\[::ffff://' -e 's/\\]$//' -e 's/^\\[::$//' -e 's/^0\\.0\\.0\\.0$//' -e 's/^\\*$//')
   [ -n "$addr" ] || addr=$ZONE
-  how=direct
-  v13=$(probe "$addr:$port" -tls1_3)
-  if [ -z "$v13" ]; then v13=$(probe "$addr:$port" -tls1_3 -starttls postgres); [ -n "$v13" ] && how=postgres; fi
-  if [ "$how" = postgres ]; then v12=$(probe "$addr:$port" -tls1_2 -starttls postgres); else v12=$(probe "$addr:$port" -tls1_2); fi
-  why=-
-  # no TLS 1.3 where one was expected: say what the client saw (its first error, or the 5 s timeout), so a failure
-  # explains itself
-  if [ -z "$v13" ]; then why=$( (timeout 5 openssl s_client -connect "$addr:$port" -cert $P/host.crt -key $P/host.key -CAfile $P/ca-bundle.pem -tls1_3 </dev/null 2>&1; echo "exit=$?") | grep -m1 -iE 'error|alert|refused|errno|exit=' | tr -s ' \t' '_' | cut -c1-160); fi
+  how=direct why=-
+  out=$(attempt "$addr:$port" -tls1_3); v13=$(echo "$out" | version)
+  if [ -z "$v13" ]; then
+    pg=$(attempt "$addr:$port" -tls1_3 -starttls postgres); v13=$(echo "$pg" | version)
+    if [ -n "$v13" ]; then how=postgres; else why="direct:$(echo "$out" | seen),postgres:$(echo "$pg" | seen)"; fi
+  fi
+  if [ "$how" = postgres ]; then v12=$(attempt "$addr:$port" -tls1_2 -starttls postgres | version); else v12=$(attempt "$addr:$port" -tls1_2 | version); fi
   echo "$port $how \${v13:-none} \${v12:-refused} $why"
 done`;
 
