@@ -8,7 +8,7 @@
 // service benchmark are compared with. A JSON report goes to reports/bench/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, UsageError } from '../lib/cli.ts';
+import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { benchDb } from './db.ts';
@@ -30,7 +30,14 @@ const USAGE = `usage: npm run bench -- db | orders | notifications | stack [--se
   stack   orders at the VIP through the whole lab (gateway, WAF, mTLS, order service, HAProxy, Patroni with its
           synchronous standby), k6 at rising arrival rates from the load-test network: the highest rate sustained with
           p95 < 200 ms and no errors, its ratio to db's ceiling measured in the same run, and order -> email latency
-          (needs the lab)`;
+          (needs the lab)
+
+  --seconds S  seconds a step (default 10, 1 to 600)
+  --json       the report as JSON on stdout
+  -h, --help   this text
+
+Each run keeps its report in reports/bench/<name>-<time>.json.
+exit: 0 measured without errors, 1 a step had errors or the benchmark could not run, 2 a bad command line`;
 
 /** Keeps a report in reports/bench/<name>-<time>.json. */
 function keep(name: string, report: { at: string }): void {
@@ -39,21 +46,14 @@ function keep(name: string, report: { at: string }): void {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
-  let seconds = 10;
-  const words: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? '';
-    if (a === '--json') continue;
-    if (a === '--seconds') {
-      seconds = Number(argv[++i]);
-      if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) throw new UsageError('--seconds takes a whole number from 1 to 600');
-    } else if (a.startsWith('--')) {
-      throw new UsageError(`unknown option ${a}`);
-    } else {
-      words.push(a);
-    }
+  const { values, positionals: words } = parseCommandLine(argv, { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '10' } });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
   }
+  const json = values.json;
+  const seconds = Number(values.seconds);
+  if (!/^\d+$/.test(values.seconds) || seconds < 1 || seconds > 600) throw new UsageError('--seconds takes a whole number from 1 to 600');
   if (words[0] === 'notifications' && words.length === 1) {
     const report = await benchNotifications(seconds, (line) => { if (!json) console.log(line); });
     keep('notifications', report);

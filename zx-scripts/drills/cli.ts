@@ -1,11 +1,12 @@
 // npm run drill -- <drill>... | all | list   [--json]
 // Failover drills on the lab under a write load; each writes a JSON report to reports/drills/ and prints a summary.
-// Exit 0 when every drill passed (LOST = 0, writes came back, the system whole again), 1 otherwise.
+// Exit 0 when every drill passed (LOST = 0, writes came back, the system whole again), 1 otherwise, 2 for a bad
+// command line, 130 when interrupted (Ctrl-C: the fault is healed first).
 import { join } from 'node:path';
-import { runCli, UsageError } from '../lib/cli.ts';
+import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
-import { formatReport, formatTable, runDrill, type Drill, type DrillReport, type DrillTarget } from './framework.ts';
+import { DrillInterrupted, formatReport, formatTable, runDrill, type Drill, type DrillReport, type DrillTarget } from './framework.ts';
 import { gatewayDrills, gatewayTarget } from './gateway.ts';
 import { kafkaDrills, kafkaTarget } from './kafka.ts';
 import { onCallInbox } from './monitoring.ts';
@@ -17,13 +18,25 @@ import { servicesDrills, servicesTarget } from './services.ts';
 const USAGE = `usage: npm run drill -- <drill>... | all | list [--json]
 
 Runs failover drills on the lab (npm run lab -- up first) under a write load with unique ids, and audits:
-acknowledged writes missing afterwards = LOST (must be 0). Reports: reports/drills/<run>.json`;
+acknowledged writes missing afterwards = LOST (must be 0). Reports: reports/drills/<run>.json
+
+  list        the drills, a line each
+  all         every drill, one after the other
+  --json      the reports as JSON on stdout (the progress lines go to stderr)
+  -h, --help  this text
+
+A line says what the drill waits for at least every 10 s. Ctrl-C heals the fault the drill injected, stops its
+loads and exits 130; a second Ctrl-C exits at once and leaves the fault as it is.
+
+exit: 0 every drill passed, 1 a drill failed or could not run, 2 a bad command line, 130 interrupted`;
 
 async function main(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
-  const unknownFlags = argv.filter((a) => a.startsWith('--') && a !== '--json');
-  if (unknownFlags.length > 0) throw new UsageError(`unknown option ${unknownFlags.join(', ')}`);
-  const names = argv.filter((a) => !a.startsWith('--'));
+  const { values, positionals: names } = parseCommandLine(argv, { json: { type: 'boolean', default: false } });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const json = values.json;
   const inventory = loadInventory(defaultInventory);
   // each drill with the system it runs against (its load, health and audit); a component's drills run under the
   // users' order load at the VIP as well, whose orders and emails are audited too
@@ -52,17 +65,33 @@ async function main(argv: string[]): Promise<number> {
   const alertInbox = onCallInbox(inventory);
   // Kafka is on every order's path (outbox, events, emails) and the slowest member to heal: every drill waits for it
   const kafka = kafkaTarget(inventory);
+  // Ctrl-C: the running drill heals its fault and stops its loads; a second one leaves at once
+  const interrupt = new AbortController();
+  const onInterrupt = (): void => {
+    if (interrupt.signal.aborted) process.exit(130);
+    interrupt.abort();
+    console.error('drill: interrupted: healing the fault and stopping the loads (Ctrl-C again leaves them as they are)');
+  };
+  process.on('SIGINT', onInterrupt);
   for (const drill of chosen) {
-    const report = await runDrill(drill, drill.target(), {
-      steadySeconds: 3,
-      recoverTimeoutSeconds: 90,
-      wholeTimeoutSeconds: 120,
-      reportDir: join(repoRoot, 'reports', 'drills'),
-      log: (line) => { if (!json) console.log(line); },
-      ...(drill.underLoad ? { underLoad: drill.underLoad() } : {}),
-      ...(alertInbox ? { alertInbox } : {}),
-      settled: () => kafka.whole(),
-    });
+    let report: DrillReport;
+    try {
+      report = await runDrill(drill, drill.target(), {
+        steadySeconds: 3,
+        recoverTimeoutSeconds: 90,
+        wholeTimeoutSeconds: 120,
+        reportDir: join(repoRoot, 'reports', 'drills'),
+        log: (line) => { if (json) console.error(line); else console.log(line); },
+        ...(drill.underLoad ? { underLoad: drill.underLoad() } : {}),
+        ...(alertInbox ? { alertInbox } : {}),
+        settled: () => kafka.whole(),
+        signal: interrupt.signal,
+      });
+    } catch (error) {
+      if (!(error instanceof DrillInterrupted)) throw error;
+      console.error(`drill: ${error.message}`);
+      return 130;
+    }
     reports.push(report);
     if (!json) console.log(formatReport(report));
   }

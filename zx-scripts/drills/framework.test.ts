@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { alertProblems, awaitAlerts, formatReport, formatTable, judge, longestGap, resumedAt, runDrill, span, type AlertInbox, type AlertMailSeen, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
+import { alertProblems, awaitAlerts, DrillInterrupted, formatReport, formatTable, judge, longestGap, resumedAt, runDrill, span, type AlertInbox, type AlertMailSeen, type Drill, type DrillTarget, type WriteEvent } from './framework.ts';
 
 interface Sim {
   /** ms after the fault during which writes hang (then fail), and until which they keep failing */
@@ -177,6 +177,48 @@ describe('the drill framework', () => {
     const soon = Date.now() + 1000;
     const report = await runDrill(watched, target, { ...options, settled: () => Promise.resolve(Date.now() > soon ? { whole: true, detail: 'in sync' } : healing) });
     assert.equal(report.passed, true, report.problems.join('; '));
+  });
+
+  it('says what it waits for at least every progressMs', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 300, wholeAfterHealMs: 400 });
+    const lines: string[] = [];
+    const report = await runDrill(drill, target, { ...options, log: (l) => lines.push(l), progressMs: 100 });
+    assert.equal(report.passed, true, report.problems.join('; '));
+    assert.ok(lines.some((l) => /^sim: waiting for the system to be whole again \(\d+ s\)$/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /^sim: waiting for writes to come back/.test(l)), lines.join('\n'));
+  });
+
+  it('interrupted after its fault: heals it, stops the loads, and says so', async () => {
+    const sim = simulated({ hangMs: 0, downMs: 60_000 });
+    const { target, stopped } = stopsCounted(sim.target);
+    const interrupt = new AbortController();
+    let healed = false;
+    const drill = {
+      ...sim.drill,
+      fault: (ctx: null) => { setTimeout(() => { interrupt.abort(); }, 200); return sim.drill.fault(ctx); },
+      heal: (ctx: null) => { healed = true; return sim.drill.heal(ctx); },
+    };
+    const started = Date.now();
+    await assert.rejects(runDrill(drill, target, { ...options, signal: interrupt.signal }),
+      (error: unknown) => error instanceof DrillInterrupted && /interrupted; the fault \(simulated fault\) was healed \(simulated heal\) and the loads were stopped/.test(error.message));
+    assert.ok(healed, 'the fault was left in place');
+    assert.ok(stopped(), 'the load outlived the drill');
+    assert.ok(Date.now() - started < 5000, 'it waited out the recovery timeout instead of stopping');
+  });
+
+  it('interrupted before its fault: injects nothing, stops the loads', async () => {
+    const sim = simulated({ hangMs: 0, downMs: 300 });
+    const { target, stopped } = stopsCounted(sim.target);
+    const interrupt = new AbortController();
+    let faulted = false;
+    const drill = {
+      ...sim.drill,
+      prepare: () => { interrupt.abort(); return Promise.resolve(null); },
+      fault: (ctx: null) => { faulted = true; return sim.drill.fault(ctx); },
+    };
+    await assert.rejects(runDrill(drill, target, { ...options, signal: interrupt.signal }), /interrupted before the fault; nothing was changed/);
+    assert.equal(faulted, false);
+    assert.ok(stopped(), 'the load outlived the drill');
   });
 
   it('a fault that fails stops the load before the drill fails (no load outlives its drill)', async () => {

@@ -192,6 +192,18 @@ export interface DrillOptions {
    * earlier drill struck still heals (a Kafka broker recovering its logs takes both CPUs of the lab for a minute)
    */
   settled?: () => Promise<Whole>;
+  /**
+   * aborted (Ctrl-C): the drill stops waiting, heals its fault if it injected one, stops its loads and throws
+   * DrillInterrupted; it never leaves a fault in place
+   */
+  signal?: AbortSignal;
+  /** how often a line says what the drill waits for (default 10 s): a drill is never silent for longer */
+  progressMs?: number;
+}
+
+/** A drill stopped by its signal (Ctrl-C), after it healed what it had broken and stopped its loads. */
+export class DrillInterrupted extends Error {
+  override name = 'DrillInterrupted';
 }
 
 /**
@@ -200,8 +212,8 @@ export interface DrillOptions {
  * it waits for the firing mails only: a fault must last until its alerts fired, or a drill that heals fast would
  * prove nothing about them. Returns each alert's outcome and the other alerts seen.
  */
-export async function awaitAlerts(inbox: AlertInbox, mark: number, expected: readonly ExpectedAlert[], faultAt: number, healedAt: number | null):
-Promise<AlertsSeen> {
+export async function awaitAlerts(inbox: AlertInbox, mark: number, expected: readonly ExpectedAlert[], faultAt: number, healedAt: number | null,
+  signal?: AbortSignal): Promise<AlertsSeen> {
   const deadline = Math.max(...expected.map((a) => Math.max(faultAt + a.fires * 1000, healedAt === null ? 0 : healedAt + a.resolves * 1000)));
   const outcome = (mails: AlertMailSeen[]): AlertOutcome[] => expected.map((a) => {
     const fired = mails.find((m) => m.alertname === a.name && m.status === 'firing' && m.at.getTime() >= faultAt);
@@ -212,7 +224,7 @@ Promise<AlertsSeen> {
     const mails = await inbox.mails(mark);
     const outcomes = outcome(mails);
     const done = outcomes.every((o) => o.firedAfter !== null && (healedAt === null || o.resolvedAfter !== null));
-    if (done || Date.now() > deadline) {
+    if (done || Date.now() > deadline || signal?.aborted === true) {
       const others = [...new Set(mails.filter((m) => m.status === 'firing' && !expected.some((a) => a.name === m.alertname)).map((m) => m.alertname))].sort();
       return { outcomes, others };
     }
@@ -244,10 +256,10 @@ function together(a: DrillTarget, b: DrillTarget | undefined): DrillTarget {
   };
 }
 
-async function waitWhole(target: DrillTarget, timeoutMs: number): Promise<{ whole: Whole; ms: number | null }> {
+async function waitWhole(target: DrillTarget, timeoutMs: number, signal?: AbortSignal): Promise<{ whole: Whole; ms: number | null }> {
   const started = Date.now();
   let whole = await target.whole();
-  while (!whole.whole && Date.now() - started < timeoutMs) {
+  while (!whole.whole && Date.now() - started < timeoutMs && signal?.aborted !== true) {
     await sleep(500);
     whole = await target.whole();
   }
@@ -364,16 +376,33 @@ function errorKinds(events: readonly WriteEvent[]): Record<string, number> {
 }
 
 export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: DrillOptions): Promise<DrillReport> {
+  // what the drill is doing, said again every progressMs while it lasts
+  const phase = { what: 'checking that the system is whole', since: Date.now() };
+  const ticker = setInterval(() => {
+    options.log(`${drill.name}: ${phase.what} (${String(Math.round((Date.now() - phase.since) / 1000))} s)`);
+  }, options.progressMs ?? 10_000);
+  try {
+    return await drillOnce(drill, target, options, (what) => { phase.what = what; phase.since = Date.now(); });
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+async function drillOnce<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: DrillOptions, doing: (what: string) => void): Promise<DrillReport> {
   const { log } = options;
+  const interrupted = (): boolean => options.signal?.aborted === true;
   const runId = `${drill.name}-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
   const startedAt = new Date().toISOString();
   const drillStart = Date.now();
   const system = together(target, options.underLoad);
-  const before = await waitWhole(options.settled ? together(system, { ...system, whole: options.settled }) : system, options.wholeTimeoutSeconds * 1000);
+  const before = await waitWhole(options.settled ? together(system, { ...system, whole: options.settled }) : system, options.wholeTimeoutSeconds * 1000, options.signal);
+  if (interrupted()) throw new DrillInterrupted(`${drill.name}: interrupted before the fault; nothing was changed`);
   if (!before.whole.whole) throw new Error(`${drill.name}: the system is not whole before the drill: ${before.whole.detail}`);
+  doing('preparing');
   const ctx = await drill.prepare();
   const preparedAt = Date.now();
 
+  doing('starting the loads');
   const ordersRun = `${runId}-orders`;
   // both loads start side by side (each takes seconds: a process in a host's namespace, its TLS logins); one that
   // fails to start stops the other
@@ -386,8 +415,9 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   const orders = ordersStarted.value;
   const load: Load = loadStarted.value;
   const stopLoads = async (): Promise<void> => { await Promise.all([load.stop().catch(() => undefined), orders?.stop().catch(() => undefined)]); };
+  doing('waiting for the first acknowledged write');
   const firstAck = Date.now();
-  while (!load.events().some((e) => e.outcome === 'ok')) {
+  while (!load.events().some((e) => e.outcome === 'ok') && !interrupted()) {
     if (Date.now() - firstAck > 60_000) {
       await stopLoads();
       throw new Error(`${drill.name}: no write succeeded within 60 s of starting the load`);
@@ -396,9 +426,14 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   }
   const firstAckAt = Date.now();
   await sleep(options.steadySeconds * 1000);
+  if (interrupted()) {
+    await stopLoads();
+    throw new DrillInterrupted(`${drill.name}: interrupted before the fault; nothing was changed, the loads were stopped`);
+  }
 
   const expectedAlerts = options.alertInbox ? drill.alerts ?? [] : [];
   const alertMark = expectedAlerts.length > 0 && options.alertInbox ? await options.alertInbox.mark() : 0;
+  doing('injecting the fault');
   const faultAt = Date.now();
   let fault: string;
   try {
@@ -414,7 +449,8 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
   // Writes are back when they have succeeded steadily for 2 s (an acknowledgement in every half second, no failure):
   // writes in flight when the fault hit may hang for seconds before they fail, so a quiet moment proves nothing.
   let backAt: number | null = null;
-  while (backAt === null && Date.now() - faultDone < options.recoverTimeoutSeconds * 1000) {
+  doing('waiting for writes to come back');
+  while (backAt === null && Date.now() - faultDone < options.recoverTimeoutSeconds * 1000 && !interrupted()) {
     const now = Date.now();
     const since = load.events().filter((e) => e.end >= faultAt);
     const lastBad = Math.max(faultAt, ...since.filter((e) => e.outcome !== 'ok').map((e) => e.end));
@@ -427,16 +463,23 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
     if (firstOk && steady && now - lastBad >= 2000) backAt = Math.max(firstOk.end, resumed ?? 0);
     else await sleep(100);
   }
-  log(`${drill.name}: ${backAt === null ? `writes did not come back within ${options.recoverTimeoutSeconds} s of the fault's end` : `writes back ${round(backAt - faultAt)} s after the fault`}`);
+  log(`${drill.name}: ${interrupted() ? 'interrupted: healing the fault, then stopping'
+    : backAt === null ? `writes did not come back within ${options.recoverTimeoutSeconds} s of the fault's end` : `writes back ${round(backAt - faultAt)} s after the fault`}`);
 
-  if (expectedAlerts.length > 0 && options.alertInbox) {
-    const fired = await awaitAlerts(options.alertInbox, alertMark, expectedAlerts, faultAt, null).catch(() => undefined);
+  if (expectedAlerts.length > 0 && options.alertInbox && !interrupted()) {
+    doing(`holding the fault until ${expectedAlerts.map((a) => a.name).join(', ')} reached the on-call`);
+    const fired = await awaitAlerts(options.alertInbox, alertMark, expectedAlerts, faultAt, null, options.signal).catch(() => undefined);
     log(`${drill.name}: alerts before the heal: ${fired?.outcomes.map((o) => `${o.name} ${o.firedAfter === null ? 'not fired' : `fired ${String(o.firedAfter)} s after the fault`}`).join(', ') ?? 'the inbox failed'}`);
     fault += `; held until its alerts fired (heal ${String(round(Date.now() - faultAt))} s after the fault)`;
   }
+  doing('healing');
   const heal = await drill.heal(ctx);
   log(`${drill.name}: heal: ${heal}`);
   const healedAt = Date.now();
+  if (interrupted()) {
+    await stopLoads();
+    throw new DrillInterrupted(`${drill.name}: interrupted; the fault (${fault}) was healed (${heal}) and the loads were stopped`);
+  }
   // the alerts are awaited while the system comes back whole and the loads are audited: they cost no time of their own
   // unless they are late
   const alertsSeen = expectedAlerts.length > 0 && options.alertInbox
@@ -444,8 +487,10 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
       .catch((error: unknown): AlertsSeen => ({ outcomes: [], others: [], error: `the alert inbox failed: ${String(error)}` }))
     : undefined;
   const wholeSeconds = drill.wholeWithin?.seconds ?? options.wholeTimeoutSeconds;
-  const after = await waitWhole(system, wholeSeconds * 1000);
+  doing('waiting for the system to be whole again');
+  const after = await waitWhole(system, wholeSeconds * 1000, options.signal);
   await sleep(options.steadySeconds * 1000);
+  doing('stopping the loads and auditing');
   const [events, orderEvents] = await Promise.all([load.stop(), orders?.stop()]);
   const endedAt = Math.max(...events.map((e) => e.end), Date.now());
 
