@@ -1,6 +1,6 @@
 // Lab hosts: an overlay root per host on the shared base image, booted by systemd-nspawn with systemd as PID 1
-// inside the host's own network namespace. Flags that LAB-NOTES.md found necessary here:
-// --register=no --keep-unit (no systemd on the controller) and CAP_NET_ADMIN (Keepalived VIPs, nftables).
+// inside the host's own network namespace. Flags this machine needs (docs/lab.md): --register=no --keep-unit (no
+// systemd on the controller) and CAP_NET_ADMIN (Keepalived VIPs, nftables).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';

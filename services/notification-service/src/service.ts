@@ -1,5 +1,5 @@
 // The composition root's body: the clients from the configuration, the consumer group (order events and the retry
-// topic) feeding the notifier, the ops server (/livez, /readyz, /metrics); stopped in the order of STYLE.md: not
+// topic) feeding the notifier, the ops server (/livez, /readyz, /metrics); stopped in the order of docs/architecture.md: not
 // ready -> the consumer finishes the message in hand and commits -> Kafka producer, provider, ops server, pool.
 // main.ts runs it as a process; the tests run it in-process against real servers.
 import { randomUUID } from 'node:crypto';

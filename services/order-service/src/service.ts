@@ -1,6 +1,6 @@
 // The composition root's body: builds the clients from the configuration, the app, the HTTPS server (mutual TLS:
 // only the gateway's certificate may call), the outbox relay, the recovery sweep and the purge of old rows; and stops
-// them in the order of STYLE.md: not ready -> drain -> close server -> stop relay, sweep, purge -> Kafka, Redis, pool.
+// them in the order of docs/architecture.md: not ready -> drain -> close server -> stop relay, sweep, purge -> Kafka, Redis, pool.
 // main.ts runs it as a process; the tests run it in-process against real servers.
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';

@@ -257,7 +257,7 @@ describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES 
       assert.equal(design.mismatches.length, 0, formatReport(design));
       const open = (zones: string): number => design.byZones[zones]?.open ?? 0;
       const blocked = (zones: string): number => design.byZones[zones]?.blocked ?? 0;
-      // what ARCHITECTURE.md allows is open...
+      // what docs/architecture.md allows is open...
       for (const zones of ['ext -> dmz', 'dmz -> app', 'app -> app', 'app -> data', 'app -> ext', 'data -> data', 'data -> ops', 'ops -> data',
         'ops -> dmz', 'ops -> app', 'ops -> ext']) {
         assert.ok(open(zones) > 0, `${zones}: the declared flows are open`);
