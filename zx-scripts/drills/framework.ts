@@ -16,6 +16,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { timelineSvg } from './timeline.ts';
 
 export interface WriteEvent {
   id: string;
@@ -172,6 +173,8 @@ export interface DrillReport {
   alerts?: AlertOutcome[];
   /** the other alerts that reached the on-call during the drill (not asserted: one fault may page more than once) */
   otherAlerts?: string[];
+  /** the timeline picture (SVG) beside the JSON report */
+  timeline?: string;
   passed: boolean;
 }
 
@@ -526,6 +529,7 @@ async function drillOnce<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: D
   const alerts = alertsSeen ? await alertsSeen : undefined;
   if (alerts) problems.push(...(alerts.error === undefined ? alertProblems(alerts.outcomes) : [alerts.error]));
 
+  const timeline = join(options.reportDir, `${runId}.svg`);
   const report: DrillReport = {
     drill: drill.name,
     description: drill.description,
@@ -548,9 +552,14 @@ async function drillOnce<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: D
     errors: errorKinds(events),
     ...(orderFigures ? { orders: orderFigures } : {}),
     ...(alerts ? { alerts: alerts.outcomes, otherAlerts: alerts.others } : {}),
+    timeline,
     passed: problems.length === 0,
   };
   mkdirSync(options.reportDir, { recursive: true });
+  writeFileSync(timeline, timelineSvg({
+    drill: drill.name, passed: report.passed, lost: lost.length, writes: events, ...(orderEvents ? { orders: orderEvents } : {}),
+    faultAt, backAt, healedAt, wholeAt: after.ms === null ? null : healedAt + after.ms, secondsWithoutWrites, goalSeconds: drill.goal.seconds,
+  }));
   writeFileSync(join(options.reportDir, `${runId}.json`), JSON.stringify({ ...report, events: events.length }, null, 2) + '\n');
   return report;
 }
@@ -579,6 +588,7 @@ export function formatReport(r: DrillReport): string {
     `  whole: ${r.whole.detail}`,
     ...Object.entries(r.errors).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `  ${n} x ${k}`),
     ...r.problems.map((p) => `  PROBLEM: ${p}`),
+    ...(r.timeline ? [`  timeline: ${r.timeline}`] : []),
   ].join('\n');
 }
 
