@@ -344,6 +344,25 @@ describe('the drill framework', () => {
       assert.match(problems, /alert PostgresLeaderChanged was not resolved at the on-call within 1 s of the heal/);
     });
 
+    it('asks the inbox where an alert stopped when its mail did not come, and only then', async () => {
+      const t0 = Date.now();
+      const asked: string[][] = [];
+      const box: AlertInbox = {
+        ...inbox([{ afterMs: 100, status: 'firing', alertname: 'HostDown' }, { afterMs: 150, status: 'firing', alertname: 'RedisDown' },
+          { afterMs: 700, status: 'resolved', alertname: 'RedisDown' }]),
+        explain: (names) => { asked.push([...names]); return Promise.resolve('Prometheus: HostDown firing for db2'); },
+      };
+      const missing = await awaitAlerts(box, 1, [{ name: 'HostDown', fires: 1, resolves: 1 }, { name: 'RedisDown', fires: 1, resolves: 1 }], t0, t0 + 500);
+      assert.deepEqual(asked, [['HostDown']], 'asked about the unresolved alert alone');
+      assert.equal(missing.explained, 'Prometheus: HostDown firing for db2');
+      const whole = await awaitAlerts(box, 1, [{ name: 'RedisDown', fires: 1, resolves: 1 }], t0, t0 + 500);
+      assert.equal(whole.explained, undefined);
+      assert.equal(asked.length, 1, 'not asked when every mail came');
+      const failing: AlertInbox = { ...box, explain: () => Promise.reject(new Error('connection refused')) };
+      const unasked = await awaitAlerts(failing, 1, [{ name: 'HostDown', fires: 1, resolves: 1 }], t0, t0 + 500);
+      assert.equal(unasked.explained, 'the monitoring could not be asked: connection refused');
+    });
+
     it('before the heal it waits for the firing mails only', async () => {
       const t0 = Date.now();
       const box = inbox([{ afterMs: 600, status: 'firing', alertname: 'HostDown' }]);

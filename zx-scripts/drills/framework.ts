@@ -106,6 +106,11 @@ export interface AlertInbox {
   /** a mark taken before the fault: the drill's mails are those after it */
   mark(): Promise<number>;
   mails(after: number): Promise<AlertMailSeen[]>;
+  /**
+   * what the monitoring holds now about these alerts (the rule's state, the alert manager's, the targets that fail):
+   * asked when an alert's mail did not come in time, so the problem says where the alert stopped
+   */
+  explain?(names: readonly string[]): Promise<string>;
 }
 
 /** The expected alerts' outcomes, the other alerts seen, and why the inbox could not be read when it could not. */
@@ -113,6 +118,8 @@ export interface AlertsSeen {
   outcomes: AlertOutcome[];
   others: string[];
   error?: string;
+  /** the inbox's explanation of the alerts whose mail did not come, asked when the wait ended */
+  explained?: string;
 }
 
 /** What became of an expected alert: seconds from the fault to its firing mail, from the heal to its resolved mail. */
@@ -229,7 +236,10 @@ export async function awaitAlerts(inbox: AlertInbox, mark: number, expected: rea
     const done = outcomes.every((o) => o.firedAfter !== null && (healedAt === null || o.resolvedAfter !== null));
     if (done || Date.now() > deadline || signal?.aborted === true) {
       const others = [...new Set(mails.filter((m) => m.status === 'firing' && !expected.some((a) => a.name === m.alertname)).map((m) => m.alertname))].sort();
-      return { outcomes, others };
+      const missing = outcomes.filter((o) => o.firedAfter === null || (healedAt !== null && o.resolvedAfter === null)).map((o) => o.name);
+      if (missing.length === 0 || !inbox.explain) return { outcomes, others };
+      const explained = await inbox.explain(missing).catch((error: unknown) => `the monitoring could not be asked: ${error instanceof Error ? error.message : String(error)}`);
+      return { outcomes, others, explained };
     }
     await sleep(2000);
   }
@@ -528,6 +538,7 @@ async function drillOnce<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: D
   }
   const alerts = alertsSeen ? await alertsSeen : undefined;
   if (alerts) problems.push(...(alerts.error === undefined ? alertProblems(alerts.outcomes) : [alerts.error]));
+  if (alerts?.explained !== undefined) problems.push(`when the wait for the alerts ended: ${alerts.explained}`);
 
   const timeline = join(options.reportDir, `${runId}.svg`);
   const report: DrillReport = {

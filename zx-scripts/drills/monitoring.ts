@@ -116,11 +116,29 @@ export async function alertMailsAfter(inventory: Inventory, after: number): Prom
   });
 }
 
+interface ManagedAlert { labels: Record<string, string>; status: { state: string; inhibitedBy: string[]; silencedBy: string[] }; endsAt: string }
+
+/**
+ * Where these alerts stand between the rule and the mail: Prometheus' pending or firing alerts of these names, the
+ * alert manager's active or suppressed ones, and the scrape targets that fail now (with their error). An alert whose
+ * mail never came is then seen as still firing at the rule (the target still fails), held by the alert manager, or
+ * gone from both (the mail was lost on its way).
+ */
+export async function alertState(inventory: Inventory, names: readonly string[]): Promise<string> {
+  const named = (labels: Record<string, string>): boolean => names.includes(labels['alertname'] ?? '');
+  const where = (labels: Record<string, string>): string => `${labels['alertname'] ?? '?'}{${labels['instance'] ?? labels['job'] ?? ''}}`;
+  const prom = (await promAlerts(inventory)).filter((a) => named(a.labels)).map((a) => `${where(a.labels)} ${a.state} since ${a.activeAt}`);
+  const managed = (await api<ManagedAlert[]>(inventory, ALERTMANAGER_PORT, '/api/v2/alerts')).filter((a) => named(a.labels))
+    .map((a) => `${where(a.labels)} ${a.status.state}${a.status.inhibitedBy.length > 0 ? ' (inhibited)' : ''}${a.status.silencedBy.length > 0 ? ' (silenced)' : ''} until ${a.endsAt}`);
+  const failing = (await targets(inventory)).filter((t) => t.health !== 'up').map((t) => `${t.labels.job}/${t.labels.instance}: ${t.lastError || t.health}`);
+  return `Prometheus: ${prom.join(', ') || 'none pending or firing'}; Alertmanager: ${managed.join(', ') || 'none'}; targets down: ${failing.join(', ') || 'none'}`;
+}
+
 /** The on-call's mailbox at the lab's mail sink, as the drill framework reads it; none without a monitoring host. */
 export function onCallInbox(inventory: Inventory): AlertInbox | undefined {
   const has = (group: string): boolean => inventory.hosts.some((h) => h.groups.includes(group));
   if (!has('monitoring') || !has('mail_sink')) return undefined;
-  return { mark: () => sinkCount(inventory), mails: (after) => alertMailsAfter(inventory, after) };
+  return { mark: () => sinkCount(inventory), mails: (after) => alertMailsAfter(inventory, after), explain: (names) => alertState(inventory, names) };
 }
 
 /*
