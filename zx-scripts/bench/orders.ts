@@ -115,14 +115,14 @@ export interface OrdersReport {
 }
 
 // run with -M prepared (as the service's named statements): the variables are parameters, never inside a literal.
-// The two statements are the service's own: oms.place_order and oms.settle_order (migrations/0004_order_functions.sql);
-// settle_order's last argument, the problem document a declined payment stores, is empty here (pgbench would read its
-// colons as variables), as it is unused for an approved order.
+// The two statements are the service's own: oms.place_order and oms.settle_order (migrations/0004_order_functions.sql,
+// with the request id of 0008_request_id.sql, here a fixed one); settle_order's problem document, which a declined
+// payment stores, is empty here (pgbench would read its colons as variables), as it is unused for an approved order.
 const PGBENCH_SCRIPT = `
 \\set n random(1, ${String(PRODUCTS)})
 SELECT gen_random_uuid() AS oid, 'BENCH-' || lpad(:n::text, 3, '0') AS pid, 'pgbench-' || :client_id::text AS cid \\gset
-SELECT oms.place_order(:oid::uuid, :cid::text, :cid::text || '@shop.example', :oid::text, md5(:oid::text), 'tok_approve_bench', ARRAY[:pid::text], ARRAY[1]);
-SELECT oms.settle_order(:oid::uuid, true, 'sim_bench', '{}');
+SELECT oms.place_order(:oid::uuid, :cid::text, :cid::text || '@shop.example', :oid::text, md5(:oid::text), 'tok_approve_bench', ARRAY[:pid::text], ARRAY[1], 'pgbench-request');
+SELECT oms.settle_order(:oid::uuid, true, 'sim_bench', '{}', 'pgbench-request');
 `;
 
 /** `clients` customers placing approved orders back to back for `seconds` (after `warmup` seconds not counted). */

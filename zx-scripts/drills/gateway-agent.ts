@@ -2,7 +2,8 @@
 // gateways' virtual IP by the API's name, verifying its certificate against the lab CA. Each request comes from one
 // of the client's many source addresses (lab_source_addresses). The users' load is k6's (zx-scripts/load/).
 //   seed                                             a staff user puts the lab catalog (zx-scripts/lab/catalog.ts); prints the statuses
-//   order [--product ID] [--subject S]               one order, paid; prints {status, headers, body}
+//   order [--product ID] [--subject S] [--header 'k: v']...
+//                                                    one order, paid; prints {status, headers, body}
 //   probe --path P [--method M] [--header 'k: v']... [--body B] [--from ADDR] [--tls-max-version TLSv1.2]
 //                                                    one request; prints {status, headers, body} or {error}
 //   burst --path P --count N [--from ADDR] [--method M] [--body B] [--header 'k: v']...
@@ -187,7 +188,8 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'order': {
       const subject = str('subject') ?? 'lab-shopper';
-      await emitLast(await call({ ...orderCall(str('product') ?? DRILL_PRODUCT, subject, `lab-order-${String(Date.now())}-${String(process.pid)}`), from: str('from') ?? config.sourceAddresses[0], timeoutMs: ORDER_TIMEOUT_MS }));
+      const order = orderCall(str('product') ?? DRILL_PRODUCT, subject, `lab-order-${String(Date.now())}-${String(process.pid)}`);
+      await emitLast(await call({ ...order, headers: { ...headersOf(headerArgs), ...order.headers }, from: str('from') ?? config.sourceAddresses[0], timeoutMs: ORDER_TIMEOUT_MS }));
       return;
     }
     case 'replay': {

@@ -82,6 +82,12 @@ const header = (headers: IHeaders | undefined, name: string): string | undefined
   return first === undefined ? undefined : first.toString();
 };
 
+/** The request that made the event (the order service's request-id header), for the logs: { requestId } or nothing. */
+const requestOf = (message: IncomingMessage): { requestId?: string } => {
+  const id = header(message.headers, 'request-id');
+  return id === undefined ? {} : { requestId: id };
+};
+
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
@@ -161,7 +167,7 @@ export class Notifier {
         if (this.accepted.has(event.id) || (await this.provider.lookup(messageId)) === 'accepted') {
           stage = 'record';
           await this.recordSent(event, attempt, messageId);
-          this.log.info({ eventId: event.id, messageId }, 'an interrupted send had arrived; recorded as sent');
+          this.log.info({ eventId: event.id, messageId, ...requestOf(message) }, 'an interrupted send had arrived; recorded as sent');
           return { kind: 'done' };
         }
       }
@@ -183,7 +189,7 @@ export class Notifier {
       await this.recordSent(event, attempt, messageId);
       this.metrics.sent.inc({ type: event.type });
       this.metrics.latency.observe((Date.now() - Date.parse(event.occurredAt)) / 1000);
-      this.log.info({ eventId: event.id, orderId: event.data.orderId, type: event.type, attempt, messageId }, 'email sent');
+      this.log.info({ eventId: event.id, orderId: event.data.orderId, type: event.type, attempt, messageId, ...requestOf(message) }, 'email sent');
       return { kind: 'done' };
     } catch (error) {
       return await this.unexpected(message, event, attempt, stage, error);
@@ -236,11 +242,11 @@ export class Notifier {
   private async unexpected(message: IncomingMessage, event: OrderEvent, attempt: number, stage: Stage, error: unknown): Promise<Handled> {
     if (dependencyAway(error) || (stage === 'lookup' && error instanceof SendFailure)) {
       if (error instanceof LeaseLost) this.metrics.leaseLost.inc();
-      this.log.warn({ eventId: event.id, attempt, stage, err: error }, 'message put back: a dependency is away or the lease was lost');
+      this.log.warn({ eventId: event.id, attempt, stage, err: error, ...requestOf(message) }, 'message put back: a dependency is away or the lease was lost');
       return { kind: 'later', inMs: error instanceof LeaseLost ? this.settings.lease.leaseMs : 1000, why: describe(error) };
     }
     this.metrics.errors.inc({ stage });
-    this.log.error({ eventId: event.id, attempt, stage, err: error }, 'unexpected failure handling a message');
+    this.log.error({ eventId: event.id, attempt, stage, err: error, ...requestOf(message) }, 'unexpected failure handling a message');
     const failure = new SendFailure('transient', `unexpected failure (${stage}): ${describe(error)}`, { cause: error });
     if (stage === 'record') return { kind: 'done' };
     try {
@@ -272,7 +278,7 @@ export class Notifier {
     });
     await this.inbox.retrying(event.id, failure.message);
     this.metrics.retried.inc();
-    this.log.warn({ eventId: event.id, attempt, nextInMs: delay, err: failure }, 'send failed; retry scheduled');
+    this.log.warn({ eventId: event.id, attempt, nextInMs: delay, err: failure, ...requestOf(message) }, 'send failed; retry scheduled');
     return { kind: 'done' };
   }
 
@@ -289,6 +295,6 @@ export class Notifier {
     });
     if (event) await this.inbox.deadLettered(event.id, error);
     this.metrics.deadLettered.inc({ reason });
-    this.log.warn({ reason, error, topic: message.topic, partition: message.partition, offset: message.offset, eventId: event?.id }, 'message dead-lettered');
+    this.log.warn({ reason, error, topic: message.topic, partition: message.partition, offset: message.offset, eventId: event?.id, ...requestOf(message) }, 'message dead-lettered');
   }
 }

@@ -44,8 +44,8 @@ export interface NotificationHarness {
   configFile: string;
   logs: Record<string, unknown>[];
   readonly service: RunningNotifications;
-  /** publishes events as the relay does (key = order id, event id header), or raw values (poison) */
-  publish(events: (TestEvent | { raw: string; key?: string })[]): Promise<void>;
+  /** publishes events as the relay does (key = order id, event id header, and `headers`), or raw values (poison) */
+  publish(events: (TestEvent | { raw: string; key?: string })[], headers?: Record<string, string>): Promise<void>;
   /** a super-user admin client (offsets, topic reads) */
   admin: Admin;
   /** every message of a topic so far, values and headers as text */
@@ -116,12 +116,12 @@ export async function startNotificationHarness(overrides: (c: Config) => void = 
       return service;
     },
     admin,
-    publish: async (events) => {
+    publish: async (events, headers = {}) => {
       await producer.send({
         topic: TOPIC, acks: -1,
         messages: events.map((e) => ('raw' in e
           ? { key: e.key ?? randomUUID(), value: e.raw }
-          : { key: e.data.orderId, value: JSON.stringify(e), headers: { 'event-id': e.id, 'event-type': e.type } })),
+          : { key: e.data.orderId, value: JSON.stringify(e), headers: { ...headers, 'event-id': e.id, 'event-type': e.type } })),
       });
     },
     read: async (topic) => {

@@ -45,6 +45,20 @@ describe('notification service (real PostgreSQL, Kafka and SMTP sink)', { timeou
     assert.equal(h.sink.store.forOrder(orderId).length, EVENT_TYPES.length);
   });
 
+  it('logs the email with the id of the request that placed the order (the relay\'s request-id header)', async () => {
+    const e = orderEvent();
+    const requestId = `req-${crypto.randomUUID()}`;
+    await h.publish([e], { 'request-id': requestId });
+    await delivered([e]);
+    const sent = h.logs.filter((l) => l['eventId'] === e.id && l['msg'] === 'email sent');
+    assert.equal(sent.length, 1, JSON.stringify(sent));
+    assert.equal(sent[0]?.['requestId'], requestId);
+    const other = orderEvent();
+    await h.publish([other]);
+    await delivered([other]);
+    assert.ok(h.logs.some((l) => l['eventId'] === other.id && l['msg'] === 'email sent' && !('requestId' in l)), 'an event without the header logs no request id');
+  });
+
   it('sends nothing again for an event published three times, or redelivered from the start of the topic', async () => {
     const e = orderEvent();
     await h.publish([e, e, e]);

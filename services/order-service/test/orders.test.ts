@@ -3,6 +3,7 @@
 // Row Level Security, the payment outcomes and the recovery sweep, the outbox to Kafka (through a broker outage),
 // the cache falling back to PostgreSQL while Redis is down, mutual TLS, and graceful shutdown.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
@@ -137,10 +138,15 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     assert.equal((await h.call('GET', '/api/v1/products?category=books&sort=price')).body.items[0].priceCents, 3500);
   });
 
-  it('places an order: 201 CONFIRMED, stock taken, history, and its events published to Kafka', async () => {
+  it('places an order: 201 CONFIRMED, stock taken, history, and its events published to Kafka with the request\'s id', async () => {
     const before = await stock('BOOK-0001');
-    const r = await place('cust-a', [{ productId: 'BOOK-0001', quantity: 2 }, { productId: 'MUG-0001', quantity: 1 }]);
+    const requestId = `test-${randomUUID()}`;
+    const r = await h.call('POST', '/api/v1/orders', {
+      token: h.token('cust-a'), headers: { 'idempotency-key': newKey(), 'x-request-id': requestId },
+      body: orderBody([{ productId: 'BOOK-0001', quantity: 2 }, { productId: 'MUG-0001', quantity: 1 }]),
+    });
     assert.equal(r.status, 201, r.text);
+    assert.equal(r.headers['x-request-id'], requestId);
     assert.equal(r.body.status, 'CONFIRMED');
     assert.equal(r.body.totalCents, 2 * 4500 + 1200);
     assert.equal(r.headers.location, `/api/v1/orders/${String(r.body.id)}`);
@@ -153,6 +159,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     assert.deepEqual(events.map((e) => e.type), ['order.created', 'order.confirmed']);
     assert.ok(events.every((e) => e.key === r.body.id && e.headerId === e.id));
     assert.ok(events.every((e) => e.email === 'cust-a@shop.example'), 'every event carries the address the notification service writes to');
+    assert.deepEqual(events.map((e) => e.requestId), [requestId, requestId], 'both events carry the request that placed the order (header request-id)');
   });
 
   it('ordering needs the email claim: a customer token without one is refused (403) and nothing is written', async () => {
@@ -645,7 +652,8 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
     await c.connect();
     try {
       const { rows } = await c.query<{ file: string }>('SELECT file FROM oms_migrations.applied ORDER BY file');
-      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql', '0004_order_functions.sql', '0005_outbox_commit_order.sql', '0006_retention.sql', '0007_keys_and_refunds.sql']);
+      assert.deepEqual(rows.map((r) => r.file), ['0001_orders.sql', '0002_payments.sql', '0003_customer_email.sql', '0004_order_functions.sql', '0005_outbox_commit_order.sql', '0006_retention.sql', '0007_keys_and_refunds.sql',
+        '0008_request_id.sql']);
     } finally {
       await c.end();
     }
@@ -662,7 +670,7 @@ describe('order service (real PostgreSQL, Redis, Kafka)', { timeout: 600_000 }, 
   });
 });
 
-interface SeenEvent { id: string; type: string; key: string; headerId: string; orderId: string; email: string | undefined; partition: number; keyPartition: number }
+interface SeenEvent { id: string; type: string; key: string; headerId: string; requestId: string | undefined; orderId: string; email: string | undefined; partition: number; keyPartition: number }
 
 /**
  * Reads the order events topic (as notification-service, its group) until `count` events of the given orders came,
@@ -692,7 +700,7 @@ async function consume(orderIds: string | string[], count: number): Promise<Seen
         eachMessage: async ({ partition, message }) => {
           const event = JSON.parse(message.value?.toString() ?? '{}') as { id: string; type: string; data: { orderId: string; customerEmail?: string } };
           if (wanted.has(event.data.orderId)) {
-            seen.push({ id: event.id, type: event.type, orderId: event.data.orderId, key: message.key?.toString() ?? '', headerId: message.headers?.['event-id']?.toString() ?? '', email: event.data.customerEmail,
+            seen.push({ id: event.id, type: event.type, orderId: event.data.orderId, key: message.key?.toString() ?? '', headerId: message.headers?.['event-id']?.toString() ?? '', requestId: message.headers?.['request-id']?.toString(), email: event.data.customerEmail,
               partition, keyPartition: partitionOfKey({ topic: 'oms.order-events', partitionMetadata: topic?.partitions ?? [], message: { key: message.key, value: null } }) });
           }
           if (seen.length === count) { clearTimeout(timer); setTimeout(resolve, 1000); }

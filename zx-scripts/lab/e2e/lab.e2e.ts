@@ -20,6 +20,7 @@ import { leader } from '../../drills/postgres.ts';
 import { redisMaster } from '../../drills/redis.ts';
 import { backupTests } from './backup.ts';
 import { monitoringTests } from './monitoring.ts';
+import { journalTests } from './journal.ts';
 import { dataZoneTests } from './data-zone.ts';
 import { gatewayTests } from './gateway.ts';
 import { servicesTests } from './services.ts';
@@ -259,12 +260,12 @@ describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES 
       const blocked = (zones: string): number => design.byZones[zones]?.blocked ?? 0;
       // what docs/architecture.md allows is open...
       for (const zones of ['ext -> dmz', 'dmz -> app', 'app -> app', 'app -> data', 'app -> ext', 'data -> data', 'data -> ops', 'ops -> data',
-        'ops -> dmz', 'ops -> app', 'ops -> ext']) {
+        'ops -> dmz', 'ops -> app', 'ops -> ext', 'dmz -> ops', 'app -> ops']) {
         assert.ok(open(zones) > 0, `${zones}: the declared flows are open`);
       }
       // ...and what it forbids is blocked, with nothing open
       for (const zones of ['ext -> app', 'ext -> data', 'dmz -> data', 'data -> ext', 'data -> dmz', 'data -> app', 'app -> dmz', 'dmz -> ext',
-        'ext -> ops', 'dmz -> ops', 'app -> ops']) {
+        'ext -> ops']) {
         assert.equal(open(zones), 0, `${zones}: nothing may be open`);
         assert.ok(blocked(zones) > 0, `${zones}: forbidden flows were tried`);
       }
@@ -278,6 +279,11 @@ describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES 
         assert.match(line, /ip saddr \{ 10\.90\.50\.11, 10\.90\.50\.21 \} ip daddr \{ 10\.90\.40\.1[123] \} tcp dport 2379 accept/, `only backup1 and mon1 reach etcd across the router: ${line}`);
       }
       assert.equal(etcdClient.length, 3, 'backup1 and mon1 reach each of the three etcd members');
+      // the DMZ and the app zone reach the ops zone only at the log host's journal receiver
+      const addresses = (line: string, which: 'saddr' | 'daddr'): string => new RegExp(`ip ${which} \\{ ([^}]*) \\}`).exec(line)?.[1] ?? '';
+      const toOps = router.split('\n').filter((l) => /10\.90\.50\./.test(addresses(l, 'daddr')) && /10\.90\.(20|30)\./.test(addresses(l, 'saddr')));
+      assert.deepEqual(toOps.map((l) => addresses(l, 'saddr')).sort(), ['10.90.20.0/24', '10.90.30.0/24'], 'the DMZ and the app zone reach the log host');
+      for (const line of toOps) assert.match(line, /ip daddr \{ 10\.90\.50\.21 \} tcp dport 19532 accept/, `the DMZ and the app zone reach nothing else in the ops zone: ${line}`);
       // the exporters are reached from the monitoring host only
       const nodeExporter = router.split('\n').filter((l) => /dport 9100\b/.test(l));
       assert.ok(nodeExporter.length > 0, 'the node exporters are reached across the router');
@@ -384,6 +390,7 @@ describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES 
 
   tlsTests();
   monitoringTests();
+  journalTests();
   dataZoneTests();
   backupTests();
   kafkaTests();

@@ -24,6 +24,8 @@ export interface NewOrder {
   lines: OrderLine[];
   /** the payment provider's token, kept for the recovery sweep's lookup (omitted by the drills and the bench) */
   paymentToken?: string;
+  /** the request that places it: its order.created event carries it (migrations/0008_request_id.sql) */
+  requestId?: string;
 }
 
 export type CreateOrderResult =
@@ -46,8 +48,12 @@ export class CommitOutcomeUnknown extends Error {
 }
 
 /** Acts for the customer in this transaction (Row Level Security reads these settings). */
-export async function actAs(client: ClientBase, scope: 'customer' | 'staff' | 'system', customerId = ''): Promise<void> {
-  await client.query({ name: 'oms.act-as', text: "SELECT set_config('oms.scope', $1, true), set_config('oms.customer_id', $2, true)", values: [scope, customerId] });
+export async function actAs(client: ClientBase, scope: 'customer' | 'staff' | 'system', customerId = '', requestId = ''): Promise<void> {
+  await client.query({
+    name: 'oms.act-as',
+    text: "SELECT set_config('oms.scope', $1, true), set_config('oms.customer_id', $2, true), set_config('oms.request_id', $3, true)",
+    values: [scope, customerId, requestId],
+  });
 }
 
 /** SQLSTATEs oms.place_order refuses with (the product id as the error's detail). */
@@ -78,9 +84,9 @@ export async function createOrder(client: ClientBase, order: NewOrder): Promise<
   try {
     const { rows } = await client.query<{ result: CreateOrderResult }>({
       name: 'oms.place-order',
-      text: 'SELECT oms.place_order($1, $2, $3, $4, $5, $6, $7, $8) AS result',
+      text: 'SELECT oms.place_order($1, $2, $3, $4, $5, $6, $7, $8, $9) AS result',
       values: [order.orderId, order.customerId, order.customerEmail, order.idempotencyKey, order.requestSha256, order.paymentToken ?? null,
-        lines.map((l) => l.productId), lines.map((l) => l.quantity)],
+        lines.map((l) => l.productId), lines.map((l) => l.quantity), order.requestId ?? null],
     });
     const result = rows[0]?.result;
     if (!result) throw new Error('oms.place_order answered nothing');

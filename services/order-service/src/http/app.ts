@@ -1,6 +1,5 @@
 // The Express application: request ids, JSON logs and metrics for every request, the API under /api/v1, health and
 // metrics endpoints, and one error handler that answers every failure with an RFC 9457 problem document.
-import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { JwtSettings } from '../auth/jwt.ts';
@@ -10,6 +9,7 @@ import type { Metrics } from '../ops/metrics.ts';
 import { ordersRouter } from '../orders/routes.ts';
 import type { OrdersDeps } from '../orders/service.ts';
 import { authenticate } from './auth.ts';
+import { assignRequestId, requestIdOf } from './request-id.ts';
 import { isDatabaseUnavailable } from '@oms/service-common/unavailable';
 import { openApiDocument } from './openapi.ts';
 import { ApiError, toProblem } from './problem.ts';
@@ -23,8 +23,6 @@ export interface AppDeps extends OrdersDeps {
   ready: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const requestIds = new WeakMap<Request, string>();
 
 /** Paths of the API and the methods each answers (anything else on them is 405, not 404). */
 const ROUTES: [RegExp, string[]][] = [
@@ -45,9 +43,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('case sensitive routing', true);
 
   app.use((req, res, next) => {
-    const given = req.headers['x-request-id'];
-    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    requestIds.set(req, id);
+    const id = assignRequestId(req);
     res.set('X-Request-Id', id);
     const started = process.hrtime.bigint();
     res.on('finish', () => {
@@ -91,7 +87,7 @@ export function createApp(deps: AppDeps): express.Express {
       next(error); // the response is under way: Express ends the connection
       return;
     }
-    const requestId = requestIds.get(req);
+    const requestId = requestIdOf(req);
     if (isDatabaseUnavailable(error)) {
       deps.log.warn({ err: error, requestId, path: req.path }, 'PostgreSQL unavailable');
       error = new ApiError('unavailable', 'the order database cannot be reached right now; retry shortly');

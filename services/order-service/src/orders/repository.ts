@@ -11,6 +11,8 @@ export interface Scope {
   actor: Actor;
   /** the customer a customer-scoped transaction acts for ('' for staff and system) */
   customerId: string;
+  /** the request the transaction serves: the events it writes carry it */
+  requestId?: string;
 }
 
 /** An order as the API shows it: built by the database, oms.order_view (migrations/0004_order_functions.sql). */
@@ -33,7 +35,7 @@ export async function inScope<T>(pool: Pool, scope: Scope, work: (client: PoolCl
   return withClient(pool, async (client) => {
     await client.query('BEGIN');
     try {
-      await actAs(client, scope.actor === 'customer' ? 'customer' : scope.actor, scope.customerId);
+      await actAs(client, scope.actor === 'customer' ? 'customer' : scope.actor, scope.customerId, scope.requestId);
       const result = await work(client);
       await client.query('COMMIT');
       return result;

@@ -4,6 +4,7 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { principal } from '../http/auth.ts';
 import { ApiError } from '../http/problem.ts';
+import { requestIdOf } from '../http/request-id.ts';
 import { getOrder, inScope, listOrders, moveOrder, orderHistory, type Scope } from './repository.ts';
 import { createOrderBody, idempotencyKey, parseBody } from './schema.ts';
 import { finishKey, placeOrder, responseFor, type OrdersDeps } from './service.ts';
@@ -19,7 +20,8 @@ function orderId(req: Request): string {
 
 function scopeOf(req: Request): Scope {
   const p = principal(req);
-  return p.role === 'staff' ? { actor: 'staff', customerId: '' } : { actor: 'customer', customerId: p.subject };
+  const requestId = requestIdOf(req);
+  return { ...(p.role === 'staff' ? { actor: 'staff', customerId: '' } : { actor: 'customer', customerId: p.subject }), ...(requestId === undefined ? {} : { requestId }) };
 }
 
 const listQuery = z.strictObject({
@@ -39,7 +41,7 @@ export function ordersRouter(deps: OrdersDeps): Router {
     if (p.email === undefined) throw new ApiError('forbidden', 'ordering needs the email claim in the token: the order is confirmed to that address');
     const key = idempotencyKey(req.headers['idempotency-key']);
     const body = parseBody(createOrderBody, req.body);
-    const result = await placeOrder(deps, { id: p.subject, email: p.email }, key, body, req.originalUrl);
+    const result = await placeOrder(deps, { id: p.subject, email: p.email }, key, body, req.originalUrl, requestIdOf(req));
     const id = (result.body as { id?: unknown; order?: { id?: unknown } }).id ?? (result.body as { order?: { id?: unknown } }).order?.id;
     if (typeof id === 'string') res.location(`/api/v1/orders/${id}`);
     if (result.replayed) res.set('Idempotent-Replayed', 'true');

@@ -60,11 +60,12 @@ export async function finishKey(client: PoolClient, orderId: string, response: {
  * the caller's transaction, or its own). If someone else moved it first (the sweep, a cancellation), the order as it
  * now is stays as it is. The move is the state machine's PENDING_PAYMENT -> CONFIRMED | PAYMENT_FAILED by the system.
  */
-export async function settleIn(client: ClientBase, orderId: string, outcome: ChargeOutcome, path: string): Promise<{ order: OrderView; released: boolean }> {
+export async function settleIn(client: ClientBase, orderId: string, outcome: ChargeOutcome, path: string, requestId?: string): Promise<{ order: OrderView; released: boolean }> {
   const { rows } = await client.query<{ settled: { order: OrderView; moved: boolean; released: boolean } | null }>({
     name: 'oms.settle-order',
-    text: 'SELECT oms.settle_order($1, $2, $3, $4) AS settled',
-    values: [orderId, outcome.status === 'approved', outcome.status === 'approved' ? outcome.reference : null, JSON.stringify(declinedProblem(path))],
+    // the request that placed the order, for its event (migrations/0008_request_id.sql); none for the recovery sweep
+    text: 'SELECT oms.settle_order($1, $2, $3, $4, $5) AS settled',
+    values: [orderId, outcome.status === 'approved', outcome.status === 'approved' ? outcome.reference : null, JSON.stringify(declinedProblem(path)), requestId ?? null],
   });
   const settled = rows[0]?.settled;
   if (!settled) throw new ApiError('not-found', `no order ${orderId}`);
@@ -72,19 +73,19 @@ export async function settleIn(client: ClientBase, orderId: string, outcome: Cha
 }
 
 /** settleIn as a transaction of its own; released stock makes the catalog cache stale. */
-export async function settlePayment(deps: Pick<OrdersDeps, 'pool' | 'catalog'>, orderId: string, outcome: ChargeOutcome, path: string): Promise<OrderView> {
-  const { order, released } = await withClient(deps.pool, (client) => settleIn(client, orderId, outcome, path));
+export async function settlePayment(deps: Pick<OrdersDeps, 'pool' | 'catalog'>, orderId: string, outcome: ChargeOutcome, path: string, requestId?: string): Promise<OrderView> {
+  const { order, released } = await withClient(deps.pool, (client) => settleIn(client, orderId, outcome, path, requestId));
   if (released) await deps.catalog.invalidate(`stock of ${orderId} released`);
   return order;
 }
 
-export async function placeOrder(deps: OrdersDeps, customer: { id: string; email: string }, key: string, body: CreateOrderBody, path: string): Promise<StoredResponse> {
+export async function placeOrder(deps: OrdersDeps, customer: { id: string; email: string }, key: string, body: CreateOrderBody, path: string, requestId?: string): Promise<StoredResponse> {
   const orderId = randomUUID();
   let result;
   try {
     result = await withClient(deps.pool, (client) => createOrder(client, {
       orderId, customerId: customer.id, customerEmail: customer.email, idempotencyKey: key, requestSha256: requestFingerprint('POST', '/api/v1/orders', body),
-      lines: body.items, paymentToken: body.paymentToken,
+      lines: body.items, paymentToken: body.paymentToken, ...(requestId === undefined ? {} : { requestId }),
     }));
   } catch (error) {
     if (error instanceof CommitOutcomeUnknown) {
@@ -114,11 +115,11 @@ export async function placeOrder(deps: OrdersDeps, customer: { id: string; email
   }
   deps.metrics.orders.inc({ outcome: 'created' });
   if (result.soldOut.length > 0) await deps.catalog.invalidate(`sold out: ${result.soldOut.join(', ')}`);
-  return chargeAndSettle(deps, { orderId, amountCents: result.totalCents, currency: result.currency, token: body.paymentToken }, path);
+  return chargeAndSettle(deps, { orderId, amountCents: result.totalCents, currency: result.currency, token: body.paymentToken }, path, requestId);
 }
 
 /** Charges an order (once per order id at the provider, however often asked) and applies the outcome. */
-async function chargeAndSettle(deps: OrdersDeps, charge: Charge, path: string): Promise<StoredResponse> {
+async function chargeAndSettle(deps: OrdersDeps, charge: Charge, path: string, requestId?: string): Promise<StoredResponse> {
   let outcome: ChargeOutcome;
   try {
     outcome = await deps.payments.charge(charge, deps.paymentTimeoutMs);
@@ -133,7 +134,7 @@ async function chargeAndSettle(deps: OrdersDeps, charge: Charge, path: string): 
     });
     return { ...responseFor(pending, path), replayed: false };
   }
-  const order = await settlePayment(deps, charge.orderId, outcome, path);
+  const order = await settlePayment(deps, charge.orderId, outcome, path, requestId);
   deps.metrics.orders.inc({ outcome: order.status === 'CONFIRMED' ? 'confirmed' : order.status === 'PAYMENT_FAILED' ? 'payment_failed' : 'other' });
   return { ...responseFor(order, path), replayed: false };
 }

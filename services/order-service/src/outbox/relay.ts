@@ -36,6 +36,8 @@ interface OutboxRow {
   event_type: string;
   payload: unknown;
   created_at: Date;
+  /** the request whose transaction wrote it (migrations/0008_request_id.sql); null for the system's own moves */
+  request_id: string | null;
 }
 
 export class OutboxRelay {
@@ -72,7 +74,7 @@ export class OutboxRelay {
       // what waits, read before the send: while Kafka refuses, the gauges still show the backlog and its age
       await this.measureBacklog(client);
       const { rows } = await client.query<OutboxRow>(
-        `SELECT id, aggregate_id, event_type, payload, created_at FROM oms.outbox WHERE published_at IS NULL
+        `SELECT id, aggregate_id, event_type, payload, created_at, request_id FROM oms.outbox WHERE published_at IS NULL
          ORDER BY created_at, id LIMIT $1`,
         [this.settings.batchSize],
       );
@@ -84,7 +86,8 @@ export class OutboxRelay {
           const message: Message = {
             key: r.aggregate_id,
             value: JSON.stringify({ id: r.id, type: r.event_type, occurredAt: r.created_at.toISOString(), data: r.payload }),
-            headers: { 'event-id': r.id, 'event-type': r.event_type },
+            // the request that wrote the event: the notification service logs it with the email
+            headers: { 'event-id': r.id, 'event-type': r.event_type, ...(r.request_id ? { 'request-id': r.request_id } : {}) },
           };
           message.partition = partitionOf({ topic, partitionMetadata, message });
           byPartition.set(message.partition, [...(byPartition.get(message.partition) ?? []), message]);
