@@ -1,6 +1,7 @@
 // The central journal on the lab: every watched host's journal reaches the log host (roles/journal_upload ->
 // roles/journal_remote on mon1) over mutual TLS 1.3; the request id of one order placed at the VIP is found there in
-// the gateway's access log, the order service's log and the notification service's email log; the receiver refuses a client without a certificate; and with the log host away
+// the gateway's access log, the order service's log and the notification service's email log; PostgreSQL's schema and
+// role changes are there as pgaudit logged them on the leader; the receiver refuses a client without a certificate; and with the log host away
 // nothing stops: the upload catches up when it is back. Runs inside lab.e2e.ts.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -8,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { it } from 'node:test';
 import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
 import type { Answer } from '../../drills/gateway-agent.ts';
-import { running } from '../../drills/postgres.ts';
+import { leader, running } from '../../drills/postgres.ts';
 import { clientAddresses } from '../../load/addresses.ts';
 import { assertOk, inHost, inventory } from './harness.ts';
 
@@ -74,6 +75,24 @@ export function journalTests(): void {
     const where = seen.entries.map((e) => `${e._HOSTNAME ?? '?'}/${e.SYSLOG_IDENTIFIER ?? e._SYSTEMD_UNIT ?? '?'}`);
     assert.notEqual(seen.seconds, null, `request ${requestId} on ${LOG_HOST}: found only ${where.join(', ') || 'nothing'}`);
     t.diagnostic(`${String(hosts.length)} hosts' marks on ${LOG_HOST} within ${String(marks.seconds)} s; request ${requestId} from ${[...new Set(where)].join(', ')} within ${String(seen.seconds)} s`);
+  });
+
+  it('journal: PostgreSQL\'s schema and role changes are audited (pgaudit) and reach the log host', async (t) => {
+    const db = await leader(inventory);
+    const id = `oms_e2e_audit_${randomUUID().slice(0, 8)}`;
+    const statements = [`CREATE TABLE ${id} (x int)`, `DROP TABLE ${id}`, `CREATE ROLE ${id} NOLOGIN`,
+      `GRANT CONNECT ON DATABASE orders TO ${id}`, `REVOKE CONNECT ON DATABASE orders FROM ${id}`, `DROP ROLE ${id}`];
+    // one statement at a time, as an operator types them: each is one audit line
+    for (const sql of statements) assertOk(await inHost(db, 'runuser', '-u', 'postgres', '--', 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-d', 'orders', '-c', sql), sql);
+    const seen = await awaitOnLogHost(id, (entries) => entries.filter((e) => (e.MESSAGE ?? '').includes('AUDIT: SESSION')).length >= statements.length, 60_000);
+    const audit = seen.entries.filter((e) => e._HOSTNAME === db && e._SYSTEMD_UNIT === 'patroni.service' && (e.MESSAGE ?? '').includes('AUDIT: SESSION'));
+    // "AUDIT: SESSION,<statement>,<substatement>,<class>,<command>,..."
+    const logged = audit.map((e) => /AUDIT: SESSION,\d+,\d+,(\w+),([A-Z ]+),/.exec(e.MESSAGE ?? '')).map((m) => `${m?.[1] ?? '?'} ${m?.[2] ?? '?'}`);
+    assert.deepEqual(logged, ['DDL CREATE TABLE', 'DDL DROP TABLE', 'ROLE CREATE ROLE', 'ROLE GRANT', 'ROLE REVOKE', 'ROLE DROP ROLE'],
+      `the audit lines of ${id} from ${db} on ${LOG_HOST}`);
+    const dml = await onLogHost('AUDIT: SESSION,[0-9]+,[0-9]+,(READ|WRITE)');
+    assert.deepEqual(dml.map((e) => e.MESSAGE).slice(0, 3), [], 'reads and writes are not audited (pgaudit.log is ddl, role): the orders would flood it');
+    t.diagnostic(`${String(logged.length)} audit lines from ${db} (${logged.join(', ')}) on ${LOG_HOST} within ${String(seen.seconds)} s`);
   });
 
   it('journal: the receiver asks for a certificate of the kit\'s CA; with the log host away nothing stops, and the upload catches up', async (t) => {
