@@ -390,6 +390,9 @@ describe('the drill framework', () => {
       assert.equal(report.passed, true, report.problems.join('; '));
       assert.ok(healedAt >= t0 + 2500, 'the heal came after the alert fired');
       assert.equal(report.alerts?.[0]?.resolvedAfter, 0.5);
+      const [head, row] = formatTable([report]).split('\n');
+      assert.match(head ?? '', /alert fired\/resolved s$/);
+      assert.match(row ?? '', new RegExp(`SimDown ${String(report.alerts[0].firedAfter)}/0\\.5$`), 'the table gives each alert\'s delays');
     });
 
     it('runDrill checks the drill\'s alerts when it has an inbox, and fails the drill when one is missing', async () => {
@@ -399,6 +402,7 @@ describe('the drill framework', () => {
       assert.equal(quiet.passed, false);
       assert.match(quiet.problems.join('; '), /alert SimDown never reached the on-call/);
       assert.match(formatReport(quiet), /alerts at the on-call: SimDown fired never after the fault \(bound 2 s\)/);
+      assert.match(formatTable([quiet]).split('\n')[1] ?? '', /SimDown never\/never$/);
       const sim = simulated({ hangMs: 0, downMs: 300 });
       const without = await runDrill({ ...sim.drill, alerts: expecting.alerts }, sim.target, options);
       assert.equal(without.passed, true, 'without an inbox the alerts are not checked');

@@ -615,10 +615,12 @@ export function formatTable(reports: readonly DrillReport[]): string {
     });
     const n = (v: number | undefined): string => (v === undefined ? '-' : String(v));
     return [r.drill, r.passed ? 'passed' : 'FAILED', String(r.goal.seconds), String(r.secondsWithoutWrites), n(r.secondsToWritesBack ?? undefined), String(r.writes.failed), String(r.lost.length),
-      n(orders?.acknowledged), n(orders?.failed), n(orders?.lost), r.window ? `${String(orders?.discarded ?? r.discarded)} (${String(orders?.discardedSeconds ?? r.discardedSeconds)} s)` : '-', n(orders?.secondsWithoutWrites), n(orders?.audit['missing']), n(orders?.audit['duplicates'])];
+      n(orders?.acknowledged), n(orders?.failed), n(orders?.lost), r.window ? `${String(orders?.discarded ?? r.discarded)} (${String(orders?.discardedSeconds ?? r.discardedSeconds)} s)` : '-', n(orders?.secondsWithoutWrites), n(orders?.audit['missing']), n(orders?.audit['duplicates']),
+      // each expected alert: seconds from the fault to its firing mail / from the heal to its resolved mail
+      (r.alerts ?? []).map((a) => `${a.name} ${a.firedAfter === null ? 'never' : String(a.firedAfter)}/${a.resolvedAfter === null ? 'never' : String(a.resolvedAfter)}`).join(', ') || '-'];
   });
-  const head = ['drill', 'result', 'goal s', 'no writes s', 'back s', 'failed', 'LOST', 'orders ack', 'failed', 'LOST', 'discarded', 'no orders s', 'emails missing', 'dup'];
+  const head = ['drill', 'result', 'goal s', 'no writes s', 'back s', 'failed', 'LOST', 'orders ack', 'failed', 'LOST', 'discarded', 'no orders s', 'emails missing', 'dup', 'alert fired/resolved s'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 || i === head.length - 1 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
 }
