@@ -16,8 +16,9 @@ import { parseDashboards } from '../../dashboards/dashboards.ts';
 import { sh } from '../../drills/postgres.ts';
 import { parse } from 'yaml';
 import { $ } from 'zx';
+import { DEFAULT_USERS, figure, loadConfig, runK6 } from '../../load/k6.ts';
 import { repoRoot } from '../lab.ts';
-import { inventory, MINUTES } from './harness.ts';
+import { FULL_SUITE_ONLY, inventory, MINUTES } from './harness.ts';
 
 const NODE_EXPORTER_PORT = 9100;
 /** The hosts the monitoring watches: every host but the clients'. */
@@ -219,6 +220,27 @@ export function monitoringTests(): void {
     } finally {
       await sh(host, `rm -f ${file} && ${read}`);
     }
+  });
+
+  // 10 minutes of the users' load (k6's shoppers at the VIP, the default mix) with no fault: no alert may fire, the SLO
+  // burn alerts included. Full suite only: ten minutes of npm test's budget; `npm run test:lab:all` runs it.
+  const LOAD_MINUTES = 10;
+  it(`monitoring: ${String(LOAD_MINUTES)} minutes of the users' plain load raise no alert`, { skip: FULL_SUITE_ONLY, timeout: (LOAD_MINUTES + 5) * MINUTES }, async (t) => {
+    const from = Date.now() / 1000;
+    const run = `e2e-quiet-load-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
+    const config = loadConfig(inventory, { run, seconds: LOAD_MINUTES * 60, users: DEFAULT_USERS, thresholds: false, ackLog: false, outDir: join(repoRoot, 'reports', 'load', run) });
+    const { code, summary } = await runK6(inventory, config, () => undefined);
+    assert.equal(code, 0, `k6 exited with ${String(code)} (reports/load/${run})`);
+    assert.ok(summary, 'k6 wrote its summary');
+    // the evaluations that may still count the load's last minute: one rule interval and the longest `for` of the SLO
+    // rules are not waited for; what fired during the load is what counts
+    const seen = await alertsSince(inventory, from);
+    const fired = seen.alerts.filter((a) => a.endsWith(' firing'));
+    const pending = seen.alerts.filter((a) => a.endsWith(' pending'));
+    const orders = figure(summary, 'orders_acknowledged', 'count');
+    const p99 = figure(summary, 'order_ms', 'p(99)');
+    t.diagnostic(`${String(LOAD_MINUTES)} min of load (reports/load/${run}): ${String(orders)} orders acknowledged, order p99 ${p99.toFixed(0)} ms; alerts fired: ${fired.join(', ') || 'none'}; pending for a while: ${pending.join(', ') || 'none'}`);
+    assert.deepEqual(fired, [], `alerts fired under the users' plain load (${String(LOAD_MINUTES)} minutes, no fault)`);
   });
 
   it('monitoring: the dashboards\' console pages render on the monitoring host; the overview shows each cluster\'s leader', async (t) => {
