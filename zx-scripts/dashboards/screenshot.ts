@@ -1,15 +1,14 @@
 // npm run screenshot -- [--page UID] [--out FILE] [--under-load SECONDS] [--width PX] [--height PX]
 // A picture of one of the kit's console pages (dashboards/dashboards.yml, rendered by Prometheus on the monitoring
-// host) as the lab shows it now, taken with headless Chromium from Debian (installed on first use). The page is asked
+// host) as the lab shows it now, taken with headless Chromium from Debian (lib/chromium.ts). The page is asked
 // for as Prometheus' own clients ask: from inside the monitoring host's namespace with the `prometheus` client
 // certificate; the pages are plain HTML evaluated on the server (no script, no asset), so the browser renders the
-// saved answer and needs no certificate of its own, nor any network (it runs in an empty network namespace). --under-load runs the users' load (npm run load's shoppers) for
+// saved answer and needs no certificate of its own, nor any network. --under-load runs the users' load (npm run load's shoppers) for
 // SECONDS and takes the picture 20 s before its end, when the 1-minute and 5-minute rates have filled.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { chromiumBinary, screenshotHtml } from '../lib/chromium.ts';
 import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory, type Inventory } from '../lib/inventory.ts';
 import { curlFromMonitoring, monitoringHost, PROMETHEUS_PORT } from '../drills/monitoring.ts';
@@ -20,7 +19,7 @@ import { parseDashboards } from './dashboards.ts';
 const USAGE = `usage: npm run screenshot -- [options]
 
 Takes a PNG of one of the kit's console pages as the lab's monitoring host renders it now, with headless Chromium
-(Debian's chromium, installed on first use). Needs the lab (npm run lab -- up).
+(Debian's chromium, which npm run bootstrap installs). Needs the lab (npm run lab -- up).
 
   --page UID            a dashboard of dashboards/dashboards.yml (default oms-overview)
   --out FILE            where the PNG goes (default docs/images/UID.png)
@@ -29,15 +28,6 @@ Takes a PNG of one of the kit's console pages as the lab's monitoring host rende
   --width PX, --height PX   the browser window (default 1280 x 1100; 320-4000)
 
 exit: 0 the picture was written, 1 it could not be taken, 2 a bad command line or a lab that is not up`;
-
-/** A PNG's size from its header (signature, then the IHDR chunk); throws when the bytes are not a PNG. */
-export function pngSize(bytes: Buffer): { width: number; height: number } {
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  if (bytes.length < 24 || !bytes.subarray(0, 8).equals(signature) || bytes.subarray(12, 16).toString('latin1') !== 'IHDR') {
-    throw new Error('not a PNG (no PNG signature and IHDR chunk)');
-  }
-  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
-}
 
 export interface ScreenshotOptions { page: string; out: string; underLoad: number | undefined; width: number; height: number }
 
@@ -61,16 +51,6 @@ export function screenshotOptions(argv: string[], pages: readonly string[]): Scr
   return { page, out, underLoad, width: whole('width', values.width, 1280, 320, 4000), height: whole('height', values.height, 1100, 320, 4000) };
 }
 
-/** Debian's chromium, installed when it is missing (the kit's scripts install what they use). */
-function chromium(): string {
-  const found = spawnSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' });
-  if (found.status === 0) return found.stdout.trim();
-  console.log('screenshot: installing Debian\'s chromium (once)');
-  const apt = spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  if (apt.status !== 0) throw new Error('apt-get install chromium failed (root and Debian\'s package mirror are needed)');
-  return 'chromium';
-}
-
 /** The page as Prometheus renders it now, asked for from the monitoring host with its client certificate. */
 async function renderedPage(inventory: Inventory, page: string): Promise<string> {
   const url = `https://${monitoringHost(inventory).fqdn}:${String(PROMETHEUS_PORT)}/consoles/${page}.html`;
@@ -79,37 +59,13 @@ async function renderedPage(inventory: Inventory, page: string): Promise<string>
   return r.stdout;
 }
 
-/** Renders the HTML in headless Chromium into a PNG at `out`; returns the picture's size. */
-function capture(html: string, out: string, width: number, height: number): { width: number; height: number } {
-  const dir = mkdtempSync(join(tmpdir(), 'oms-screenshot-'));
-  try {
-    const file = join(dir, 'page.html');
-    // the page's own refresh would only reload the saved copy
-    writeFileSync(file, html.replace(/<meta http-equiv="refresh"[^>]*>/i, ''));
-    const shot = join(dir, 'shot.png');
-    // in a network namespace of its own (unshare --net: loopback only, down): the browser reads a file and sends
-    // nothing anywhere (no update check, no safe browsing), whatever its defaults
-    const r = spawnSync('unshare', ['--net', chromium(), '--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--no-first-run', '--disable-background-networking',
-      `--user-data-dir=${join(dir, 'profile')}`, `--window-size=${String(width)},${String(height)}`, `--screenshot=${shot}`, `file://${file}`],
-    { encoding: 'utf8', timeout: 120_000 });
-    if (!existsSync(shot)) throw new Error(`chromium wrote no picture (exit ${String(r.status)}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
-    const bytes = readFileSync(shot);
-    const size = pngSize(bytes);
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, bytes);
-    return size;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 async function main(argv: string[]): Promise<number> {
   const pages = parseDashboards(readFileSync(join(repoRoot, 'dashboards', 'dashboards.yml'), 'utf8')).map((d) => d.uid);
   const options = screenshotOptions(argv, pages);
   if (options === 'help') { console.log(USAGE); return 0; }
   const inventory = loadInventory(defaultInventory);
   if (!(await status(defaultInventory)).up) throw new LoadInputError('the lab is not up (npm run lab -- up)');
-  chromium();
+  chromiumBinary();
   let load: Promise<{ code: number | null }> | undefined;
   if (options.underLoad !== undefined) {
     const run = `screenshot-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
@@ -121,7 +77,8 @@ async function main(argv: string[]): Promise<number> {
   const at = new Date();
   const html = await renderedPage(inventory, options.page);
   const out = resolve(repoRoot, options.out);
-  const size = capture(html, out, options.width, options.height);
+  // the page's own refresh would only reload the saved copy
+  const size = screenshotHtml(html.replace(/<meta http-equiv="refresh"[^>]*>/i, ''), out, options.width, options.height);
   console.log(`screenshot: ${options.out}: ${options.page} at ${at.toISOString()}, ${String(size.width)} x ${String(size.height)} px, ${String(Math.round(readFileSync(out).length / 1024))} KiB`);
   if (load) {
     const { code } = await load;

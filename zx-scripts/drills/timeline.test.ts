@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WriteEvent } from './framework.ts';
+import { renderSvg } from '../lib/chromium.ts';
 import { perSecond, timelineSvg } from './timeline.ts';
 
 const T0 = 1_700_000_000_000;
@@ -41,6 +42,21 @@ describe('drill timeline', () => {
     const opened = (svg.match(/<[a-z]+[\s>]/g) ?? []).length;
     const closed = (svg.match(/<\/[a-z]+>/g) ?? []).length + (svg.match(/\/>/g) ?? []).length;
     assert.equal(opened, closed);
+  });
+
+  it('renders in headless Chromium at its size, with its title, its marks and what it drew', () => {
+    const svg = timelineSvg({
+      drill: 'kafka-broker-kill', passed: true, lost: 0, writes: events(30), orders: events(30, [5000, 6000]),
+      faultAt: T0 + 5000, backAt: T0 + 7000, healedAt: T0 + 12_000, wholeAt: T0 + 20_000, secondsWithoutWrites: 2, goalSeconds: 11,
+    });
+    const declared = /<svg[^>]* width="(\d+)" height="(\d+)"/.exec(svg);
+    const r = renderSvg(svg);
+    assert.equal(r.parseError, false);
+    assert.deepEqual([r.width, r.height], [Number(declared?.[1]), Number(declared?.[2])], 'drawn at the size it declares');
+    const texts = r.texts.join(' | ');
+    assert.match(texts, /kafka-broker-kill: passed, LOST 0/);
+    for (const mark of ['fault', 'writes back \\+2 s', 'heal', 'whole \\+15 s']) assert.match(texts, new RegExp(mark), mark);
+    assert.ok(r.box && r.box.width > 0.5 * r.width && r.box.height > 0.5 * r.height, `it drew across the picture: ${JSON.stringify(r.box)}`);
   });
 
   it('leaves out what never happened, and escapes the names it prints', () => {
