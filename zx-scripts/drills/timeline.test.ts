@@ -59,6 +59,15 @@ describe('drill timeline', () => {
     assert.ok(r.box && r.box.width > 0.5 * r.width && r.box.height > 0.5 * r.height, `it drew across the picture: ${JSON.stringify(r.box)}`);
   });
 
+  it('writes a mark\'s label near the right edge to the left of its mark, inside the picture', () => {
+    const svg = timelineSvg({
+      drill: 'late', passed: true, lost: 0, writes: events(30), faultAt: T0 + 5000, backAt: T0 + 7000, healedAt: T0 + 12_000,
+      wholeAt: T0 + 29_900, secondsWithoutWrites: 2, goalSeconds: 11,
+    });
+    assert.match(svg, /text-anchor="end" fill="#555555">whole \+24\.9 s</);
+    assert.match(svg, /<text x="[\d.]+" y="\d+" fill="#c77700">heal \+7 s</, 'a label with room stays right of its mark');
+  });
+
   it('leaves out what never happened, and escapes the names it prints', () => {
     const svg = timelineSvg({
       drill: 'a<b&c', passed: false, lost: 3, writes: events(10, [5000, 10_000]), faultAt: T0 + 5000, backAt: null, healedAt: T0 + 8000,

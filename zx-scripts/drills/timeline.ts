@@ -1,6 +1,7 @@
 // A drill's timeline as a picture (SVG, written next to its JSON report): the drill's own writes and the users' orders
 // per second, acknowledged and failed, with the fault, the writes' return, the heal and the return to whole marked,
 // and the time without writes shaded. Plain SVG with no script or external reference: any browser opens it.
+import { escapeXml } from '../lib/svg.ts';
 import type { WriteEvent } from './framework.ts';
 
 export interface TimelineInput {
@@ -26,7 +27,7 @@ const RIGHT = 16;
 const TOP = 48;
 const BOTTOM = 44;
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const esc = escapeXml;
 const fixed = (n: number): string => String(Math.round(n * 10) / 10);
 
 /** Per-second counts of the events' ends from `from`: acknowledged and failed (failed and unknown). */
@@ -98,7 +99,9 @@ export function timelineSvg(t: TimelineInput): string {
     const mx = x(at);
     const label = name === 'fault' ? name : `${name} +${fixed((at - t.faultAt) / 1000)} s`;
     parts.push(`<line class="mark" data-mark="${name}" x1="${fixed(mx)}" y1="${String(TOP)}" x2="${fixed(mx)}" y2="${fixed(y(0))}" stroke="${colour}" stroke-dasharray="4 3"/>`);
-    parts.push(`<text x="${fixed(mx + 3)}" y="${String(TOP + 12 + i * 13)}" fill="${colour}">${esc(label)}</text>`);
+    // a label that would run past the right edge (about 7 px a character) is written to the left of its mark
+    const leftOfMark = mx + 3 + 7 * label.length > W - RIGHT;
+    parts.push(`<text x="${fixed(leftOfMark ? mx - 3 : mx + 3)}" y="${String(TOP + 12 + i * 13)}"${leftOfMark ? ' text-anchor="end"' : ''} fill="${colour}">${esc(label)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';

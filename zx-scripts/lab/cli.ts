@@ -1,10 +1,12 @@
 // npm run lab -- <command>: the single-machine lab of the OMS kit.
 import { spawnSync } from 'node:child_process';
-import { relative } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory, type Inventory } from '../lib/inventory.ts';
 import { findNspawn, hostInit } from './hosts.ts';
 import { formatReport, zoneMatrix } from './zone-matrix.ts';
+import { zoneMatrixSvg } from './zone-matrix-svg.ts';
 import { GATEWAY_AGENT, runAgent } from '../drills/agent.ts';
 import type { Answer } from '../drills/gateway-agent.ts';
 import { emailsForOrder, type SinkMessage } from '../drills/mail.ts';
@@ -137,7 +139,12 @@ async function main(argv: string[]): Promise<number> {
       const inventory = loadInventory(inventoryDir);
       if (!(await status(inventoryDir)).up) throw new Error('the lab is not up (npm run lab -- up)');
       const report = await zoneMatrix(inventory, labSettings(inventory).aptProxyPort);
-      console.log(flags.has('--json') ? JSON.stringify(report, null, 2) : formatReport(report));
+      // the picture beside the figures: reports/zone-matrix/<time>.svg
+      const picture = join(repoRoot, 'reports', 'zone-matrix', `${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}.svg`);
+      mkdirSync(dirname(picture), { recursive: true });
+      writeFileSync(picture, zoneMatrixSvg(report));
+      if (flags.has('--json')) console.log(JSON.stringify({ ...report, picture }, null, 2));
+      else console.log(`${formatReport(report)}\n  picture: ${picture}`);
       return report.mismatches.length === 0 ? 0 : 1;
     }
     case 'order': {

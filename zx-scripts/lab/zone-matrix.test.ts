@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory } from './lab.ts';
-import { CONTROLLER, judge, planProbes, type Declared } from './zone-matrix.ts';
+import { renderSvg } from '../lib/chromium.ts';
+import { CONTROLLER, judge, planProbes, type Declared, type MatrixReport, type Probe } from './zone-matrix.ts';
+import { zoneMatrixSvg } from './zone-matrix-svg.ts';
 
 const inventory = loadInventory(defaultInventory);
 const PROXY = 3143;
@@ -101,5 +103,32 @@ describe('zone-matrix plan', () => {
       '10.90.40.11:2379 the check\'s listener on db1 accepted it, from 10.90.10.11',
       '10.90.40.11:9 no listener of the check accepted it (something else answered)',
     ]);
+  });
+});
+
+describe('zone-matrix picture', () => {
+  const report: MatrixReport = {
+    checked: 120, allowedOpen: 7, forbiddenBlocked: 112, ports: [22, 443, 5432], seconds: 41.2, notProbed: [],
+    mismatches: [{ ...(probes[0] as Probe), got: 'open' }],
+    byZones: { 'ext -> dmz': { open: 2, blocked: 10, mismatched: 0 }, 'dmz -> app': { open: 5, blocked: 40, mismatched: 0 }, 'app -> dmz': { open: 0, blocked: 62, mismatched: 1 } },
+    ntp: { open: 0, blocked: 0, mismatched: 0 },
+  };
+
+  it('a cell per source and destination zone, coloured by what the check found, in the design\'s zone order', () => {
+    const svg = zoneMatrixSvg(report);
+    assert.match(svg, /<rect class="open" data-zones="ext -&gt; dmz"/);
+    assert.match(svg, /<rect class="open" data-zones="dmz -&gt; app"/);
+    assert.match(svg, /<rect class="mismatched" data-zones="app -&gt; dmz"/);
+    assert.match(svg, /<rect class="none" data-zones="ext -&gt; app"/, 'a pair the check did not probe');
+    const heads = [...svg.matchAll(/text-anchor="middle" font-weight="bold">(\w+)</g)].map((m) => m[1]);
+    assert.deepEqual(heads, ['dmz', 'app'], 'columns outside in');
+  });
+
+  it('renders in headless Chromium with its counts', () => {
+    const r = renderSvg(zoneMatrixSvg(report));
+    assert.equal(r.parseError, false);
+    assert.ok(r.width > 300 && r.height > 150, `${String(r.width)} x ${String(r.height)}`);
+    const texts = r.texts.join(' | ');
+    for (const text of ['Zone matrix: 120 flows on 3 ports, 1 mismatch', '2 open', '40 blocked', '1 MISMATCHED', 'not probed']) assert.ok(texts.includes(text), `${text} in ${texts}`);
   });
 });

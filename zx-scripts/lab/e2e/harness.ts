@@ -1,9 +1,11 @@
 // What the lab's end-to-end tests share: running the kit's commands as a user would, and reading their output.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { figuresText, type DrillReport } from '../../drills/framework.ts';
+import { renderSvg } from '../../lib/chromium.ts';
 import { loadInventory } from '../../lib/inventory.ts';
 import { defaultInventory, repoRoot } from '../lab.ts';
 
@@ -95,6 +97,11 @@ export async function runDrillsTest(t: TestContext, all: string[], timeoutMs = 3
     assert.equal(r.orders?.lost ?? 0, 0, `${r.drill}: orders LOST ${String(r.orders?.lost)}`);
     assert.ok(r.writes.acknowledged > 0, `${r.drill}: no write was acknowledged`);
     assert.deepEqual(r.problems, [], `${r.drill}: ${r.problems.join('; ')}`);
+    // its timeline picture opens in a browser and names the drill and its marks
+    assert.ok(r.timeline, `${r.drill}: no timeline picture`);
+    const picture = renderSvg(readFileSync(r.timeline, 'utf8'));
+    assert.ok(!picture.parseError && picture.width > 0 && picture.texts.some((text) => text.startsWith(`${r.drill}:`)) && picture.texts.some((text) => text.startsWith('fault')),
+      `${r.drill}: its timeline ${r.timeline} does not render with its title and marks: ${JSON.stringify(picture)}`);
   }
   assertOk(result, `npm run drill -- ${drills.join(' ')}`);
   return reports;

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { before, describe, it } from 'node:test';
+import { renderSvg } from '../../lib/chromium.ts';
 import { findNspawn } from '../hosts.ts';
 import { defaultInventory, leftovers, repoRoot, type LabStatus } from '../lab.ts';
 import { MGMT_BRIDGE, ROUTER_NS } from '../network.ts';
@@ -33,10 +34,10 @@ async function assertNothingLeft(): Promise<void> {
   assert.deepEqual(await leftovers(inventory), [], 'the lab left things behind');
 }
 
-async function zoneMatrixJson(): Promise<MatrixReport> {
+async function zoneMatrixJson(): Promise<MatrixReport & { picture: string }> {
   const result = await lab('zone-matrix', '--json');
   assert.ok(result.code === 0 || result.code === 1, `zone-matrix failed (exit ${String(result.code)}): ${result.stderr}`);
-  return JSON.parse(result.stdout) as MatrixReport;
+  return JSON.parse(result.stdout) as MatrixReport & { picture: string };
 }
 
 /** Every host's loaded nftables ruleset without counter values (nft -s), and the zone router's policy file. */
@@ -256,6 +257,10 @@ describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES 
 
       const design = await zoneMatrixJson();
       assert.equal(design.mismatches.length, 0, formatReport(design));
+      // its picture opens in a browser with the figures of this run
+      const picture = renderSvg(readFileSync(design.picture, 'utf8'));
+      assert.ok(!picture.parseError && picture.width > 0 && picture.texts.some((text) => text.startsWith(`Zone matrix: ${String(design.checked)} flows`)),
+        `the zone matrix picture ${design.picture}: ${JSON.stringify(picture)}`);
       const open = (zones: string): number => design.byZones[zones]?.open ?? 0;
       const blocked = (zones: string): number => design.byZones[zones]?.blocked ?? 0;
       // what docs/architecture.md allows is open...
