@@ -1,7 +1,10 @@
 // Headless Chromium for the kit's pictures: the PNG check, and what a real browser makes of a good and a broken SVG.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { pngSize, renderSvg } from './chromium.ts';
+import { pngSize, renderedDom, renderSvg } from './chromium.ts';
 
 /** The first 24 bytes of a PNG of the given size: the signature and the start of its IHDR chunk. */
 function pngHeader(width: number, height: number): Buffer {
@@ -27,6 +30,17 @@ describe('headless Chromium', () => {
     assert.deepEqual([r.width, r.height], [300, 120]);
     assert.deepEqual(r.texts, ['fault & heal']);
     assert.ok(r.box && r.box.width >= 100 && r.box.height >= 50, JSON.stringify(r.box));
+  });
+
+  it('a page drawn by its script is read as the reader sees it, after a timer of its own', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oms-chromium-test-'));
+    try {
+      const file = join(dir, 'report.html');
+      writeFileSync(file, '<!doctype html><body><table id="t"></table><script>setTimeout(() => { document.getElementById("t").innerHTML = "<tr><td>order_ms</td></tr>"; }, 3000);</script></body>');
+      assert.match(renderedDom(file), /<td>order_ms<\/td>/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a broken SVG does not render: no size, a parse error', () => {

@@ -95,3 +95,18 @@ window.addEventListener('load', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * A page's document once its scripts have run (up to 10 s of the page's own time), as HTML: for a report drawn by
+ * its scripts (k6's), what a reader would see.
+ */
+export function renderedDom(file: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'oms-chromium-'));
+  try {
+    const r = chromium(dir, ['--virtual-time-budget=10000', '--dump-dom', `file://${file}`]);
+    if (r.status !== 0 || r.stdout.trim() === '') throw new Error(`chromium did not render ${file} (exit ${String(r.status)}): ${r.stderr}`);
+    return r.stdout;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

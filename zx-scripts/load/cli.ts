@@ -1,7 +1,7 @@
 // npm run load -- [--seconds S] [--browse N] [--order N] [--read N] [--max-failed RATE] [--p95 MS] [--p99 MS]
 //                 [--no-thresholds]
 // k6's shoppers (loadtest/oms.js) from the lab's client host against the VIP; prints the readable report, keeps it
-// with k6's JSON summary in reports/load/<run>/. Exit 0 when every threshold held, 1 when one was crossed, 2 on a bad
+// with k6's JSON summary and its HTML report in reports/load/<run>/. Exit 0 when every threshold held, 1 when one was crossed, 2 on a bad
 // command line, a bad inventory or a lab that is not up.
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +23,8 @@ browsing the catalog, ordering with Idempotency-Keys, reading their orders. Need
   --p95 MS, --p99 MS thresholds: request latency (default ${String(DEFAULT_THRESHOLDS.p95Ms)} and ${String(DEFAULT_THRESHOLDS.p99Ms)})
   --no-thresholds    report only
 
-Reports: reports/load/<run>/report.txt and summary.json (k6's end-of-test summary).`;
+Reports: reports/load/<run>/report.txt, summary.json (k6's end-of-test summary) and report.html (k6's own report:
+the rates and latencies over the run, as charts; it opens offline).`;
 
 function whole(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -68,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
     thresholds,
     ackLog: false,
     outDir: join(repoRoot, 'reports', 'load', run),
+    htmlReport: true,
   });
   if (!(await status(defaultInventory)).up) throw new LoadInputError('the lab is not up (npm run lab -- up)');
   const before = cpuStall();
@@ -80,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(line);
     appendFileSync(join(config.outDir, 'report.txt'), line);
   }
-  console.log(`reports: ${config.outDir}/report.txt, summary.json`);
+  console.log(`reports: ${config.outDir}/report.txt, summary.json, report.html`);
   if (code === 0) return 0;
   if (code === K6_THRESHOLDS_CROSSED) { console.error('load: a threshold was crossed'); return 1; }
   throw new Error(`k6 exited with ${String(code)}`);

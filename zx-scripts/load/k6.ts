@@ -46,6 +46,8 @@ export interface LoadConfig {
   orderRate?: number;
   /** where the users send from (k6 --local-ips): one address per user, or the load-test network for a benchmark */
   sourceAddresses: string[];
+  /** k6's own HTML report (its web dashboard's export, self-contained) into outDir/report.html */
+  htmlReport?: boolean;
 }
 
 /**
@@ -72,6 +74,8 @@ export interface LoadOptions {
   outDir: string;
   /** a benchmark of orders alone at this arrival rate, from the load-test network (users.order: the VUs to serve it) */
   orderRate?: number;
+  /** k6's HTML report beside the others (outDir/report.html) */
+  htmlReport?: boolean;
 }
 
 /** A customer's token from the lab's identity provider. */
@@ -107,7 +111,7 @@ export function loadConfig(inventory: Inventory, o: LoadOptions, mint: (subject:
   return {
     run: o.run, name: inventory.gatewayName, vip: inventory.gatewayVip, seconds: o.seconds, users: o.users, paceSeconds: PACE,
     requestTimeoutSeconds: REQUEST_TIMEOUT_SECONDS, products: LAB_CATALOG.map((p) => p.id), tokens,
-    thresholds: o.thresholds, ackLog: o.ackLog, outDir: o.outDir,
+    thresholds: o.thresholds, ackLog: o.ackLog, outDir: o.outDir, ...(o.htmlReport === true ? { htmlReport: true } : {}),
     ...(o.orderRate === undefined ? { sourceAddresses: client.users } : { orderRate: o.orderRate, sourceAddresses: client.loadTest }),
   };
 }
@@ -130,7 +134,15 @@ export function startK6(inventory: Inventory, config: LoadConfig): ChildProcessW
   return spawn('ip', args, {
     cwd: repoRoot,
     stdio: 'pipe',
-    env: { ...process.env, OMS_LOAD_CONFIG: configFile, SSL_CERT_FILE: join(stateDir, 'pki', 'lab', 'trust-bundle.pem'), K6_NO_USAGE_REPORT: 'true' },
+    env: {
+      ...process.env, OMS_LOAD_CONFIG: configFile, SSL_CERT_FILE: join(stateDir, 'pki', 'lab', 'trust-bundle.pem'), K6_NO_USAGE_REPORT: 'true',
+      // the web dashboard only to export its report at the end: no HTTP port of its own (-1); a point on its charts
+      // every 60th of the run (its default, 10 s, leaves a run shorter than that with no report at all)
+      ...(config.htmlReport === true ? {
+        K6_WEB_DASHBOARD: 'true', K6_WEB_DASHBOARD_PORT: '-1', K6_WEB_DASHBOARD_EXPORT: join(config.outDir, 'report.html'),
+        K6_WEB_DASHBOARD_PERIOD: `${String(Math.max(1, Math.round(config.seconds / 60)))}s`,
+      } : {}),
+    },
   });
 }
 

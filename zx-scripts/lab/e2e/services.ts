@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
+import { renderedDom } from '../../lib/chromium.ts';
 import type { Answer } from '../../drills/gateway-agent.ts';
 import { emailsForOrder, type SinkMessage } from '../../drills/mail.ts';
 import { DEFAULT_THRESHOLDS, DEFAULT_USERS, PACE } from '../../load/k6.ts';
@@ -112,6 +113,11 @@ export function servicesTests(): void {
     assert.ok(acknowledged >= least, `${String(acknowledged)} orders acknowledged in 30 s; ${String(DEFAULT_USERS.order)} users pacing ${String(PACE.order)} s place at least ${String(least)}`);
     assert.ok((summary.metrics['read_ms']?.values['count'] ?? 0) > 0 && (summary.metrics['browse_ms']?.values['count'] ?? 0) > 0, 'every scenario ran');
     assert.match(report, /^machine: CPU pressure \d+ %/m, 'the report says how busy the machine was');
+    // k6's HTML report opens offline in a browser, with its chapters and the run's own metrics
+    const dom = renderedDom(join(dir, 'report.html'));
+    const headings = [...dom.matchAll(/<h2[^>]*>([^<]+)/g)].map((m) => m[1]?.trim());
+    assert.deepEqual(['Overview', 'Timings', 'Summary'].filter((h) => !headings.includes(h)), [], `k6's report.html: its chapters (found ${headings.join(', ')})`);
+    for (const metric of ['order_ms', 'orders_acknowledged']) assert.match(dom, new RegExp(`<td[^>]*>${metric}</td>`), `k6's report.html shows the shoppers' ${metric} in its summary table`);
   });
 
   it('services: drills under the order load (app host power cut, provider refusing mail for a minute, notification service frozen mid-send, rolling deploy): nothing lost, one email per event', { timeout: 30 * MINUTES }, async (t) => {
