@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
-import { benchDb } from './db.ts';
-import { benchStack } from './stack.ts';
+import { curvesSvg, type CurvesInput } from './curves.ts';
+import { benchDb, dbCurves } from './db.ts';
+import { benchStack, stackCurves } from './stack.ts';
 import { benchNotifications } from './notifications.ts';
-import { benchOrders } from './orders.ts';
+import { benchOrders, ordersCurves } from './orders.ts';
 
 const USAGE = `usage: npm run bench -- db | orders | notifications | stack [--seconds S] [--json]
 
@@ -36,13 +37,16 @@ const USAGE = `usage: npm run bench -- db | orders | notifications | stack [--se
   --json       the report as JSON on stdout
   -h, --help   this text
 
-Each run keeps its report in reports/bench/<name>-<time>.json.
+Each run keeps its report in reports/bench/<name>-<time>.json, and db, orders and stack their curves beside it
+(<name>-<time>.svg: achieved a second and p95/p99 latency against the load offered).
 exit: 0 measured without errors, 1 a step had errors or the benchmark could not run, 2 a bad command line`;
 
-/** Keeps a report in reports/bench/<name>-<time>.json. */
-function keep(name: string, report: { at: string }): void {
+/** Keeps a report in reports/bench/<name>-<time>.json, and its curves beside it (<name>-<time>.svg) when it has some. */
+function keep(name: string, report: { at: string }, curves?: CurvesInput): void {
   mkdirSync(join(repoRoot, 'reports', 'bench'), { recursive: true });
-  writeFileSync(join(repoRoot, 'reports', 'bench', `${name}-${report.at.replace(/[-:.TZ]/g, '').slice(0, 14)}.json`), JSON.stringify(report, null, 2) + '\n');
+  const base = join(repoRoot, 'reports', 'bench', `${name}-${report.at.replace(/[-:.TZ]/g, '').slice(0, 14)}`);
+  writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
+  if (curves) writeFileSync(`${base}.svg`, curvesSvg(curves));
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -63,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
   if (words.length !== 1 || !['db', 'orders', 'stack'].includes(words[0] ?? '')) throw new UsageError(words.length === 0 ? 'name a benchmark' : `unknown benchmark '${words.join(' ')}'`);
   if (words[0] === 'orders') {
     const report = await benchOrders(seconds, (line) => { if (!json) console.log(line); });
-    keep('orders', report);
+    keep('orders', report, ordersCurves(report));
     if (json) console.log(JSON.stringify(report, null, 2));
     else {
       for (const l of report.layouts) {
@@ -80,12 +84,12 @@ async function main(argv: string[]): Promise<number> {
   const log = (line: string): void => { if (!json) console.log(line); };
   if (words[0] === 'stack') {
     const report = await benchStack(inventory, seconds, log);
-    keep('stack', report);
+    keep('stack', report, stackCurves(report));
     if (json) console.log(JSON.stringify(report, null, 2));
     return report.steps.length > 0 && report.db.steps.every((s) => s.errors === 0) ? 0 : 1;
   }
   const report = await benchDb(inventory, seconds, log);
-  keep('db', report);
+  keep('db', report, dbCurves(report));
   if (json) console.log(JSON.stringify(report, null, 2));
   return report.steps.every((s) => s.errors === 0) ? 0 : 1;
 }

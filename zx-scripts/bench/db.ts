@@ -5,6 +5,7 @@ import { waitPipelineIdle } from '../drills/services.ts';
 import type { Inventory } from '../lib/inventory.ts';
 import { agent } from '../drills/pg.ts';
 import { describeStepCpu, readCpu, stepCpu, type StepCpu } from './host-cpu.ts';
+import type { CurvesInput } from './curves.ts';
 
 export interface DbStep {
   clients: number;
@@ -51,4 +52,15 @@ export async function benchDb(inventory: Inventory, seconds: number, log: (line:
   const ceiling = steps.reduce((best, s) => (s.tps > best.tps ? s : best));
   log(`ceiling: ${ceiling.tps} orders/s at ${ceiling.clients} connections (p95 ${ceiling.ms.p95} ms, p99 ${ceiling.ms.p99} ms)`);
   return { benchmark: 'db', at: new Date().toISOString(), transaction: 'order creation (create-order.ts)', path: 'app1 -> HAProxy :5000 -> Patroni leader, synchronous_commit on, ANY 1 of 2 quorum standbys', steps, ceiling };
+}
+
+/** The steps as curves: transactions a second and latency against the connections, with the ceiling. */
+export function dbCurves(report: DbReport): CurvesInput {
+  return {
+    title: `bench -- db: the order transaction through HAProxy to the leader (${report.at})`,
+    subtitle: `ceiling ${String(report.ceiling.tps)} transactions a second at ${String(report.ceiling.clients)} connections (p95 ${String(report.ceiling.ms.p95)} ms)`,
+    xLabel: 'connections',
+    curves: [{ name: 'the order transaction', points: report.steps.map((s) => ({ x: s.clients, perSecond: s.tps, p95: s.ms.p95, p99: s.ms.p99 })) }],
+    ceiling: { perSecond: report.ceiling.tps, label: `ceiling ${String(report.ceiling.tps)}/s` },
+  };
 }

@@ -18,6 +18,7 @@ import { startHarness, type Harness } from '../../services/order-service/test/ha
 import { cpuByGroup, cpuMsOf, descendantsOf } from '../lib/proc.ts';
 import { latencyPercentiles, round1 } from '../lib/stats.ts';
 import type { LoadInput, LoadOutput } from './order-load.ts';
+import type { CurvePoint, CurvesInput } from './curves.ts';
 
 const run = promisify(execFile);
 const PRODUCTS = 200;
@@ -258,5 +259,19 @@ async function measureLayout(h: Harness, layout: Layout, cpus: LayoutPlan, secon
   return {
     layout, cpus, service, pgbench, sustained, ceiling,
     ratio: sustained === null ? null : Math.round((sustained.perSecond / ceiling.perSecond) * 100) / 100,
+  };
+}
+
+/** Each layout's service and pgbench steps as curves against the clients; the zones layout's ceiling drawn. */
+export function ordersCurves(report: OrdersReport): CurvesInput {
+  const step = (s: OrdersStep): CurvePoint => ({ x: s.clients, perSecond: s.perSecond, p95: s.ms.p95, p99: s.ms.p99 });
+  const best = report.layouts.reduce<LayoutReport | undefined>((a, l) => (a === undefined || (l.ratio ?? 0) > (a.ratio ?? 0) ? l : a), undefined);
+  return {
+    title: `bench -- orders: POST /orders in-process beside pgbench on the same PostgreSQL (${report.at})`,
+    subtitle: report.layouts.map((l) => `${l.layout}: ${l.ratio === null ? 'no step with p95 < 50 ms' : `${String(l.ratio)} of the ceiling`}`).join('; '),
+    xLabel: 'clients',
+    curves: report.layouts.flatMap((l) => [{ name: `service (${l.layout})`, points: l.service.map(step) }, { name: `pgbench (${l.layout})`, points: l.pgbench.map(step) }]),
+    ...(best ? { ceiling: { perSecond: best.ceiling.perSecond, label: `pgbench ceiling (${best.layout}) ${String(best.ceiling.perSecond)}/s` } } : {}),
+    latencyGoalMs: 50,
   };
 }

@@ -15,6 +15,7 @@ import { sinkCount, sinkMessagesAfter } from '../drills/mail.ts';
 import { figure, loadConfig, runK6 } from '../load/k6.ts';
 import { benchDb, type DbReport, settle } from './db.ts';
 import { describeStepCpu, idleRate, readCpu, stepCpu, type StepCpu } from './host-cpu.ts';
+import type { CurvesInput } from './curves.ts';
 
 export const RATES = [20, 40, 60, 80, 100, 130, 160, 200, 250, 300, 400, 500];
 const P95_GOAL_MS = 200;
@@ -143,4 +144,18 @@ export function cpuRatioBound(db: StepCpu | undefined, stack: StepCpu | undefine
   const stackMs = stack?.msPerOrder['total'];
   if (dbMs === undefined || stackMs === undefined || stackMs <= 0) return null;
   return Math.round((dbMs / stackMs) * 100) / 100;
+}
+
+/** The steps as curves: orders a second achieved and latency against the rate offered, the database's ceiling and the p95 goal. */
+export function stackCurves(report: StackReport): CurvesInput {
+  return {
+    title: `bench -- stack: orders at the VIP through the whole lab (${report.at})`,
+    subtitle: report.sustained === null
+      ? `no rate held (none failed or dropped, p95 < ${String(P95_GOAL_MS)} ms); the database's ceiling ${String(report.db.ceiling.tps)}/s`
+      : `held ${String(report.sustained.achieved)} orders a second (p95 ${String(report.sustained.ms.p95)} ms) = ${String(report.ratio)} of the database's ceiling of ${String(report.db.ceiling.tps)}/s`,
+    xLabel: 'orders a second offered',
+    curves: [{ name: 'orders at the VIP', points: report.steps.map((s) => ({ x: s.rate, perSecond: s.achieved, p95: s.ms.p95, p99: s.ms.p99 })) }],
+    ceiling: { perSecond: report.db.ceiling.tps, label: `the database's ceiling ${String(report.db.ceiling.tps)}/s` },
+    latencyGoalMs: P95_GOAL_MS,
+  };
 }
