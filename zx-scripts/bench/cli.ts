@@ -12,6 +12,7 @@ import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { curvesSvg, type CurvesInput } from './curves.ts';
+import { BENCH_GOAL_MISSED, benchExit, ORDERS_GOAL, ordersGoal, STACK_GOAL_RATIO, stackGoal, type GoalVerdict } from './goals.ts';
 import { benchDb, dbCurves } from './db.ts';
 import { benchStack, stackCurves } from './stack.ts';
 import { benchNotifications } from './notifications.ts';
@@ -39,7 +40,10 @@ const USAGE = `usage: npm run bench -- db | orders | notifications | stack [--se
 
 Each run keeps its report in reports/bench/<name>-<time>.json, and db, orders and stack their curves beside it
 (<name>-<time>.svg: achieved a second and p95/p99 latency against the load offered).
-exit: 0 measured without errors, 1 a step had errors or the benchmark could not run, 2 a bad command line`;
+Goals: orders, the service at >= ${String(ORDERS_GOAL.ratio)} of pgbench's ceiling (${ORDERS_GOAL.layout} layout); stack, >= ${String(STACK_GOAL_RATIO)} of the
+database's ceiling; db and notifications measure and have none.
+exit: 0 measured without errors (and the goal met), 1 a step had errors or the benchmark could not run, 2 a bad
+command line, ${String(BENCH_GOAL_MISSED)} measured without errors but the goal missed`;
 
 /** Keeps a report in reports/bench/<name>-<time>.json, and its curves beside it (<name>-<time>.svg) when it has some. */
 function keep(name: string, report: { at: string }, curves?: CurvesInput): void {
@@ -77,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
           : `the service ${String(s.perSecond)} orders/s at ${String(s.clients)} clients (p95 ${String(s.ms.p95)} ms, p99 ${String(s.ms.p99)} ms) = ${String(l.ratio)} of the ceiling`));
       }
     }
-    return report.layouts.every((l) => l.service.every((s) => s.errors === 0) && l.pgbench.every((s) => s.errors === 0)) ? 0 : 1;
+    return verdictExit(ordersGoal(report), !report.layouts.every((l) => l.service.every((s) => s.errors === 0) && l.pgbench.every((s) => s.errors === 0)), json);
   }
   if (!(await status(defaultInventory)).up) throw new Error('the lab is not up (npm run lab -- up)');
   const inventory = loadInventory(defaultInventory);
@@ -86,12 +90,20 @@ async function main(argv: string[]): Promise<number> {
     const report = await benchStack(inventory, seconds, log);
     keep('stack', report, stackCurves(report));
     if (json) console.log(JSON.stringify(report, null, 2));
-    return report.steps.length > 0 && report.db.steps.every((s) => s.errors === 0) ? 0 : 1;
+    return verdictExit(stackGoal(report), !(report.steps.length > 0 && report.db.steps.every((s) => s.errors === 0)), json);
   }
   const report = await benchDb(inventory, seconds, log);
   keep('db', report, dbCurves(report));
   if (json) console.log(JSON.stringify(report, null, 2));
-  return report.steps.every((s) => s.errors === 0) ? 0 : 1;
+  return benchExit(!report.steps.every((s) => s.errors === 0));
+}
+
+/** Says the goal's verdict (to stderr with --json) and returns the run's exit code. */
+function verdictExit(verdict: GoalVerdict, errors: boolean, json: boolean): number {
+  const line = `goal: ${verdict.goal}: ${verdict.met ? 'met' : 'MISSED'} (${verdict.measured})`;
+  if (json) console.error(line);
+  else console.log(line);
+  return benchExit(errors, verdict);
 }
 
 runCli('bench', USAGE, main);

@@ -51,6 +51,8 @@ describe('npm run bench', () => {
     assert.match(r.stdout, /^usage: npm run bench -- db \| orders \| notifications \| stack/);
     assert.match(r.stdout, /--seconds S {2}seconds a step/);
     assert.match(r.stdout, /exit: 0 measured without errors/);
+    assert.match(r.stdout, /3 measured without errors but the goal missed/);
+    assert.match(r.stdout, /Goals: orders, the service at >= 0\.7 of pgbench's ceiling \(zones layout\); stack, >= 0\.5/);
   });
 
   const refused: [string[], RegExp][] = [
