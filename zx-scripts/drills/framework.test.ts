@@ -245,6 +245,25 @@ describe('the drill framework', () => {
     assert.match(lost.problems.join(';'), /orders: 2 acknowledged orders LOST/);
   });
 
+  it('the fault waits until every user of the users\' load has arrived, then the steady time', async () => {
+    const { target, drill } = simulated({ hangMs: 0, downMs: 300 });
+    const users = simulated({ hangMs: 0, downMs: 0 }).target;
+    let startedAt = 0;
+    let faultAt = 0;
+    // the users' load says, once it has its first order, that its last user arrives 1.5 s after its start
+    const arriving: DrillTarget = {
+      ...users,
+      async startLoad(runId) {
+        const load = await users.startLoad(runId);
+        startedAt = Date.now();
+        return { ...load, events: () => load.events(), stop: () => load.stop(), arrivedBy: () => (load.events().length > 0 ? startedAt + 1500 : undefined) };
+      },
+    };
+    const report = await runDrill({ ...drill, fault: async (ctx) => { faultAt = Date.now(); return drill.fault(ctx); } }, target, { ...options, underLoad: arriving });
+    assert.equal(report.passed, true, report.problems.join('; '));
+    assert.ok(faultAt - startedAt >= 1500 + options.steadySeconds * 1000, `the fault came ${String(faultAt - startedAt)} ms after the users' load started`);
+  });
+
   it('a fault that fails stops the users\' load too', async () => {
     const { target, drill } = simulated({ hangMs: 0, downMs: 0 });
     const users = stopsCounted(simulated({ hangMs: 0, downMs: 0 }).target);

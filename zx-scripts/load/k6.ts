@@ -209,8 +209,12 @@ export function k6Load(inventory: Inventory, runId: string, outDir: string, user
   child.stdout.resume();
   child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
   const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+  // a user arrives within its first pace after its VU started (loadtest/oms.js, arrive()), and the first order
+  // starts no earlier than the VUs: every user has arrived one longest pace after the first order's start
+  const longestPace = Math.max(...(Object.keys(users) as (keyof Users)[]).filter((k) => users[k] > 0).map((k) => PACE[k]));
   return {
     events: () => events,
+    arrivedBy: () => (events[0] === undefined ? undefined : Math.min(...events.map((e) => e.start)) + longestPace * 1000),
     async stop() {
       // k6 writes its summary on SIGTERM and exits 105; it cancels the requests in flight: those are cut, not failed
       const stopping = Date.now();
