@@ -17,6 +17,7 @@ import { benchDb, dbCurves } from './db.ts';
 import { benchStack, stackCurves } from './stack.ts';
 import { benchNotifications } from './notifications.ts';
 import { benchOrders, ordersCurves } from './orders.ts';
+import { timeStamp } from '../lib/run-id.ts';
 
 const USAGE = `usage: npm run bench -- db | orders | notifications | stack [--seconds S] [--json]
 
@@ -48,7 +49,7 @@ command line, ${String(BENCH_GOAL_MISSED)} measured without errors but the goal 
 /** Keeps a report in reports/bench/<name>-<time>.json, and its curves beside it (<name>-<time>.svg) when it has some. */
 function keep(name: string, report: { at: string }, curves?: CurvesInput): void {
   mkdirSync(join(repoRoot, 'reports', 'bench'), { recursive: true });
-  const base = join(repoRoot, 'reports', 'bench', `${name}-${report.at.replace(/[-:.TZ]/g, '').slice(0, 14)}`);
+  const base = join(repoRoot, 'reports', 'bench', `${name}-${timeStamp(report.at)}`);
   writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
   if (curves) writeFileSync(`${base}.svg`, curvesSvg(curves));
 }

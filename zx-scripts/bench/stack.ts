@@ -16,6 +16,7 @@ import { figure, loadConfig, runK6 } from '../load/k6.ts';
 import { benchDb, type DbReport, settle } from './db.ts';
 import { describeStepCpu, idleRate, readCpu, stepCpu, type StepCpu } from './host-cpu.ts';
 import type { CurvesInput } from './curves.ts';
+import { timeStamp } from '../lib/run-id.ts';
 
 export const RATES = [20, 40, 60, 80, 100, 130, 160, 200, 250, 300, 400, 500];
 const P95_GOAL_MS = 200;
@@ -102,7 +103,7 @@ async function emailLatency(inventory: Inventory, s: StackStep): Promise<StackRe
 }
 
 export async function benchStack(inventory: Inventory, seconds: number, log: (line: string) => void): Promise<StackReport> {
-  const at = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
+  const at = timeStamp();
   await settle(inventory, (line) => { log(`  ${line}`); });
   const idle = await idleRate(inventory, IDLE_SECONDS);
   log(`the lab at idle: ${String(Math.round(Object.values(idle).reduce((a, b) => a + b, 0) / 1e4) / 100)} CPUs busy (${String(IDLE_SECONDS)} s; taken out of every step's CPU per order)`);

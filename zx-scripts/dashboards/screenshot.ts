@@ -15,6 +15,7 @@ import { curlFromMonitoring, monitoringHost, PROMETHEUS_PORT } from '../drills/m
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { DEFAULT_USERS, loadConfig, LoadInputError, runK6 } from '../load/k6.ts';
 import { parseDashboards } from './dashboards.ts';
+import { timeStamp } from '../lib/run-id.ts';
 
 const USAGE = `usage: npm run screenshot -- [options]
 
@@ -68,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
   chromiumBinary();
   let load: Promise<{ code: number | null }> | undefined;
   if (options.underLoad !== undefined) {
-    const run = `screenshot-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
+    const run = `screenshot-${timeStamp()}`;
     const config = loadConfig(inventory, { run, seconds: options.underLoad, users: DEFAULT_USERS, thresholds: false, ackLog: false, outDir: join(repoRoot, 'reports', 'load', run) });
     console.log(`screenshot: the users' load for ${String(options.underLoad)} s (reports/load/${run}); the picture in ${String(options.underLoad - 20)} s`);
     load = runK6(inventory, config, () => undefined);

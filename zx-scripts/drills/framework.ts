@@ -17,6 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { timelineSvg } from './timeline.ts';
+import { timeStamp } from '../lib/run-id.ts';
 
 export interface WriteEvent {
   id: string;
@@ -409,7 +410,7 @@ export async function runDrill<Ctx>(drill: Drill<Ctx>, target: DrillTarget, opti
 async function drillOnce<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: DrillOptions, doing: (what: string) => void): Promise<DrillReport> {
   const { log } = options;
   const interrupted = (): boolean => options.signal?.aborted === true;
-  const runId = `${drill.name}-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
+  const runId = `${drill.name}-${timeStamp()}`;
   const startedAt = new Date().toISOString();
   const drillStart = Date.now();
   const system = together(target, options.underLoad);

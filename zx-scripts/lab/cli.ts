@@ -12,6 +12,7 @@ import type { Answer } from '../drills/gateway-agent.ts';
 import { emailsForOrder, type SinkMessage } from '../drills/mail.ts';
 import { DRILL_PRODUCT, LAB_CATALOG } from './catalog.ts';
 import { defaultInventory, down, killHost, labSettings, startHost, repoRoot, runPlaybook, sshArgs, status, up, type LabStatus } from './lab.ts';
+import { timeStamp } from '../lib/run-id.ts';
 
 const USAGE = `usage: npm run lab -- <command> [options]
 
@@ -140,7 +141,7 @@ async function main(argv: string[]): Promise<number> {
       if (!(await status(inventoryDir)).up) throw new Error('the lab is not up (npm run lab -- up)');
       const report = await zoneMatrix(inventory, labSettings(inventory).aptProxyPort);
       // the picture beside the figures: reports/zone-matrix/<time>.svg
-      const picture = join(repoRoot, 'reports', 'zone-matrix', `${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}.svg`);
+      const picture = join(repoRoot, 'reports', 'zone-matrix', `${timeStamp()}.svg`);
       mkdirSync(dirname(picture), { recursive: true });
       writeFileSync(picture, zoneMatrixSvg(report));
       if (flags.has('--json')) console.log(JSON.stringify({ ...report, picture }, null, 2));

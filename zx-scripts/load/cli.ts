@@ -9,6 +9,7 @@ import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { DEFAULT_THRESHOLDS, DEFAULT_USERS, K6_THRESHOLDS_CROSSED, loadConfig, LoadInputError, runK6, type Thresholds } from './k6.ts';
+import { timeStamp } from '../lib/run-id.ts';
 
 const USAGE = `usage: npm run load -- [options]
 
@@ -60,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
     p95Ms: decimal('p95', values.p95, DEFAULT_THRESHOLDS.p95Ms),
     p99Ms: decimal('p99', values.p99, DEFAULT_THRESHOLDS.p99Ms),
   };
-  const run = `load-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
+  const run = `load-${timeStamp()}`;
   const inventory = loadInventory(defaultInventory);
   const config = loadConfig(inventory, {
     run,

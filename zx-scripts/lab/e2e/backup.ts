@@ -8,6 +8,7 @@ import { DATA_DIR, PGBACKREST, psql, repoHost } from '../../drills/backup.ts';
 import { instantQuery } from '../../drills/monitoring.ts';
 import { leader, sh } from '../../drills/postgres.ts';
 import { assertOk, bin, FULL_SUITE_ONLY, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
+import { timeStamp } from '../../lib/run-id.ts';
 
 const REPO_HOST = repoHost(inventory);
 const REPO_PATH = '/var/lib/pgbackrest';
@@ -125,7 +126,7 @@ export function backupTests(): void {
   });
 
   it('backup: restore-point.yml records a named restore point; restore.yml refuses a bad request before anything changes', async (t) => {
-    const name = `e2e-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
+    const name = `e2e-${timeStamp()}`;
     const point = await run(bin('ansible-playbook'), ['ansible/restore-point.yml', '-e', `restore_point=${name}`]);
     assertOk(point, `ansible/restore-point.yml -e restore_point=${name}`);
     const ledger = await sh(REPO_HOST, `cat ${LEDGER}`);

@@ -19,6 +19,7 @@ import { $ } from 'zx';
 import { DEFAULT_USERS, figure, loadConfig, runK6 } from '../../load/k6.ts';
 import { repoRoot } from '../lab.ts';
 import { FULL_SUITE_ONLY, inventory, MINUTES } from './harness.ts';
+import { timeStamp } from '../../lib/run-id.ts';
 
 const NODE_EXPORTER_PORT = 9100;
 /** The hosts the monitoring watches: every host but the clients'. */
@@ -232,7 +233,7 @@ export function monitoringTests(): void {
     skip: FULL_SUITE_ONLY, todo: 'the lab misses the order SLO under the default load (issue 31)', timeout: (LOAD_MINUTES + 5) * MINUTES,
   }, async (t) => {
     const from = Date.now() / 1000;
-    const run = `e2e-quiet-load-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}`;
+    const run = `e2e-quiet-load-${timeStamp()}`;
     const config = loadConfig(inventory, { run, seconds: LOAD_MINUTES * 60, users: DEFAULT_USERS, thresholds: false, ackLog: false, outDir: join(repoRoot, 'reports', 'load', run) });
     const { code, summary } = await runK6(inventory, config, () => undefined);
     assert.equal(code, 0, `k6 exited with ${String(code)} (reports/load/${run})`);
