@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { chromiumBinary, screenshotHtml } from '../lib/chromium.ts';
 import { parseCommandLine, runCli, UsageError } from '../lib/cli.ts';
 import { loadInventory, type Inventory } from '../lib/inventory.ts';
-import { curlFromMonitoring, monitoringHost, PROMETHEUS_PORT } from '../drills/monitoring.ts';
+import { consolePage } from '../drills/monitoring.ts';
 import { defaultInventory, repoRoot, status } from '../lab/lab.ts';
 import { DEFAULT_USERS, loadConfig, LoadInputError, runK6 } from '../load/k6.ts';
 import { parseDashboards } from './dashboards.ts';
@@ -54,9 +54,8 @@ export function screenshotOptions(argv: string[], pages: readonly string[]): Scr
 
 /** The page as Prometheus renders it now, asked for from the monitoring host with its client certificate. */
 async function renderedPage(inventory: Inventory, page: string): Promise<string> {
-  const url = `https://${monitoringHost(inventory).fqdn}:${String(PROMETHEUS_PORT)}/consoles/${page}.html`;
-  const r = await curlFromMonitoring(inventory, url);
-  if (r.exitCode !== 0) throw new Error(`${url}: ${(r.stderr || r.stdout).trim()}`);
+  const r = await consolePage(inventory, page);
+  if (r.exitCode !== 0) throw new Error(`console page ${page}: ${(r.stderr || r.stdout).trim()}`);
   return r.stdout;
 }
 

@@ -42,6 +42,11 @@ async function api<T>(inventory: Inventory, port: number, path: string, extra?: 
   return (r.stdout.trim() === '' ? undefined : JSON.parse(r.stdout)) as T;
 }
 
+/** A console page (roles/prometheus/files/consoles/UID.html) as Prometheus on the monitoring host renders it now. */
+export async function consolePage(inventory: Inventory, uid: string): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  return curlFromMonitoring(inventory, `https://${monitoringHost(inventory).fqdn}:${String(PROMETHEUS_PORT)}/consoles/${uid}.html`);
+}
+
 export interface Target {
   labels: { job: string; instance: string };
   scrapeUrl: string;

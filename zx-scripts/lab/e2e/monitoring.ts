@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { groupHosts } from '../../lib/inventory.ts';
 import { labPki } from '../../drills/agent.ts';
 import { sinkCount } from '../../drills/mail.ts';
-import { alertMailsAfter, alertsSince, curlFromMonitoring, instantQuery, loadedAlertRules, monitoringHost, postAlert, PROMETHEUS_PORT, prometheusStart, targets, type Sample } from '../../drills/monitoring.ts';
+import { alertMailsAfter, alertsSince, consolePage, curlFromMonitoring, instantQuery, loadedAlertRules, monitoringHost, postAlert, prometheusStart, targets, type Sample } from '../../drills/monitoring.ts';
 import { parseDashboards } from '../../dashboards/dashboards.ts';
 import { sh } from '../../drills/postgres.ts';
 import { parse } from 'yaml';
@@ -254,7 +254,7 @@ export function monitoringTests(): void {
     const panelsOf = (html: string): Map<string, string> => new Map(html.split('<section class="panel"').slice(1)
       .map((section) => [/<h2>(.*?)<\/h2>/.exec(section)?.[1] ?? '?', section]));
     for (const d of dashboards) {
-      const page = await curlFromMonitoring(inventory, `https://${monitoringHost(inventory).fqdn}:${String(PROMETHEUS_PORT)}/consoles/${d.uid}.html`);
+      const page = await consolePage(inventory, d.uid);
       assert.equal(page.exitCode, 0, `${d.uid}: ${page.stderr} ${page.stdout.slice(0, 300)}`);
       assert.equal(panelsOf(page.stdout).size, d.panels.length, `${d.uid}: every panel rendered`);
       if (d.uid !== 'oms-overview') continue;
