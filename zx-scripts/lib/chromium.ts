@@ -21,6 +21,16 @@ function chromium(dir: string, args: string[]): { status: number | null; stdout:
   return { status: r.status, stdout: r.stdout, stderr: (r.stderr || '').trim().split('\n').slice(-3).join(' | ') };
 }
 
+/** Runs `work` with a temporary folder of its own (the browser's files and profile), removed afterwards. */
+function inTempDir<T>(work: (dir: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), 'oms-chromium-'));
+  try {
+    return work(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** A PNG's size from its header (signature, then the IHDR chunk); throws when the bytes are not a PNG. */
 export function pngSize(bytes: Buffer): { width: number; height: number } {
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -32,8 +42,7 @@ export function pngSize(bytes: Buffer): { width: number; height: number } {
 
 /** Renders an HTML page (self-contained) in a window of the given size into a PNG at `out`; returns the PNG's size. */
 export function screenshotHtml(html: string, out: string, width: number, height: number): { width: number; height: number } {
-  const dir = mkdtempSync(join(tmpdir(), 'oms-chromium-'));
-  try {
+  return inTempDir((dir) => {
     writeFileSync(join(dir, 'page.html'), html);
     const shot = join(dir, 'shot.png');
     const r = chromium(dir, [`--window-size=${String(width)},${String(height)}`, `--screenshot=${shot}`, `file://${join(dir, 'page.html')}`]);
@@ -43,9 +52,7 @@ export function screenshotHtml(html: string, out: string, width: number, height:
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, bytes);
     return size;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** What the browser made of an SVG file: its drawn size (0 x 0 when it did not load), its texts and its content's box. */
@@ -66,8 +73,7 @@ const RESULT = 'oms-render-result';
  * document (an <object>, to read its texts and measure what it drew), and reports what it found.
  */
 export function renderSvg(svg: string): SvgRendering {
-  const dir = mkdtempSync(join(tmpdir(), 'oms-chromium-'));
-  try {
+  return inTempDir((dir) => {
     writeFileSync(join(dir, 'picture.svg'), svg);
     writeFileSync(join(dir, 'page.html'), `<!doctype html><html><body>
 <img id="img" src="picture.svg"><object id="doc" type="image/svg+xml" data="picture.svg"></object><pre id="${RESULT}">not loaded</pre>
@@ -91,9 +97,7 @@ window.addEventListener('load', () => {
     if (found === undefined || found === 'not loaded') throw new Error(`chromium did not report on the picture (exit ${String(r.status)}): ${r.stderr}`);
     // --dump-dom writes the page's text HTML-escaped
     return JSON.parse(found.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')) as SvgRendering;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /**
@@ -101,12 +105,9 @@ window.addEventListener('load', () => {
  * its scripts (k6's), what a reader would see.
  */
 export function renderedDom(file: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'oms-chromium-'));
-  try {
+  return inTempDir((dir) => {
     const r = chromium(dir, ['--virtual-time-budget=10000', '--dump-dom', `file://${file}`]);
     if (r.status !== 0 || r.stdout.trim() === '') throw new Error(`chromium did not render ${file} (exit ${String(r.status)}): ${r.stderr}`);
     return r.stdout;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
