@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { loadInventory } from '../lib/inventory.ts';
 import { defaultInventory } from './lab.ts';
 import { renderSvg } from '../lib/chromium.ts';
-import { CONTROLLER, judge, planProbes, type Declared, type MatrixReport, type Probe } from './zone-matrix.ts';
+import { CONTROLLER, formatReport, judge, planProbes, probeAgain, type Declared, type MatrixReport, type Probe } from './zone-matrix.ts';
 import { zoneMatrixSvg } from './zone-matrix-svg.ts';
 
 const inventory = loadInventory(defaultInventory);
@@ -104,11 +104,27 @@ describe('zone-matrix plan', () => {
       '10.90.40.11:9 no listener of the check accepted it (something else answered)',
     ]);
   });
+  it('probes again, alone, only the allowed flows the crowd left unproven (timeout, closed); its mismatches head the report', () => {
+    const outcomes = new Map<string, string>();
+    for (const p of probes) outcomes.set(keyOf(p), p.expect === 'open' ? 'open' : 'timeout');
+    assert.deepEqual(probeAgain(probes, outcomes), []);
+    outcomes.set('db2 10.90.40.11:2379', 'timeout'); // allowed: proves nothing yet
+    outcomes.set('db2 10.90.40.11:2380', 'closed'); // allowed: the kernel ended the attempt unanswered
+    outcomes.set('client 10.90.20.100:443', 'refused'); // allowed: an answer, and a mismatch as it is
+    outcomes.set('client 10.90.40.11:2379', 'open'); // forbidden and connected: a finding as it is
+    assert.deepEqual(probeAgain(probes, outcomes).map(keyOf).sort(), ['db2 10.90.40.11:2379', 'db2 10.90.40.11:2380']);
+
+    const report = judge(probes, outcomes, notProbed, ports, 1, undefined, { probes: 2, open: 0 });
+    const lines = formatReport(report).split('\n');
+    assert.match(lines[3] ?? '', /mismatches: +4$/);
+    assert.ok(lines.slice(4, 8).every((l) => l.startsWith('  MISMATCH ')), lines.join('\n'));
+    assert.match(lines[8] ?? '', /probed again alone \(10 s\): 2, of which 0 connected/);
+  });
 });
 
 describe('zone-matrix picture', () => {
   const report: MatrixReport = {
-    checked: 120, allowedOpen: 7, forbiddenBlocked: 112, ports: [22, 443, 5432], seconds: 41.2, notProbed: [],
+    checked: 120, allowedOpen: 7, forbiddenBlocked: 112, ports: [22, 443, 5432], seconds: 41.2, notProbed: [], probedAgain: { probes: 0, open: 0 },
     mismatches: [{ ...(probes[0] as Probe), got: 'open' }],
     byZones: { 'ext -> dmz': { open: 2, blocked: 10, mismatched: 0 }, 'dmz -> app': { open: 5, blocked: 40, mismatched: 0 }, 'app -> dmz': { open: 0, blocked: 62, mismatched: 1 } },
     ntp: { open: 0, blocked: 0, mismatched: 0 },

@@ -2,12 +2,11 @@
 // the first site.yml on, ansible/backup.yml adds one on demand, the timers are in place, and nothing in the
 // repository is readable without its key. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DATA_DIR, PGBACKREST, psql, repoHost } from '../../drills/backup.ts';
 import { instantQuery } from '../../drills/monitoring.ts';
 import { leader, sh } from '../../drills/postgres.ts';
-import { assertOk, bin, FULL_SUITE_ONLY, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
+import { assertOk, bin, FULL_SUITE_ONLY, inventory, it, MINUTES, run, runDrillsTest } from './harness.ts';
 import { timeStamp } from '../../lib/run-id.ts';
 
 const REPO_HOST = repoHost(inventory);

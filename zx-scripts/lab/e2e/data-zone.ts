@@ -3,11 +3,10 @@
 // failover drills lose no acknowledged write. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { it } from 'node:test';
 import { agent } from '../../drills/pg.ts';
 import { join } from 'node:path';
 import { stateDir } from '../state.ts';
-import { assertOk, FULL_SUITE_ONLY, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
+import { assertOk, FULL_SUITE_ONLY, inventory, it, MINUTES, run, runDrillsTest } from './harness.ts';
 
 interface Answer {
   rows?: Record<string, unknown>[];

@@ -9,14 +9,13 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { it } from 'node:test';
 import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
 import type { Answer } from '../../drills/gateway-agent.ts';
 import { vipHolder } from '../../drills/gateway.ts';
 import { CORPUS_FILE, type RecordedCall } from '../../../services/order-service/test/harness.ts';
 import { stateDir } from '../state.ts';
 import { clientAddresses } from '../../load/addresses.ts';
-import { assertOk, bin, inHost, inventory, MINUTES, run, runDrillsTest } from './harness.ts';
+import { assertOk, bin, inHost, inventory, it, MINUTES, run, runDrillsTest } from './harness.ts';
 
 const vip = inventory.gatewayVip ?? '';
 const apiName = inventory.gatewayName ?? '';

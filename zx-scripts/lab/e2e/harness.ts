@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
+import { it as nodeIt, type TestContext, type TestOptions } from 'node:test';
 import { figuresText, type DrillReport } from '../../drills/framework.ts';
 import { renderSvg } from '../../lib/chromium.ts';
 import { loadInventory } from '../../lib/inventory.ts';
@@ -12,6 +12,30 @@ import { defaultInventory, repoRoot } from '../lab.ts';
 export const inventory = loadInventory(defaultInventory);
 export const bin = (tool: string): string => join(repoRoot, 'node_modules/.bin', tool);
 export const MINUTES = 60_000;
+
+type Body = (t: TestContext) => Promise<void> | void;
+/**
+ * What failed in this run, a line each (the test and the start of its error). CI shows a few dozen lines of a log
+ * that runs for an hour: the lab suite's last test prints these, so the log's end says what failed and why (CI's run
+ * of bb9d8f8 named four failed tests and showed the reasons of two).
+ */
+export const failures: string[] = [];
+const firstWords = (error: unknown): string => (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim().slice(0, 400);
+/** node:test's it, recording its failure in `failures`; every lab e2e test is declared with it. */
+export function it(name: string, fn: Body): void;
+export function it(name: string, options: TestOptions, fn: Body): void;
+export function it(name: string, optionsOrFn: TestOptions | Body, body?: Body): void {
+  const [options, fn] = typeof optionsOrFn === 'function' ? [{}, optionsOrFn] : [optionsOrFn, body];
+  if (!fn) throw new Error(`test "${name}" has no body`);
+  void nodeIt(name, options, async (t) => {
+    try {
+      await fn(t);
+    } catch (error) {
+      failures.push(`${name}: ${firstWords(error)}`);
+      throw error;
+    }
+  });
+}
 
 export interface Run {
   code: number | null;

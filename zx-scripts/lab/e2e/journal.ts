@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { it } from 'node:test';
 import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
 import type { Answer } from '../../drills/gateway-agent.ts';
 import { leader, running } from '../../drills/postgres.ts';
 import { clientAddresses } from '../../load/addresses.ts';
-import { assertOk, inHost, inventory } from './harness.ts';
+import { assertOk, inHost, inventory, it } from './harness.ts';
 
 const LOG_HOST = inventory.hosts.find((h) => h.groups.includes('monitoring'))?.name ?? 'mon1';
 const DIR = '/var/log/journal/remote';

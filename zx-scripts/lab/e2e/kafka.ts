@@ -2,9 +2,8 @@
 // SASL, with a wrong password or outside their ACLs; the reconciliation reports drift and refuses bad input; the
 // drills lose no acknowledged message. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
 import { KAFKA_AGENT, labSecret, runAgent } from '../../drills/agent.ts';
-import { assertOk, inHost, inventory, MINUTES, runDrillsTest } from './harness.ts';
+import { assertOk, inHost, inventory, it, MINUTES, runDrillsTest } from './harness.ts';
 
 interface Probe {
   ok: boolean;

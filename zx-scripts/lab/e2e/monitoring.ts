@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { groupHosts } from '../../lib/inventory.ts';
 import { labPki } from '../../drills/agent.ts';
@@ -18,7 +17,7 @@ import { parse } from 'yaml';
 import { $ } from 'zx';
 import { DEFAULT_USERS, figure, loadConfig, runK6 } from '../../load/k6.ts';
 import { repoRoot } from '../lab.ts';
-import { FULL_SUITE_ONLY, inventory, MINUTES } from './harness.ts';
+import { FULL_SUITE_ONLY, inventory, it, MINUTES } from './harness.ts';
 import { timeStamp } from '../../lib/run-id.ts';
 
 const NODE_EXPORTER_PORT = 9100;

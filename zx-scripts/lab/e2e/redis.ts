@@ -2,10 +2,9 @@
 // service user kept to its commands and keys; the drills (master killed, paused, a replica killed) heal the
 // topology; a re-run after a failover changes nothing and keeps the master Sentinel chose. Runs inside lab.e2e.ts.
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
 import { labSecret, REDIS_AGENT, REDIS_SENTINEL_PORT, runAgent } from '../../drills/agent.ts';
 import { redisMaster } from '../../drills/redis.ts';
-import { assertOk, bin, inHost, inventory, MINUTES, recap, run, runDrillsTest } from './harness.ts';
+import { assertOk, bin, inHost, inventory, it, MINUTES, recap, run, runDrillsTest } from './harness.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 interface Probe {

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
 import { renderedDom } from '../../lib/chromium.ts';
@@ -12,7 +11,7 @@ import type { Answer } from '../../drills/gateway-agent.ts';
 import { emailsForOrder, type SinkMessage } from '../../drills/mail.ts';
 import { DEFAULT_THRESHOLDS, DEFAULT_USERS, PACE } from '../../load/k6.ts';
 import { repoRoot } from '../lab.ts';
-import { ALL_DRILLS, assertOk, bin, inHost, inventory, MINUTES, recap, run, runDrillsTest } from './harness.ts';
+import { ALL_DRILLS, assertOk, bin, inHost, inventory, it, MINUTES, recap, run, runDrillsTest } from './harness.ts';
 
 const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers')).map((h) => h.name);
 const sinkHost = inventory.hosts.find((h) => h.groups.includes('mail_sink'))?.name ?? 'client';

@@ -4,9 +4,8 @@
 // client certificate's. PostgreSQL is reached with its STARTTLS (SSLRequest). The client host stands in for the
 // internet (the email provider's listeners are the provider's business) and is left out.
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
 import { running } from '../../drills/postgres.ts';
-import { assertOk, inHost, inventory } from './harness.ts';
+import { assertOk, inHost, inventory, it } from './harness.ts';
 
 /** Listeners that are not TLS by design: SSH (its own protocol), and the gateways' port 80 (a redirect to 443 only). */
 const NOT_TLS: Record<string, number[]> = { '*': [22], gateways: [80] };
