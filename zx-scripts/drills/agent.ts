@@ -5,14 +5,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
 import type { Inventory } from '../lib/inventory.ts';
-import type { Load, WriteEvent } from './framework.ts';
+import { writeEventOf, type Load, type WriteEvent } from '../load/events.ts';
 import { repoRoot } from '../lab/lab.ts';
 import { stateDir } from '../lab/state.ts';
 import type { AgentConfig } from './pg-agent.ts';
 import type { KafkaAgentConfig } from './kafka-agent.ts';
 import type { RedisAgentConfig } from './redis-agent.ts';
 import type { GatewayAgentConfig } from './gateway-agent.ts';
-import { LAB_IDP } from '../lab/catalog.ts';
+import { labIdpKey } from '../lab/catalog.ts';
 import { clientAddresses } from '../load/addresses.ts';
 
 export interface AgentKind {
@@ -23,8 +23,6 @@ export interface AgentKind {
 
 /** The lab's PKI folder on the controller (what roles/pki installs on the hosts comes from here). */
 export const labPki = (): string => join(stateDir, 'pki', 'lab');
-/** The lab IdP's private key, made by the first site.yml run (roles/order_service). */
-export const labIdpKey = (): string => join(stateDir, 'secrets', LAB_IDP.keyFile);
 const groupHosts = (inventory: Inventory, group: string) => inventory.hosts.filter((h) => h.groups.includes(group));
 
 export const PG_AGENT: AgentKind = {
@@ -140,12 +138,6 @@ export function streamAgent(child: ChildProcessWithoutNullStreams, onLine: (line
   };
 }
 
-/** A load's JSON line as a write event (a line without a kind is one), or undefined for any other line. */
-export function writeEventOf(line: unknown): WriteEvent | undefined {
-  const l = line as WriteEvent & { kind?: string };
-  if (l.kind !== undefined && l.kind !== 'write') return undefined;
-  return { id: l.id, start: l.start, end: l.end, outcome: l.outcome, ...(l.error ? { error: l.error } : {}) };
-}
 
 export interface StreamedLoadOptions {
   graceMs?: number;

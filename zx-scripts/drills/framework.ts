@@ -18,26 +18,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { timelineSvg } from './timeline.ts';
 import { timeStamp } from '../lib/run-id.ts';
+import type { Load, WriteEvent } from '../load/events.ts';
 
-export interface WriteEvent {
-  id: string;
-  start: number;
-  end: number;
-  /** cut: interrupted by the load's own end (stop()), not by the system: it says nothing of the drill */
-  outcome: 'ok' | 'failed' | 'unknown' | 'cut';
-  error?: string;
-}
-
-/** A running load: its events so far, and stop() which ends it and returns them all. */
-export interface Load {
-  events(): readonly WriteEvent[];
-  stop(): Promise<readonly WriteEvent[]>;
-  /**
-   * a load whose users arrive over a while (k6's shoppers, over their first pace): epoch ms by which every one has,
-   * once known; the fault waits for it, so it strikes a steady system and not the users' logins
-   */
-  arrivedBy?(): number | undefined;
-}
+export type { Load, WriteEvent } from '../load/events.ts';
 
 export interface Whole {
   whole: boolean;

@@ -3,6 +3,8 @@
 // Stock is large: the drills and load tests order the same products for many minutes. Re-putting it changes nothing
 // but the stock figures back to these.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stateDir } from './state.ts';
 import { mintToken, type Role } from '../../services/order-service/src/auth/jwt.ts';
 
 export interface LabProduct {
@@ -26,6 +28,8 @@ export const DRILL_PRODUCT = 'CABLE-0001';
 
 /** The lab's stand-in identity provider (inventories/lab/group_vars/all/services.yml). */
 export const LAB_IDP = { issuer: 'oms-lab-idp', audience: 'oms-api', keyFile: 'lab-idp.key' } as const;
+/** The lab IdP's private key, made by the first site.yml run (roles/order_service). */
+export const labIdpKey = (): string => join(stateDir, 'secrets', LAB_IDP.keyFile);
 
 /**
  * A bearer token of the lab's identity provider, signed with its key (a file); customers get an email claim (they need

@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import type { Inventory } from '../lib/inventory.ts';
 import { repoRoot } from '../lab/lab.ts';
 import { stateDir } from '../lab/state.ts';
-import { LAB_CATALOG, labToken } from '../lab/catalog.ts';
-import { labIdpKey, writeEventOf } from '../drills/agent.ts';
+import { LAB_CATALOG, labIdpKey, labToken } from '../lab/catalog.ts';
 import { clientAddresses } from './addresses.ts';
-import type { Load, WriteEvent } from '../drills/framework.ts';
+import { writeEventOf, type Load, type WriteEvent } from './events.ts';
 
 export const K6 = join(repoRoot, '.toolchain/k6/k6');
 export const SCRIPT = join(repoRoot, 'loadtest/oms.js');
