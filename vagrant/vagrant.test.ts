@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { loadInventory } from '../zx-scripts/lib/inventory.ts';
+import { loadInventory } from '@oms/zx-scripts/lib/inventory';
 
 const repo = resolve(import.meta.dirname, '..');
 const inventory = loadInventory(resolve(repo, 'inventories/lab'));

@@ -1,7 +1,7 @@
 // npm run certs -- <command>: the kit's PKI from an inventory.
 import { basename, resolve } from 'node:path';
-import { parseCommandLine, refuseOtherOptions, runCli, UsageError } from '../../zx-scripts/lib/cli.ts';
-import { loadInventory } from '../../zx-scripts/lib/inventory.ts';
+import { parseCommandLine, refuseOtherOptions, runCli, UsageError } from '@oms/zx-scripts/lib/cli';
+import { loadInventory } from '@oms/zx-scripts/lib/inventory';
 import { DEFAULT_OPTIONS, PkiError, init, issue, leafSpecs, rotate, status, type Change, type LeafSpec } from './pki.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');

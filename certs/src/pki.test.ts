@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { connect, createServer } from 'node:tls';
-import { loadInventory } from '../../zx-scripts/lib/inventory.ts';
+import { loadInventory } from '@oms/zx-scripts/lib/inventory';
 import { SERVICE_IDENTITIES, init, issue, leafSpecs, pkiPaths, rotate } from './pki.ts';
 
 const repo = resolve(import.meta.dirname, '../..');

@@ -11,7 +11,7 @@ import { generateKeyPair, privateEncrypt, constants as cryptoConstants, randomBy
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import forge from 'node-forge';
-import type { Inventory } from '../../zx-scripts/lib/inventory.ts';
+import type { Inventory } from '@oms/zx-scripts/lib/inventory';
 
 /** Service identities that get a client certificate; the CN is the identity (PostgreSQL maps it to a role). */
 export const SERVICE_IDENTITIES = [

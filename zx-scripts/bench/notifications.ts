@@ -3,7 +3,7 @@
 // measures: latency percentiles at a steady rate well below capacity, and the drain rate of a burst (the most the
 // service sends per second here).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { orderEvent, startNotificationHarness, type TestEvent } from '../../services/notification-service/test/harness.ts';
+import { orderEvent, startNotificationHarness, type TestEvent } from '@oms/notification-service/test/harness';
 import { latencyPercentiles, round1 } from '../lib/stats.ts';
 
 export interface NotificationsReport {

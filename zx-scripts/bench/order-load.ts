@@ -3,7 +3,7 @@
 // the service's event loop, and lets the benchmark say how much CPU the client used, apart from the service's.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { newKey, orderBody } from '../../services/order-service/test/harness.ts';
+import { newKey, orderBody } from '@oms/order-service/test/harness';
 
 export interface LoadInput {
   url: string;

@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
-import { startHarness, type Harness } from '../../services/order-service/test/harness.ts';
+import { startHarness, type Harness } from '@oms/order-service/test/harness';
 import { cpuByGroup, cpuMsOf, descendantsOf } from '../lib/proc.ts';
 import { latencyPercentiles, round1 } from '../lib/stats.ts';
 import type { LoadInput, LoadOutput } from './order-load.ts';

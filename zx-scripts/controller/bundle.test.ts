@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { init, issue, leafSpecs, loadCa, status } from '../../certs/src/pki.ts';
+import { init, issue, leafSpecs, loadCa, status } from '@oms/certs/pki';
 import { loadInventory } from '../lib/inventory.ts';
 import { BundleError, exportBundle, openBundle, restoreBundle } from './bundle.ts';
 

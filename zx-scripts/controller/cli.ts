@@ -1,7 +1,7 @@
 // npm run controller -- <command>: the controller's state (PKI, secrets, SSH key) as an encrypted bundle.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadCa, PkiError } from '../../certs/src/pki.ts';
+import { loadCa, PkiError } from '@oms/certs/pki';
 import { parseCommandLine, refuseOtherOptions, runCli, UsageError } from '../lib/cli.ts';
 import { stateDir as defaultStateDir } from '../lab/state.ts';
 import { BUNDLED, BundleError, exportBundle, MIN_PASSPHRASE, openBundle, restoreBundle, type BundledFile } from './bundle.ts';

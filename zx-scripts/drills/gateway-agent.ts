@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import type { SecureVersion } from 'node:tls';
-import type { Role } from '../../services/order-service/src/auth/jwt.ts';
+import type { Role } from '@oms/order-service/auth/jwt';
 import { DRILL_PRODUCT, LAB_CATALOG, labToken } from '../lab/catalog.ts';
 import { emitLast, message, parseArgs, runAgentMain } from './agent-io.ts';
 

@@ -14,7 +14,7 @@ import { request } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { actAs, CommitOutcomeUnknown, createOrder } from '../../services/order-service/src/db/create-order.ts';
+import { actAs, CommitOutcomeUnknown, createOrder } from '@oms/order-service/db/create-order';
 import { latencyPercentiles, round1 } from '../lib/stats.ts';
 
 export interface AgentConfig {

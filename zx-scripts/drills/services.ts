@@ -7,7 +7,7 @@ import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, killHost, repoRoot, runPlaybook, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget, Whole } from './framework.ts';
 import { gatewayTarget, sendsHeldBy, USERS_SPACING, vipMovedSince, vrrpTransitions } from './gateway.ts';
-import { NORMAL } from '../../services/mail-sink/src/behaviour.ts';
+import { NORMAL } from '@oms/mail-sink/behaviour';
 import { sinkApi, sinkCount } from './mail.ts';
 import { running, sh } from './postgres.ts';
 import { EMAILS_NOT_SENT, HOST_DOWN } from './monitoring.ts';

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stateDir } from './state.ts';
-import { mintToken, type Role } from '../../services/order-service/src/auth/jwt.ts';
+import { mintToken, type Role } from '@oms/order-service/auth/jwt';
 
 export interface LabProduct {
   id: string;

@@ -3,6 +3,8 @@
 //   lib <- lab <- load <- drills <- bench, controller, dashboards <- testkit <- release
 // (the drills run loads; a load knows nothing of drills; the services' test kit reuses the drills' agents and the
 // dashboards' queries; the release bundles what the test kit checks)
+// Between workspaces (package.json's workspaces), imports go through the other package's exports
+// (@oms/order-service/test/harness), never by a relative path out of one's own folder.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -37,12 +39,19 @@ export function layerViolations(file: string, source: string): string[] {
   return found;
 }
 
-function sources(dir: string): string[] {
-  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
+function sources(dir: string, root = ROOT): string[] {
+  return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
-    if (e.isDirectory()) return e.name === 'node_modules' ? [] : sources(path);
+    if (e.isDirectory()) return e.name === 'node_modules' ? [] : sources(path, root);
     return e.name.endsWith('.ts') ? [path] : [];
   });
+}
+
+/** The relative imports of `source` (a file at `file`, relative to its workspace) that leave the workspace. */
+export function outOfWorkspace(file: string, source: string): string[] {
+  return [...source.matchAll(/^\s*(?:import|export)\b[^'"]*?\bfrom\s+['"](\.{1,2}\/[^'"]+)['"]/gm)]
+    .map((m) => m[1] ?? '').filter((spec) => relative('.', join(dirname(file), spec)).startsWith('..'))
+    .map((spec) => `${file} imports ${spec}: out of its workspace (import the other package by name)`);
 }
 
 describe('zx-scripts layers', () => {
@@ -52,6 +61,17 @@ describe('zx-scripts layers', () => {
     const files = folders.flatMap((f) => sources(f));
     assert.ok(files.length > 50, `found ${String(files.length)} modules`);
     assert.deepEqual(files.flatMap((f) => layerViolations(f, readFileSync(join(ROOT, f), 'utf8'))), []);
+  });
+
+  it('workspaces import each other by package name, not by a path out of their folder', () => {
+    const repo = resolve(ROOT, '..');
+    const { workspaces } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { workspaces: string[] };
+    assert.ok(workspaces.includes('zx-scripts') && workspaces.includes('services/order-service'), JSON.stringify(workspaces));
+    const found = [...workspaces, 'vagrant'].flatMap((w) => sources('.', join(repo, w))
+      .flatMap((f) => outOfWorkspace(f, readFileSync(join(repo, w, f), 'utf8')).map((v) => `${w}/${v}`)));
+    assert.deepEqual(found, []);
+    assert.deepEqual(outOfWorkspace('test/harness.ts', "import { a } from '../../../zx-scripts/testkit/stack.ts';\nimport { b } from '../src/service.ts';"),
+      ["test/harness.ts imports ../../../zx-scripts/testkit/stack.ts: out of its workspace (import the other package by name)"]);
   });
 
   it('the check catches an upward, a sideways and an unknown import, and lets the top import anything', () => {

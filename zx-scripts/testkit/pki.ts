@@ -3,7 +3,7 @@
 // certificates of every service identity.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { init, issue, pkiPaths, SERVICE_IDENTITIES, type LeafSpec } from '../../certs/src/pki.ts';
+import { init, issue, pkiPaths, SERVICE_IDENTITIES, type LeafSpec } from '@oms/certs/pki';
 
 export interface TlsFiles {
   ca: string;

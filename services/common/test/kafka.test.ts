@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
-import { startLocalStack, type LocalStack } from '../../../zx-scripts/testkit/stack.ts';
+import { startLocalStack, type LocalStack } from '@oms/zx-scripts/testkit/stack';
 import { SessionProducer } from '../src/clients.ts';
 
 const TOPIC = 'oms.order-events';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { startLocalStack, type LocalStack } from '../../../zx-scripts/testkit/stack.ts';
+import { startLocalStack, type LocalStack } from '@oms/zx-scripts/testkit/stack';
 import { keepConnected, RECONNECT_AFTER_END_MS } from '../src/redis.ts';
 
 let stack: LocalStack;

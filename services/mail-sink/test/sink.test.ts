@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { createTransport } from 'nodemailer';
 import { ConfigError, parseConfig } from '@oms/service-common/config';
 import { createLogger } from '@oms/service-common/logger';
-import { localPki, type LocalPki } from '../../../zx-scripts/testkit/pki.ts';
+import { localPki, type LocalPki } from '@oms/zx-scripts/testkit/pki';
 import { configSchema, loadSinkConfig, type SinkConfig } from '../src/config.ts';
 import { startSink, type RunningSink } from '../src/sink.ts';
 

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
 import type { Answer } from '../../drills/gateway-agent.ts';
 import { vipHolder } from '../../drills/gateway.ts';
-import { CORPUS_FILE, type RecordedCall } from '../../../services/order-service/test/harness.ts';
+import { CORPUS_FILE, type RecordedCall } from '@oms/order-service/test/harness';
 import { stateDir } from '../state.ts';
 import { clientAddresses } from '../../load/addresses.ts';
 import { assertOk, bin, inHost, inventory, it, MINUTES, run, runDrillsTest } from './harness.ts';
