@@ -1,6 +1,6 @@
 // zx-scripts/ imports in one direction: each folder is a layer and imports from its own layer and those below it,
 // never from above. Command lines (cli.ts), tests and the lab's end-to-end suite sit on top and may import anything.
-//   lib <- lab <- load <- drills <- bench, controller, dashboards <- testkit <- release
+//   lib <- lab <- load <- drills <- bench, controller, dashboards <- testkit, measurements <- release
 // (the drills run loads; a load knows nothing of drills; the services' test kit reuses the drills' agents and the
 // dashboards' queries; the release bundles what the test kit checks)
 // Between workspaces (package.json's workspaces), imports go through the other package's exports
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 export const LAYERS: Readonly<Record<string, number>> = {
-  lib: 0, lab: 1, load: 2, drills: 3, bench: 4, controller: 4, dashboards: 4, testkit: 5, release: 6,
+  lib: 0, lab: 1, load: 2, drills: 3, bench: 4, controller: 4, dashboards: 4, testkit: 5, measurements: 5, release: 6,
 };
 
 /** Files that may import from any layer: command lines, tests, the end-to-end suite. */

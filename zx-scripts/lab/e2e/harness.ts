@@ -1,12 +1,14 @@
 // What the lab's end-to-end tests share: running the kit's commands as a user would, and reading their output.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it as nodeIt, type TestContext, type TestOptions } from 'node:test';
 import { figuresText, type DrillReport } from '../../drills/framework.ts';
 import { renderSvg } from '../../lib/chromium.ts';
 import { loadInventory } from '../../lib/inventory.ts';
+import { timeStamp } from '../../lib/run-id.ts';
+import type { SuiteRecord, SuiteTest } from '../../lib/suite-record.ts';
 import { defaultInventory, repoRoot } from '../lab.ts';
 
 export const inventory = loadInventory(defaultInventory);
@@ -20,21 +22,37 @@ type Body = (t: TestContext) => Promise<void> | void;
  * of bb9d8f8 named four failed tests and showed the reasons of two).
  */
 export const failures: string[] = [];
+/** Each test that ran, with its time: the suite's record (reports/suite/, and docs/measurements.md from it). */
+export const ran: SuiteTest[] = [];
 const firstWords = (error: unknown): string => (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim().slice(0, 400);
-/** node:test's it, recording its failure in `failures`; every lab e2e test is declared with it. */
+/** node:test's it, recording its time in `ran` and its failure in `failures`; every lab e2e test is declared with it. */
 export function it(name: string, fn: Body): void;
 export function it(name: string, options: TestOptions, fn: Body): void;
 export function it(name: string, optionsOrFn: TestOptions | Body, body?: Body): void {
   const [options, fn] = typeof optionsOrFn === 'function' ? [{}, optionsOrFn] : [optionsOrFn, body];
   if (!fn) throw new Error(`test "${name}" has no body`);
   void nodeIt(name, options, async (t) => {
+    const started = performance.now();
+    const seconds = (): number => Math.round((performance.now() - started) / 100) / 10;
     try {
       await fn(t);
+      ran.push({ name, seconds: seconds(), passed: true });
     } catch (error) {
+      ran.push({ name, seconds: seconds(), passed: false });
       failures.push(`${name}: ${firstWords(error)}`);
       throw error;
     }
   });
+}
+
+/** Keeps the suite's record in reports/suite/lab-<time>.json; returns its path. */
+export function keepSuiteRecord(startedAt: Date, allDrills: boolean): string {
+  const record: SuiteRecord = { suite: allDrills ? 'lab (every drill)' : 'lab', startedAt: startedAt.toISOString(), seconds: Math.round((Date.now() - startedAt.getTime()) / 100) / 10, tests: ran };
+  const dir = join(repoRoot, 'reports', 'suite');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `lab-${timeStamp(startedAt.toISOString())}.json`);
+  writeFileSync(path, JSON.stringify(record, null, 2) + '\n');
+  return path;
 }
 
 export interface Run {

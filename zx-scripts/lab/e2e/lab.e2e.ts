@@ -15,7 +15,7 @@ import { findNspawn } from '../hosts.ts';
 import { defaultInventory, leftovers, repoRoot, type LabStatus } from '../lab.ts';
 import { MGMT_BRIDGE, ROUTER_NS } from '../network.ts';
 import { stateDir } from '../state.ts';
-import { ALL_DRILLS, assertOk, bin, changedTasks, failures, FULL_SUITE_ONLY, inHost, it, inventory, lab, MINUTES, recap, run, type Run } from './harness.ts';
+import { ALL_DRILLS, assertOk, bin, changedTasks, failures, FULL_SUITE_ONLY, inHost, it, inventory, keepSuiteRecord, lab, MINUTES, recap, run, type Run } from './harness.ts';
 import { vipHolder } from '../../drills/gateway.ts';
 import { leader } from '../../drills/postgres.ts';
 import { redisMaster } from '../../drills/redis.ts';
@@ -67,6 +67,7 @@ function memAvailableMiB(): number {
 
 // 78 min: with the unit and service tests (about 9 min) a run that overruns ends with its report inside CI's 90 min
 describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES }, () => {
+  const started = new Date();
   before(async () => {
     assertOk(await lab('down'), 'lab down (clean slate)');
     await assertNothingLeft();
@@ -430,6 +431,7 @@ describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES 
     assertOk(down, 'down');
     await assertNothingLeft();
     t.diagnostic(`down took ${down.seconds} s`);
+    t.diagnostic(`the suite's record: ${keepSuiteRecord(started, ALL_DRILLS)}`);
     // the end of the log says what failed before (CI shows its end)
     for (const failure of failures) t.diagnostic(`FAILED ${failure}`);
   });
