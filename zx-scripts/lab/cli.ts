@@ -57,6 +57,9 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const [command, ...args] = words;
+  // an option no command takes is named as such, whatever the command (or none)
+  const unknownToAll = [...flags].filter((f) => !['--no-provision', '--json'].includes(f));
+  if (unknownToAll.length > 0) throw new UsageError(`unknown option ${unknownToAll.join(', ')}`);
   const allow = (...known: string[]): void => {
     const unknown = [...flags].filter((f) => !known.includes(f));
     if (unknown.length > 0) throw new UsageError(`${command ?? ''}: unknown option ${unknown.join(', ')}`);
