@@ -3,8 +3,10 @@
 // topology; a re-run after a failover changes nothing and keeps the master Sentinel chose. Runs inside lab.e2e.ts.
 import assert from 'node:assert/strict';
 import { labSecret, REDIS_AGENT, REDIS_SENTINEL_PORT, runAgent } from '../../drills/agent.ts';
-import { redisMaster } from '../../drills/redis.ts';
-import { assertOk, bin, inHost, inventory, it, MINUTES, recap, run, runDrillsTest } from './harness.ts';
+import { spawn } from 'node:child_process';
+import { redisMaster, redisTarget } from '../../drills/redis.ts';
+import { repoRoot } from '../lab.ts';
+import { assertOk, bin, FULL_SUITE_ONLY, inHost, inventory, it, MINUTES, recap, run, runDrillsTest } from './harness.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 interface Probe {
@@ -76,6 +78,39 @@ export function redisTests(): void {
   it('redis: drills fail over and heal the topology (master killed, master paused, replica killed)', { timeout: 20 * MINUTES }, async (t) => {
     const drills = ['redis-master-kill', 'redis-master-pause', 'redis-replica-kill'];
     await runDrillsTest(t, drills, 20 * MINUTES, ['redis-master-pause', 'redis-replica-kill']);
+  });
+
+  // Ctrl-C during a drill, with its fault in place: the fault is healed and the loads stopped before the command exits
+  it('drill: Ctrl-C with the fault in place heals it, stops the loads, exits 130, and leaves the topology whole', { timeout: 5 * MINUTES, skip: FULL_SUITE_ONLY }, async (t) => {
+    const started = performance.now();
+    const drill = spawn(process.execPath, ['--import', 'tsx', 'zx-scripts/drills/cli.ts', 'redis-replica-kill', '--json'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => drill.once('close', resolve));
+    const faulted = new Promise<void>((resolve) => {
+      drill.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/redis-replica-kill: fault: /.test(stderr)) resolve();
+      });
+    });
+    drill.stdout.resume();
+    const outcome = await Promise.race([faulted.then(() => 'fault' as const), exited.then(() => 'exited' as const), sleep(3 * MINUTES).then(() => 'late' as const)]);
+    if (outcome !== 'fault') drill.kill('SIGKILL');
+    assert.equal(outcome, 'fault', `the drill did not reach its fault: ${stderr.slice(-2000)}`);
+    const fault = /redis-replica-kill: fault: (.*)/.exec(stderr)?.[1] ?? '';
+    drill.kill('SIGINT');
+    const code = await exited;
+    assert.equal(code, 130, `exit ${String(code)}: ${stderr.slice(-2000)}`);
+    assert.match(stderr, /drill: interrupted: healing the fault and stopping the loads/);
+    assert.match(stderr, /redis-replica-kill: interrupted; the fault \(.+\) was healed \(.+\) and the loads were stopped/);
+    // nothing of the drill's load runs on (its agents run in app1's namespace, k6 in the client's)
+    const left = await run('pgrep', ['-af', 'redis-agent.ts|k6 run']);
+    assert.equal(left.stdout.trim(), '', 'the drill left loads running');
+    // the healed replica rejoins: the same check the drills make before they start
+    const target = redisTarget(inventory);
+    let whole = await target.whole();
+    for (const until = performance.now() + 60_000; !whole.whole && performance.now() < until; whole = await target.whole()) await sleep(1000);
+    assert.ok(whole.whole, `after Ctrl-C: ${whole.detail}`);
+    t.diagnostic(`Ctrl-C after '${fault}': exit 130, the fault healed, the loads stopped, whole (${whole.detail}) ${String(Math.round((performance.now() - started) / 100) / 10)} s after the drill started`);
   });
 
   it('redis: a re-run after a failover puts drifted settings back, changes nothing else, and keeps the current master', { timeout: 10 * MINUTES }, async (t) => {
