@@ -13,9 +13,10 @@
 //       {"ok":true,"reply":...} or {"ok":false,"error":"..."}
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
-import { keepConnected } from '@oms/service-common/redis';
+import { keepConnected, sentinelClient as kitSentinelClient } from '@oms/service-common/redis';
 import { emit, emitLast, message, required, runAgentCommands } from './agent-io.ts';
 
 export interface RedisAgentConfig {
@@ -47,8 +48,6 @@ process.on('uncaughtException', (error: NodeJS.ErrnoException) => {
   process.stderr.write(`redis-agent: ${error.stack ?? String(error)}\n`);
   process.exit(1);
 });
-/** a connection that stays silent this long after a command is destroyed (a hung master: its TCP stays open) */
-const SOCKET_TIMEOUT_MS = 1000;
 const COMMAND_TIMEOUT_MS = 2000;
 const WAIT_TIMEOUT_MS = 500;
 /** drill keys expire: the cache tier keeps no drill data for long */
@@ -60,7 +59,7 @@ interface Credentials {
   cert: boolean;
 }
 
-function tls(cert: boolean): RedisOptions['tls'] {
+function tls(cert: boolean): ConnectionOptions {
   return {
     ca: readFileSync(`${config.pki}/trust-bundle.pem`, 'utf8'),
     rejectUnauthorized: true,
@@ -72,38 +71,14 @@ function tls(cert: boolean): RedisOptions['tls'] {
   };
 }
 
-const endpoint = (address: string) => {
-  const [host = '', port = ''] = address.split(':');
-  return { host, port: Number(port) };
-};
-
-/**
- * The Sentinel-mode client the kit recommends: the master asked from the Sentinels over TLS, its role checked on
- * every connection (INFO), a reconnect as soon as a Sentinel announces a failover (+switch-master), a connection that
- * stops answering destroyed (socketTimeout: a paused master's socket never closes, and a graceful close waits for it),
- * and READONLY (a demoted master) or NOREPLICAS (an isolated master) treated as "reconnect to the real master".
- */
+/** The kit's Sentinel-mode client (services/common), as the order service makes it, with a drill writer's timeouts. */
 function sentinelClient(creds: Credentials, extra: RedisOptions = {}): Redis {
-  return new Redis({
-    sentinels: config.sentinels.map(endpoint),
-    name: config.masterName,
-    role: 'master',
-    username: creds.user,
-    password: creds.password,
-    sentinelUsername: creds.user,
-    sentinelPassword: creds.password,
-    enableTLSForSentinelMode: true,
-    tls: tls(creds.cert),
-    sentinelTLS: tls(creds.cert),
-    failoverDetector: true,
-    // a TLS handshake on the app network takes milliseconds: a paused master's half-open handshake is given up fast
-    connectTimeout: 500,
-    socketTimeout: SOCKET_TIMEOUT_MS,
+  return kitSentinelClient({ sentinels: config.sentinels, masterName: config.masterName, user: creds.user, password: creds.password, tls: tls(creds.cert) }, {
     commandTimeout: COMMAND_TIMEOUT_MS,
     maxRetriesPerRequest: 1,
+    // a drill measures the failover, not the client's back-off: it asks again sooner than the service does
     sentinelRetryStrategy: (times: number) => Math.min(times * 100, 1000),
     retryStrategy: (times: number) => Math.min(times * 50, 250),
-    reconnectOnError: (error: Error) => (/^(READONLY|NOREPLICAS)/.test(error.message) ? 2 : false),
     lazyConnect: true,
     ...extra,
   });

@@ -6,9 +6,8 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { Redis } from 'ioredis';
 import { clientTls, createKafka, createPool, SessionProducer } from '@oms/service-common/clients';
-import { keepConnected } from '@oms/service-common/redis';
+import { keepConnected, sentinelClient } from '@oms/service-common/redis';
 import { listen } from '@oms/service-common/http';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -43,10 +42,6 @@ export interface RunningService {
 }
 
 const file = (path: string): string => readFileSync(path, 'utf8');
-const endpoint = (address: string): { host: string; port: number } => {
-  const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
-};
 
 export async function startService(config: Config, log: Logger, options: { payments?: PaymentProvider } = {}): Promise<RunningService> {
   const metrics = createMetrics();
@@ -54,17 +49,9 @@ export async function startService(config: Config, log: Logger, options: { payme
 
   const pool = createPool(config.postgres, 'order-service', log);
 
-  const redisTls = clientTls(config.redis.tls);
-  const redis = new Redis({
-    sentinels: config.redis.sentinels.map(endpoint), name: config.redis.masterName, role: 'master',
-    username: config.redis.user, password: config.redis.password,
-    sentinelUsername: config.redis.user, sentinelPassword: config.redis.password,
-    enableTLSForSentinelMode: true, tls: redisTls, sentinelTLS: redisTls, failoverDetector: true,
+  const redis = sentinelClient({ sentinels: config.redis.sentinels, masterName: config.redis.masterName, user: config.redis.user, password: config.redis.password, tls: clientTls(config.redis.tls) }, {
     // the cache must never slow a request down: no queue while disconnected, short timeouts, PostgreSQL answers instead
-    enableOfflineQueue: false, connectTimeout: 500, commandTimeout: 250, maxRetriesPerRequest: 0,
-    retryStrategy: (times: number) => Math.min(times * 100, 2000),
-    sentinelRetryStrategy: (times: number) => Math.min(times * 100, 2000),
-    reconnectOnError: (error: Error) => (/^(READONLY|NOREPLICAS)/.test(error.message) ? 2 : false),
+    enableOfflineQueue: false, commandTimeout: 250, maxRetriesPerRequest: 0,
   });
   redis.on('error', (error: Error) => { log.debug({ err: error }, 'redis connection error'); });
   const closeRedis = keepConnected(redis, () => { log.warn('the Redis client had ended in a failover; connecting it again'); });
