@@ -1,32 +1,9 @@
-// The order events the outbox relay of the order service publishes (services/order-service/src/outbox/relay.ts):
-// { id, type, occurredAt, data }, the event id also in the `event-id` header and the order id as the key. Anything
-// that does not parse into one of these is a poison message: it goes to the dead-letter topic, never blocks the rest.
-import { z } from 'zod';
+// The order events as the notification service takes them: the schema is the kit's one (services/common,
+// order-events.ts). Anything that does not parse into one is a poison message: it goes to the dead-letter topic, never
+// blocks the rest.
+import { orderEventSchema, type OrderEvent } from '@oms/service-common/order-events';
 
-export const EVENT_TYPES = ['order.created', 'order.confirmed', 'order.payment-failed', 'order.cancelled', 'order.refunded', 'order.shipped', 'order.delivered'] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
-
-const line = z.object({ productId: z.string().min(1), quantity: z.number().int().positive(), unitPriceCents: z.number().int().nonnegative() });
-
-export const orderEventSchema = z.object({
-  id: z.uuid(),
-  type: z.enum(EVENT_TYPES),
-  occurredAt: z.iso.datetime({ offset: true }),
-  data: z.object({
-    orderId: z.uuid(),
-    customerId: z.string().min(1).max(100),
-    /** where the customer is told: the order keeps the address the customer signed in with */
-    customerEmail: z.email(),
-    status: z.string().min(1),
-    totalCents: z.number().int().nonnegative(),
-    currency: z.string().length(3),
-    lines: z.array(line).optional(),
-    /** order.refunded: the provider's reference of the refund */
-    refundReference: z.string().min(1).max(200).optional(),
-  }),
-});
-
-export type OrderEvent = z.infer<typeof orderEventSchema>;
+export { EVENT_TYPES, orderEventSchema, type EventType, type OrderEvent } from '@oms/service-common/order-events';
 
 export class PoisonMessage extends Error {
   override name = 'PoisonMessage';

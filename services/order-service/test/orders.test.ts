@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { orderEventSchema } from '@oms/service-common/order-events';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
@@ -698,7 +699,14 @@ async function consume(orderIds: string | string[], count: number): Promise<Seen
       const timer = setTimeout(() => { reject(new Error(`only ${String(seen.length)} of ${String(count)} events in 30 s`)); }, 30_000);
       void consumer.run({
         eachMessage: async ({ partition, message }) => {
-          const event = JSON.parse(message.value?.toString() ?? '{}') as { id: string; type: string; data: { orderId: string; customerEmail?: string } };
+          // every event the SQL functions and the relay make must be one the consumers take (the kit's one schema)
+          const parsed = orderEventSchema.safeParse(JSON.parse(message.value?.toString() ?? '{}'));
+          if (!parsed.success) {
+            clearTimeout(timer);
+            reject(new Error(`the relay published an event the consumers refuse: ${message.value?.toString() ?? ''}: ${parsed.error.message}`));
+            return;
+          }
+          const event = parsed.data;
           if (wanted.has(event.data.orderId)) {
             seen.push({ id: event.id, type: event.type, orderId: event.data.orderId, key: message.key?.toString() ?? '', headerId: message.headers?.['event-id']?.toString() ?? '', requestId: message.headers?.['request-id']?.toString(), email: event.data.customerEmail,
               partition, keyPartition: partitionOfKey({ topic: 'oms.order-events', partitionMetadata: topic?.partitions ?? [], message: { key: message.key, value: null } }) });
