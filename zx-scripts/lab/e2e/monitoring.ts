@@ -265,6 +265,9 @@ export function monitoringTests(): void {
         assert.doesNotMatch(section, /no data/, title);
       }
       assert.match(panels.get('Targets down') ?? '', /<td class="v">0<\/td>/, 'no target down');
+      // a share of no requests is no figure: the standby gateway (no traffic) is left out, not shown as NaN
+      const errors = panels.get('Server errors at the gateways (share of requests, 5 min)') ?? '';
+      assert.doesNotMatch(errors, /NaN/, `the gateways' error share: ${errors}`);
       t.diagnostic(`${String(dashboards.length)} console pages; overview: ${['PostgreSQL leader', 'Redis master', 'Kafka active controller', 'ZooKeeper leader', 'Gateway holding the VIP']
         .map((title) => `${title} ${/<td>(\w+)<\/td>/.exec(panels.get(title) ?? '')?.[1] ?? '?'}`).join(', ')}`);
     }
