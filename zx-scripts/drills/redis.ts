@@ -190,6 +190,8 @@ export function redisDrills(inventory: Inventory): Drill<Victim>[] {
       name: 'redis-replica-kill',
       description: 'SIGKILL of a Redis replica, kept down 5 s: the master keeps taking writes with its other replica',
       goal: { seconds: 1, boundBy: 'nothing waits for it: min-replicas-to-write 1 is met by the other replica, WAIT 1 as well' },
+      // writes never notice, so the on-call must: the replica's exporter finds no Redis
+      alerts: [REDIS_DOWN],
       async prepare() {
         const master = await redisMaster(inventory);
         const replica = redisHosts(inventory).map((h) => h.name).find((name) => name !== master);
