@@ -212,6 +212,8 @@ export function gatewayDrills(inventory: Inventory, inventoryDir = defaultInvent
       name: 'gateway-standby-return',
       description: 'power cut of the standby gateway for 5 s, then it boots again: the VIP must not move at all',
       goal: { seconds: 1.5, boundBy: `nothing: the standby carries no traffic, and nopreempt keeps it from taking the VIP when it returns; ${USERS_SPACING}` },
+      // the users feel nothing, so the on-call must hear of it
+      alerts: [HOST_DOWN],
       prepare: prepare(false),
       async fault(v) {
         await killHost(inventoryDir, v.host);

@@ -161,5 +161,7 @@ export const HOST_DOWN = expected('HostDown', 30);
 export const EXPORTER_DOWN = expected('ExporterDown', 30);
 /** RedisDown (for 15 s): a Redis server its exporter cannot reach (the process killed or hung). */
 export const REDIS_DOWN = expected('RedisDown', 15);
+/** EtcdNoQuorum (for 15 s): fewer etcd members with a leader than a majority. */
+export const ETCD_NO_QUORUM = expected('EtcdNoQuorum', 15);
 /** EmailsNotSent: sends retried and none accepted over a 1 min window, for 30 s: 90 s of the provider refusing. */
 export const EMAILS_NOT_SENT = expected('EmailsNotSent', 90);
