@@ -13,6 +13,7 @@ import type { KafkaAgentConfig } from './kafka-agent.ts';
 import type { RedisAgentConfig } from './redis-agent.ts';
 import type { GatewayAgentConfig } from './gateway-agent.ts';
 import { labIdpKey } from '../lab/catalog.ts';
+import { portSetting, setting } from '../lib/settings.ts';
 import { clientAddresses } from '../load/addresses.ts';
 
 export interface AgentKind {
@@ -31,8 +32,8 @@ export const PG_AGENT: AgentKind = {
   config: (inventory): AgentConfig => ({
     pki: labPki(),
     members: groupHosts(inventory, 'postgres').map((h) => ({ name: h.name, address: h.address })),
-    haproxy: { rw: 5000, ro: 5001 },
-    patroniPort: 8008,
+    haproxy: { rw: portSetting('haproxy', 'haproxy_rw_port'), ro: portSetting('haproxy', 'haproxy_ro_port') },
+    patroniPort: portSetting('patroni', 'patroni_restapi_port'),
   }),
 };
 
@@ -43,7 +44,8 @@ export function labSecret(name: string): string {
   return readFileSync(file, 'utf8').trim();
 }
 
-export const KAFKA_CLIENT_PORT = 9094;
+/** roles/kafka's client listener (SASL_SSL) */
+export const KAFKA_CLIENT_PORT = portSetting('kafka', 'kafka_client_port');
 export const KAFKA_DRILL_TOPIC = 'oms.drills';
 
 export const KAFKA_AGENT: AgentKind = {
@@ -59,8 +61,8 @@ export const KAFKA_AGENT: AgentKind = {
   }),
 };
 
-export const REDIS_SENTINEL_PORT = 26379;
-export const REDIS_MASTER_NAME = 'oms-cache';
+export const REDIS_SENTINEL_PORT = portSetting('redis_sentinel', 'redis_sentinel_port');
+export const REDIS_MASTER_NAME = String(setting('redis', 'redis_master_name'));
 
 export const REDIS_AGENT: AgentKind = {
   name: 'redis-agent',

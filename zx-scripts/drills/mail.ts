@@ -5,8 +5,9 @@ import { $ } from 'zx';
 import type { Inventory } from '../lib/inventory.ts';
 import { stateDir } from '../lab/state.ts';
 import { labSecret } from './agent.ts';
+import { portSetting } from '../lib/settings.ts';
 
-export const MAIL_SINK_CONTROL_PORT = 8025;
+export const MAIL_SINK_CONTROL_PORT = portSetting('mail_sink', 'mail_sink_control_port');
 
 export interface SinkMessage {
   seq: number;

@@ -8,9 +8,10 @@ import type { Inventory } from '../lib/inventory.ts';
 import { stateDir } from '../lab/state.ts';
 import type { AlertInbox, ExpectedAlert } from './framework.ts';
 import { sinkCount, sinkMessagesAfter, type SinkMessage } from './mail.ts';
+import { portSetting } from '../lib/settings.ts';
 
-export const PROMETHEUS_PORT = 9090;
-export const ALERTMANAGER_PORT = 9093;
+export const PROMETHEUS_PORT = portSetting('prometheus', 'prometheus_port');
+export const ALERTMANAGER_PORT = portSetting('prometheus', 'prometheus_alertmanager_port');
 /** The on-call's address in the lab inventory (group_vars/all/monitoring.yml). */
 export const ON_CALL = 'on-call@oms.lab';
 
