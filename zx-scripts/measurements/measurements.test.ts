@@ -52,7 +52,7 @@ describe('measurements', () => {
     const page = measurementsPage(readReports(dir), new Date('2026-12-07T12:00:00Z'));
     assert.match(page, /made by `npm run measurements` from reports\/ on 2026-12-07/);
     assert.match(page, /\| pg-switchover \| 2026-12-07 11:00 \| 11 s \| 5\.5 s \| 4\.2 s \| 30 s \| 900 \| 3 \| 1 \(1\) \| 0 \| {2}\| {2}\| passed \|/);
-    assert.match(page, /\| gateway-host-stop \| .* \| HostDown 38\.6 s \/ never s \| FAILED: 2\.4 s without writes, over the goal of 2 s \|/);
+    assert.match(page, /\| gateway-host-stop \| .* \| HostDown 38\.6 s \/ never \| FAILED: 2\.4 s without writes, over the goal of 2 s \|/);
     assert.match(page, /\*\*db\*\* \(2026-12-07 09:00\): ceiling 400 orders\/s at 16 connections \(p50 30 ms, p95 60 ms, p99 90 ms\)/);
     assert.match(page, /58 min 11 s until its last test, 3 tests, 1 FAILED/);
     assert.match(page, /\| up: every host boots \| 15 min 57 s \|\n\| firewall \\\| matrix \(FAILED\) \| 0 min 51 s \|/);

@@ -74,7 +74,8 @@ function drillsSection(drills: DrillReport[]): string[] {
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|',
   ];
   for (const r of drills) {
-    const alerts = (r.alerts ?? []).map((a) => `${a.name} ${String(a.firedAfter ?? 'never')} s / ${String(a.resolvedAfter ?? 'never')} s`).join(', ');
+    const after = (seconds: number | null): string => (seconds === null ? 'never' : `${String(seconds)} s`);
+    const alerts = (r.alerts ?? []).map((a) => `${a.name} ${after(a.firedAfter)} / ${after(a.resolvedAfter)}`).join(', ');
     const orders = r.orders ? `${String(r.orders.acknowledged)} (${String(r.orders.lost)})` : '';
     lines.push(`| ${r.drill} | ${day(r.startedAt)} | ${String(r.goal.seconds)} s | ${String(r.secondsWithoutWrites)} s | ${r.secondsToWritesBack === null ? 'never' : `${String(r.secondsToWritesBack)} s`} | ` +
       `${r.secondsToWhole === null ? 'never' : `${String(r.secondsToWhole)} s`} | ${String(r.writes.acknowledged)} | ${String(r.writes.failed)} | ${String(r.writes.unknown)} (${String(r.writes.unknownCommitted)}) | ` +
