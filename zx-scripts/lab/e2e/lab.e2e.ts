@@ -313,7 +313,6 @@ describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES 
     assert.equal(notRestored, undefined, notRestored);
   });
 
-
   it('firewall: the zone router blocks forbidden flows by itself, even to a host without a firewall', async () => {
     const db1 = inventory.hosts.find((h) => h.name === 'db1');
     assert.ok(db1);
