@@ -14,6 +14,7 @@ import { ensureImage } from './image.ts';
 import { MGMT_BRIDGE, NFT_TABLE, ROUTER_NS, controllerRuleset, networkPlan } from './network.ts';
 import { controllerServesTime, ntpQuery, startTimeSource } from './time-source.ts';
 import { clearJournal, journal, paths, readReady, record, stateDir, writeReady, type Resource } from './state.ts';
+import { secondsSince } from '../lib/stats.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 export const defaultInventory = join(repoRoot, 'inventories/lab');
@@ -89,7 +90,7 @@ export function up(inventoryDir: string, log: Log): Promise<UpResult> {
   checkPrerequisites();
   return withLock(async () => {
     const started = performance.now();
-    const since = (t: number): number => Math.round((performance.now() - t) / 100) / 10;
+    const since = (t: number): number => secondsSince(t);
     const settings = labSettings(inventory);
     const digest = inventoryDigest(inventory);
     const ready = readReady();
@@ -421,5 +422,5 @@ export async function startHost(inventoryDir: string, name: string): Promise<{ s
   }
   await waitForSsh(host, settings.bootTimeoutMs);
   writeReady({ ...ready, hosts: { ...ready.hosts, [name]: { nspawnPid } } });
-  return { seconds: Math.round((performance.now() - started) / 100) / 10 };
+  return { seconds: secondsSince(started) };
 }

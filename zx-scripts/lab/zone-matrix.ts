@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Inventory } from '../lib/inventory.ts';
 import { parseCidr, parseIPv4 } from '../lib/ipv4.ts';
+import { secondsSince } from '../lib/stats.ts';
 import { paths } from './state.ts';
 import { NTP_PORT, controllerServesTime } from './time-source.ts';
 
@@ -400,20 +401,21 @@ export async function zoneMatrix(inventory: Inventory, aptProxyPort: number): Pr
       const addresses = [...new Set(probes.filter((p) => p.to === host.name).map((p) => p.address))];
       listeners.push({ host: host.name, listener: await startListener(host.name, addresses, ports) });
     }
-    const bySource = new Map<string, Probe[]>();
-    for (const probe of probes) bySource.set(probe.from, [...(bySource.get(probe.from) ?? []), probe]);
     const outcomes = new Map<string, Outcome>();
-    const probeAll = (bySource: Map<string, Probe[]>, timeoutS: number, threads: number): Promise<unknown> => Promise.all([...bySource].map(async ([from, list]) => {
-      const targets = list.map((p) => (p.proto === 'tcp' ? [p.address, p.port] : [p.address, p.port, p.proto]));
-      const out = await runPython(from === CONTROLLER ? undefined : from, PROBER, [String(timeoutS), String(threads)], JSON.stringify(targets));
-      const results = JSON.parse(out) as Outcome[];
-      list.forEach((p, i) => outcomes.set(key(p), results[i] ?? 'no result'));
-    }));
-    await probeAll(bySource, CONNECT_TIMEOUT_S, PROBE_THREADS);
+    // each source probes its share from its own namespace, all sources at once
+    const probeAll = (list: readonly Probe[], timeoutS: number, threads: number): Promise<unknown> => {
+      const bySource = new Map<string, Probe[]>();
+      for (const probe of list) bySource.set(probe.from, [...(bySource.get(probe.from) ?? []), probe]);
+      return Promise.all([...bySource].map(async ([from, mine]) => {
+        const targets = mine.map((p) => (p.proto === 'tcp' ? [p.address, p.port] : [p.address, p.port, p.proto]));
+        const out = await runPython(from === CONTROLLER ? undefined : from, PROBER, [String(timeoutS), String(threads)], JSON.stringify(targets));
+        const results = JSON.parse(out) as Outcome[];
+        mine.forEach((p, i) => outcomes.set(key(p), results[i] ?? 'no result'));
+      }));
+    };
+    await probeAll(probes, CONNECT_TIMEOUT_S, PROBE_THREADS);
     const again = probeAgain(probes, outcomes);
-    const againBySource = new Map<string, Probe[]>();
-    for (const probe of again) againBySource.set(probe.from, [...(againBySource.get(probe.from) ?? []), probe]);
-    await probeAll(againBySource, PROBE_AGAIN_TIMEOUT_S, 1);
+    await probeAll(again, PROBE_AGAIN_TIMEOUT_S, 1);
     const probedAgain = { probes: again.length, open: again.filter((p) => outcomes.get(key(p)) === 'open').length };
     const accepted = new Map<string, string[]>();
     for (const { host, listener } of listeners.splice(0)) {
@@ -422,7 +424,7 @@ export async function zoneMatrix(inventory: Inventory, aptProxyPort: number): Pr
         accepted.set(k, [...new Set([...(accepted.get(k) ?? []), source])]);
       }
     }
-    return judge(probes, outcomes, notProbed, ports, Math.round((performance.now() - started) / 100) / 10, accepted, probedAgain);
+    return judge(probes, outcomes, notProbed, ports, secondsSince(started), accepted, probedAgain);
   } finally {
     await Promise.allSettled(listeners.map(({ listener }) => listener.stop()));
   }

@@ -17,6 +17,10 @@ export const LAYERS: Readonly<Record<string, number>> = {
   lib: 0, lab: 1, load: 2, drills: 3, bench: 4, controller: 4, dashboards: 4, testkit: 5, measurements: 5, release: 6,
 };
 
+/** The relative specifiers of a module's static imports and re-exports ('./x.ts', '../lab/y.ts'). */
+const relativeImports = (source: string): string[] =>
+  [...source.matchAll(/^\s*(?:import|export)\b[^'"]*?\bfrom\s+['"](\.{1,2}\/[^'"]+)['"]/gm)].map((m) => m[1] ?? '');
+
 /** Files that may import from any layer: command lines, tests, the end-to-end suite. */
 const onTop = (file: string): boolean => /(^|\/)cli\.ts$/.test(file) || file.endsWith('.test.ts') || file.includes('/e2e/');
 
@@ -27,8 +31,8 @@ export function layerViolations(file: string, source: string): string[] {
   const ownLayer = LAYERS[own];
   if (ownLayer === undefined) return [`${file}: its folder ${own}/ has no layer in lib/layers.test.ts`];
   const found: string[] = [];
-  for (const m of source.matchAll(/^\s*(?:import|export)\b[^'"]*?\bfrom\s+['"](\.{1,2}\/[^'"]+)['"]/gm)) {
-    const target = relative('.', join(dirname(file), m[1] ?? ''));
+  for (const spec of relativeImports(source)) {
+    const target = relative('.', join(dirname(file), spec));
     if (target.startsWith('..')) continue; // outside zx-scripts/: another workspace
     const folder = target.split('/')[0] ?? '';
     const layer = LAYERS[folder];
@@ -49,8 +53,7 @@ function sources(dir: string, root = ROOT): string[] {
 
 /** The relative imports of `source` (a file at `file`, relative to its workspace) that leave the workspace. */
 export function outOfWorkspace(file: string, source: string): string[] {
-  return [...source.matchAll(/^\s*(?:import|export)\b[^'"]*?\bfrom\s+['"](\.{1,2}\/[^'"]+)['"]/gm)]
-    .map((m) => m[1] ?? '').filter((spec) => relative('.', join(dirname(file), spec)).startsWith('..'))
+  return relativeImports(source).filter((spec) => relative('.', join(dirname(file), spec)).startsWith('..'))
     .map((spec) => `${file} imports ${spec}: out of its workspace (import the other package by name)`);
 }
 

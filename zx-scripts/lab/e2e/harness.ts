@@ -10,6 +10,7 @@ import { loadInventory } from '../../lib/inventory.ts';
 import { timeStamp } from '../../lib/run-id.ts';
 import type { SuiteRecord, SuiteTest } from '../../lib/suite-record.ts';
 import { defaultInventory, repoRoot } from '../lab.ts';
+import { secondsSince } from '../../lib/stats.ts';
 
 export const inventory = loadInventory(defaultInventory);
 export const bin = (tool: string): string => join(repoRoot, 'node_modules/.bin', tool);
@@ -33,12 +34,11 @@ export function it(name: string, optionsOrFn: TestOptions | Body, body?: Body): 
   if (!fn) throw new Error(`test "${name}" has no body`);
   void nodeIt(name, options, async (t) => {
     const started = performance.now();
-    const seconds = (): number => Math.round((performance.now() - started) / 100) / 10;
-    try {
+        try {
       await fn(t);
-      ran.push({ name, seconds: seconds(), passed: true });
+      ran.push({ name, seconds: secondsSince(started), passed: true });
     } catch (error) {
-      ran.push({ name, seconds: seconds(), passed: false });
+      ran.push({ name, seconds: secondsSince(started), passed: false });
       failures.push(`${name}: ${firstWords(error)}`);
       throw error;
     }
@@ -47,7 +47,7 @@ export function it(name: string, optionsOrFn: TestOptions | Body, body?: Body): 
 
 /** Keeps the suite's record in reports/suite/lab-<time>.json; returns its path. */
 export function keepSuiteRecord(startedAt: Date, allDrills: boolean): string {
-  const record: SuiteRecord = { suite: allDrills ? 'lab (every drill)' : 'lab', startedAt: startedAt.toISOString(), seconds: Math.round((Date.now() - startedAt.getTime()) / 100) / 10, tests: ran };
+  const record: SuiteRecord = { suite: allDrills ? 'lab (every drill)' : 'lab', startedAt: startedAt.toISOString(), seconds: secondsSince(startedAt.getTime(), Date.now()), tests: ran };
   const dir = join(repoRoot, 'reports', 'suite');
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `lab-${timeStamp(startedAt.toISOString())}.json`);
@@ -72,7 +72,7 @@ export function run(cmd: string, args: string[], timeoutMs = 15 * MINUTES): Prom
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      resolve({ code, stdout, stderr, seconds: Math.round((performance.now() - started) / 100) / 10 });
+      resolve({ code, stdout, stderr, seconds: secondsSince(started) });
     });
   });
 }

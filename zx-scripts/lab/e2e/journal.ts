@@ -11,6 +11,7 @@ import type { Answer } from '../../drills/gateway-agent.ts';
 import { leader, running } from '../../drills/postgres.ts';
 import { clientAddresses } from '../../load/addresses.ts';
 import { assertOk, inHost, inventory, it } from './harness.ts';
+import { secondsSince } from '../../lib/stats.ts';
 
 const LOG_HOST = inventory.hosts.find((h) => h.groups.includes('monitoring'))?.name ?? 'mon1';
 const DIR = '/var/log/journal/remote';
@@ -34,7 +35,7 @@ async function awaitOnLogHost(text: string, found: (entries: Entry[]) => boolean
   const started = Date.now();
   for (;;) {
     const entries = await onLogHost(text);
-    if (found(entries)) return { entries, seconds: Math.round((Date.now() - started) / 100) / 10 };
+    if (found(entries)) return { entries, seconds: secondsSince(started, Date.now()) };
     if (Date.now() - started > timeoutMs) return { entries, seconds: null };
     await sleep(2000);
   }
@@ -120,6 +121,6 @@ export function journalTests(): void {
     }
     const back = await awaitOnLogHost(mark, (entries) => entries.some((e) => e._HOSTNAME === app), 60_000);
     assert.notEqual(back.seconds, null, `what ${app} logged while the log host was away did not reach it within 60 s of its return`);
-    t.diagnostic(`with the log host's front stopped for 15 s the VIP answered; ${app}'s entries of that time reached ${LOG_HOST} ${String(Math.round((Date.now() - healedAt) / 100) / 10)} s after it was back (polled every 2 s)`);
+    t.diagnostic(`with the log host's front stopped for 15 s the VIP answered; ${app}'s entries of that time reached ${LOG_HOST} ${String(secondsSince(healedAt, Date.now()))} s after it was back (polled every 2 s)`);
   });
 }

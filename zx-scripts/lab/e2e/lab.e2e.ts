@@ -29,6 +29,7 @@ import { tlsTests } from './tls.ts';
 import { kafkaTests } from './kafka.ts';
 import { redisTests } from './redis.ts';
 import { formatReport, type MatrixReport } from '../zone-matrix.ts';
+import { secondsSince } from '../../lib/stats.ts';
 
 async function assertNothingLeft(): Promise<void> {
   assert.deepEqual(await leftovers(inventory), [], 'the lab left things behind');
@@ -392,7 +393,7 @@ describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES 
       assert.ok(performance.now() - applied < 15_000, 'SSH did not come back: the rollback did not happen');
       await sleep(250);
     }
-    const back = Math.round((performance.now() - applied) / 100) / 10;
+    const back = secondsSince(applied);
     assert.equal((await inHost('db3', 'oms-firewall-apply', 'status')).stdout, 'stale\n', 'rolled-back rules on disk are not reported as loaded');
     assertOk(await inHost('db3', 'sh', '-c', 'mv /run/nftables.conf.keep /etc/nftables.conf && oms-firewall-apply apply 60 && oms-firewall-apply confirm'), 'restore db3');
     assert.equal((await lab('ssh', 'db3', '--', 'hostname')).stdout.trim(), 'db3');

@@ -8,6 +8,7 @@ import { redisMaster, redisTarget } from '../../drills/redis.ts';
 import { repoRoot } from '../lab.ts';
 import { assertOk, bin, FULL_SUITE_ONLY, inHost, inventory, it, MINUTES, recap, run, runDrillsTest } from './harness.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { secondsSince } from '../../lib/stats.ts';
 
 interface Probe {
   ok: boolean;
@@ -110,7 +111,7 @@ export function redisTests(): void {
     let whole = await target.whole();
     for (const until = performance.now() + 60_000; !whole.whole && performance.now() < until; whole = await target.whole()) await sleep(1000);
     assert.ok(whole.whole, `after Ctrl-C: ${whole.detail}`);
-    t.diagnostic(`Ctrl-C after '${fault}': exit 130, the fault healed, the loads stopped, whole (${whole.detail}) ${String(Math.round((performance.now() - started) / 100) / 10)} s after the drill started`);
+    t.diagnostic(`Ctrl-C after '${fault}': exit 130, the fault healed, the loads stopped, whole (${whole.detail}) ${String(secondsSince(started))} s after the drill started`);
   });
 
   it('redis: a re-run after a failover puts drifted settings back, changes nothing else, and keeps the current master', { timeout: 10 * MINUTES }, async (t) => {
