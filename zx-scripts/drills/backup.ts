@@ -8,7 +8,7 @@ import type { Inventory } from '../lib/inventory.ts';
 import { defaultInventory, killHost, repoRoot, runPlaybook, startHost, wipeHostPaths } from '../lab/lab.ts';
 import type { Drill, DrillTarget } from './framework.ts';
 import { ETCDCTL, leader, postgresTarget, running, sh } from './postgres.ts';
-import { ETCD_NO_QUORUM, HOST_DOWN } from './monitoring.ts';
+import { ETCD_NO_QUORUM, HOST_DOWN, POSTGRES_NO_LEADER, WAL_ARCHIVING_FAILING } from './monitoring.ts';
 
 /** pgBackRest on the repository host, as its user, for stanza oms */
 export const PGBACKREST = 'runuser -u pgbackrest -- pgbackrest --stanza=oms';
@@ -123,6 +123,9 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
     typed<Pitr>({
       name: 'pg-pitr-restore',
       description: "an operator's DELETE of every order under the users' load; ansible/restore.yml brings the cluster back to just before it",
+      // the DELETE itself raises nothing (it is a valid statement); the restore stops the cluster, which the on-call
+      // hears of, and its end resolves it (inside the fault: the resolution comes before the heal)
+      alerts: [POSTGRES_NO_LEADER],
       goal: {
         seconds: 180,
         boundBy: "restore.yml's checks, the restore of the newest backup before the target from the repository, WAL replayed up to the target, Patroni started on the restored member, then a standby restored from the same backup streaming (strict synchronous mode commits nothing before) and HAProxy's check",
@@ -162,6 +165,8 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
     typed<ClusterLoss>({
       name: 'pg-cluster-loss',
       description: 'every database host loses power and its PostgreSQL disk under the users\' load; ansible/restore.yml rebuilds the cluster from the repository alone',
+      // the hosts boot again within seconds (HostDown would not fire); the cluster has no leader until the restore
+      alerts: [POSTGRES_NO_LEADER],
       goal: {
         seconds: 600,
         boundBy: 'the hosts booting on empty disks, restore.yml\'s checks, the newest backup restored and the archive replayed to its end on one member, Patroni started on it, a standby restored from the same backup streaming (strict synchronous mode commits nothing before) and HAProxy\'s check',
@@ -233,10 +238,9 @@ export function backupDrills(inventory: Inventory, inventoryDir = defaultInvento
       name: 'backup-repo-loss',
       description: 'the backup repository host loses power during a full backup, with WAL waiting to be archived; it boots again',
       goal: { seconds: 2, boundBy: 'nothing on the write path waits for the repository: archive-push is asynchronous, the backup reads a standby' },
-      // nothing on the write path notices, so the on-call must. WalArchivingFailing is not awaited: pgBackRest's
-      // asynchronous archive-push fails only after its archive-timeout (60 s by default) and the rule waits 2 min more, so holding the fault
-      // for it would make this drill minutes long (not fired 150 s after the fault on the lab, 2026-12-07)
-      alerts: [HOST_DOWN],
+      // nothing on the write path notices, so the on-call must: the host is gone, and the WAL does not reach the
+      // repository (the fault is held until both fired: about 3 minutes of WAL waiting on the primary)
+      alerts: [HOST_DOWN, WAL_ARCHIVING_FAILING],
       async prepare() {
         return { primary: await leader(inventory) };
       },

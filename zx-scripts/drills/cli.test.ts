@@ -27,6 +27,17 @@ describe('npm run drill', () => {
     for (const name of ['pg-switchover', 'kafka-broker-kill', 'redis-master-kill', 'gateway-host-stop', 'app-host-kill', 'pg-cluster-loss']) assert.ok(names.includes(name), name);
   });
 
+  it('every drill names the alerts its fault must raise, or says why a planned operation pages no one', () => {
+    const r = cli('drills', 'list', '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const drills = JSON.parse(r.stdout) as { name: string; alerts: string[]; quiet?: string }[];
+    assert.ok(drills.length >= 20, `${String(drills.length)} drills listed`);
+    const silent = drills.filter((d) => d.alerts.length === 0 && (d.quiet ?? '').trim() === '').map((d) => d.name);
+    assert.deepEqual(silent, [], 'drills that name no alert and give no reason to page no one');
+    const both = drills.filter((d) => d.alerts.length > 0 && d.quiet !== undefined).map((d) => d.name);
+    assert.deepEqual(both, [], 'a drill either expects alerts or pages no one');
+  });
+
   const refused: [string[], RegExp][] = [
     [[], /name a drill, all, or list/],
     [['--bogus'], /Unknown option '--bogus'/],

@@ -20,9 +20,9 @@ const USAGE = `usage: npm run drill -- <drill>... | all | list [--json]
 Runs failover drills on the lab (npm run lab -- up first) under a write load with unique ids, and audits:
 acknowledged writes missing afterwards = LOST (must be 0). Reports: reports/drills/<run>.json
 
-  list        the drills, a line each
+  list        the drills, a line each, with the alerts each fault must raise
   all         every drill, one after the other
-  --json      the reports as JSON on stdout (the progress lines go to stderr)
+  --json      the reports (with list: the drills) as JSON on stdout (the progress lines go to stderr)
   -h, --help  this text
 
 A line says what the drill waits for at least every 10 s. Ctrl-C heals the fault the drill injected, stops its
@@ -51,7 +51,10 @@ async function main(argv: string[]): Promise<number> {
   ];
   if (names.length === 0) throw new UsageError('name a drill, all, or list');
   if (names[0] === 'list') {
-    for (const d of drills) console.log(`${d.name.padEnd(24)} ${d.description}`);
+    // each drill with what its fault must raise at the on-call, or why a planned operation pages no one
+    const pages = (d: Drill<unknown>): string => (d.quiet !== undefined ? `pages no one: ${d.quiet}` : `alerts: ${(d.alerts ?? []).map((a) => a.name).join(', ') || 'none named'}`);
+    if (json) console.log(JSON.stringify(drills.map((d) => ({ name: d.name, description: d.description, alerts: (d.alerts ?? []).map((a) => a.name), ...(d.quiet !== undefined ? { quiet: d.quiet } : {}) })), null, 2));
+    else for (const d of drills) console.log(`${d.name.padEnd(30)} ${d.description} [${pages(d)}]`);
     return 0;
   }
   const chosen = names[0] === 'all' ? drills : names.map((n) => {

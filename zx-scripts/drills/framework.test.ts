@@ -350,6 +350,19 @@ describe('the drill framework', () => {
       assert.deepEqual(alertProblems(seen.outcomes), []);
     });
 
+    it('an alert resolved before the heal (a recovery inside the fault) counts, its time negative; a resolution before the firing does not', async () => {
+      const t0 = Date.now();
+      const box = inbox([{ afterMs: 50, status: 'resolved', alertname: 'PostgresNoLeader' }, { afterMs: 100, status: 'firing', alertname: 'PostgresNoLeader' },
+        { afterMs: 300, status: 'resolved', alertname: 'PostgresNoLeader' }]);
+      const seen = await awaitAlerts(box, 1, [{ name: 'PostgresNoLeader', fires: 5, resolves: 5 }], t0, t0 + 600);
+      const [o] = seen.outcomes;
+      assert.ok(o && o.resolvedAfter !== null && o.resolvedAfter >= -0.4 && o.resolvedAfter <= -0.2, `resolved after ${String(o?.resolvedAfter)}`);
+      assert.deepEqual(alertProblems(seen.outcomes), []);
+      const early = await awaitAlerts(inbox([{ afterMs: 50, status: 'resolved', alertname: 'HostDown' }, { afterMs: 100, status: 'firing', alertname: 'HostDown' }]),
+        1, [{ name: 'HostDown', fires: 1, resolves: 0.5 }], t0, t0 + 200);
+      assert.equal(early.outcomes[0]?.resolvedAfter, null, 'the resolution of an earlier alert is not this one\'s');
+    });
+
     it('an alert that never comes, comes late or never resolves is a problem naming its bound', async () => {
       const t0 = Date.now();
       const box = inbox([{ afterMs: 1500, status: 'firing', alertname: 'PostgresLeaderChanged' }]);
@@ -426,6 +439,26 @@ describe('the drill framework', () => {
       const without = await runDrill({ ...sim.drill, alerts: expecting.alerts }, sim.target, options);
       assert.equal(without.passed, true, 'without an inbox the alerts are not checked');
       assert.equal(without.alerts, undefined);
+    });
+
+    it('a planned operation (quiet) fails when any alert reached the on-call during it, and passes when none did', async () => {
+      const planned = (): ReturnType<typeof simulated> => simulated({ hangMs: 0, downMs: 300 });
+      const silent = planned();
+      const passed = await runDrill({ ...silent.drill, quiet: 'a planned restart' }, silent.target, { ...options, alertInbox: inbox([]) });
+      assert.equal(passed.passed, true, passed.problems.join('; '));
+      assert.deepEqual(passed.otherAlerts, []);
+      const paging = planned();
+      const paged = await runDrill({ ...paging.drill, quiet: 'a planned restart' }, paging.target,
+        { ...options, alertInbox: inbox([{ afterMs: 200, status: 'firing', alertname: 'KafkaUnderReplicatedPartitions' }]) });
+      assert.equal(paged.passed, false);
+      assert.match(paged.problems.join('; '), /a planned operation that pages no one \(a planned restart\) paged: KafkaUnderReplicatedPartitions/);
+      const loaded = planned();
+      const busy = await runDrill({ ...loaded.drill, quiet: 'a planned restart' }, loaded.target, {
+        ...options,
+        alertInbox: { ...inbox([{ afterMs: 200, status: 'firing', alertname: 'OrderSLOSlowBurn' }]), underLoad: { names: ['OrderSLOSlowBurn'], why: 'a slow lab' } },
+      });
+      assert.equal(busy.passed, true, `an alert the system raises under load alone fails no planned operation: ${busy.problems.join('; ')}`);
+      assert.deepEqual(busy.otherAlerts, ['OrderSLOSlowBurn'], 'and the report still names it');
     });
   });
 });

@@ -70,6 +70,11 @@ export interface Drill<Ctx> {
   /** the alerts the fault must raise at the on-call, and their bounds (checked when the run has an alert inbox) */
   alerts?: ExpectedAlert[];
   /**
+   * a planned operation that must page no one says why instead of naming alerts: no alert may then reach the
+   * on-call from the fault to the end of the audit (checked when the run has an alert inbox)
+   */
+  quiet?: string;
+  /**
    * how long after the heal the system must be whole again, and what bounds it, where the heal restarts something
    * that takes longer than the run's wholeTimeoutSeconds (a JVM that recovers its logs after a SIGKILL); asserted
    */
@@ -100,6 +105,11 @@ export interface AlertInbox {
    * asked when an alert's mail did not come in time, so the problem says where the alert stopped
    */
   explain?(names: readonly string[]): Promise<string>;
+  /**
+   * alerts this system raises under a drill's load whatever the fault, and why: a planned operation (a drill's
+   * `quiet`) is not failed for them, and the report still names them
+   */
+  underLoad?: { names: readonly string[]; why: string };
 }
 
 /** The expected alerts' outcomes, the other alerts seen, and why the inbox could not be read when it could not. */
@@ -111,7 +121,10 @@ export interface AlertsSeen {
   explained?: string;
 }
 
-/** What became of an expected alert: seconds from the fault to its firing mail, from the heal to its resolved mail. */
+/**
+ * What became of an expected alert: seconds from the fault to its firing mail, from the heal to its resolved mail
+ * (negative when it was resolved before the heal: a recovery inside the fault, or an alert that marks a change).
+ */
 export interface AlertOutcome extends ExpectedAlert {
   firedAfter: number | null;
   resolvedAfter: number | null;
@@ -207,7 +220,7 @@ export class DrillInterrupted extends Error {
 
 /**
  * Waits until every expected alert's firing mail (after the fault) and, once healed, its resolved mail (after the
- * heal) have reached the inbox, or until the last bound has passed; polls every 2 s. Before the heal (healedAt null)
+ * firing one) have reached the inbox, or until the last bound has passed; polls every 2 s. Before the heal (healedAt null)
  * it waits for the firing mails only: a fault must last until its alerts fired, or a drill that heals fast would
  * prove nothing about them. Returns each alert's outcome and the other alerts seen.
  */
@@ -216,7 +229,10 @@ export async function awaitAlerts(inbox: AlertInbox, mark: number, expected: rea
   const deadline = Math.max(...expected.map((a) => Math.max(faultAt + a.fires * 1000, healedAt === null ? 0 : healedAt + a.resolves * 1000)));
   const outcome = (mails: AlertMailSeen[]): AlertOutcome[] => expected.map((a) => {
     const fired = mails.find((m) => m.alertname === a.name && m.status === 'firing' && m.at.getTime() >= faultAt);
-    const resolved = healedAt === null ? undefined : mails.find((m) => m.alertname === a.name && m.status === 'resolved' && m.at.getTime() >= healedAt);
+    // the first resolution after the firing mail: before the heal (a negative time) where the fault's own recovery
+    // ended it (a restore run inside the fault), or where the alert marks a change rather than a state
+    const resolved = healedAt === null || !fired ? undefined
+      : mails.find((m) => m.alertname === a.name && m.status === 'resolved' && m.at.getTime() >= fired.at.getTime());
     return { ...a, firedAfter: fired ? round(fired.at.getTime() - faultAt) : null, resolvedAfter: resolved && healedAt !== null ? round(resolved.at.getTime() - healedAt) : null };
   });
   for (;;) {
@@ -449,7 +465,8 @@ async function drillOnce<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: D
   }
 
   const expectedAlerts = options.alertInbox ? drill.alerts ?? [] : [];
-  const alertMark = expectedAlerts.length > 0 && options.alertInbox ? await options.alertInbox.mark() : 0;
+  const quiet = options.alertInbox ? drill.quiet : undefined;
+  const alertMark = (expectedAlerts.length > 0 || quiet !== undefined) && options.alertInbox ? await options.alertInbox.mark() : 0;
   doing('injecting the fault');
   const faultAt = Date.now();
   let fault: string;
@@ -540,7 +557,14 @@ async function drillOnce<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: D
     if (figures.lost > 0) problems.push(`orders: ${String(figures.lost)} acknowledged orders LOST`);
     problems.push(...orderProblems.map((p) => `orders: ${p}`));
   }
-  const alerts = alertsSeen ? await alertsSeen : undefined;
+  // a planned operation: whatever reached the on-call by now (no expected alert, so nothing is waited for)
+  const quietSeen = quiet !== undefined && options.alertInbox
+    ? await awaitAlerts(options.alertInbox, alertMark, [], faultAt, healedAt)
+      .catch((error: unknown): AlertsSeen => ({ outcomes: [], others: [], error: `the alert inbox failed: ${String(error)}` }))
+    : undefined;
+  const paged = quietSeen?.others.filter((name) => !(options.alertInbox?.underLoad?.names ?? []).includes(name)) ?? [];
+  if (paged.length > 0) problems.push(`a planned operation that pages no one (${quiet ?? ''}) paged: ${paged.join(', ')}`);
+  const alerts = alertsSeen ? await alertsSeen : quietSeen;
   if (alerts) problems.push(...(alerts.error === undefined ? alertProblems(alerts.outcomes) : [alerts.error]));
   if (alerts?.explained !== undefined) problems.push(`when the wait for the alerts ended: ${alerts.explained}`);
 

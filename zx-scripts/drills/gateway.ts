@@ -10,7 +10,7 @@ import { k6Load } from '../load/k6.ts';
 import { auditEmails, sinkCount } from './mail.ts';
 import type { Audit, Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { leader, running, sh } from './postgres.ts';
-import { HOST_DOWN } from './monitoring.ts';
+import { GATEWAY_VIP_MOVED, HOST_DOWN } from './monitoring.ts';
 
 const gateways = (inventory: Inventory) => inventory.hosts.filter((h) => h.groups.includes('gateways'));
 
@@ -195,6 +195,8 @@ export function gatewayDrills(inventory: Inventory, inventoryDir = defaultInvent
     {
       name: 'gateway-nginx-kill',
       description: 'SIGKILL of every Nginx process on the gateway holding the VIP (the host and Keepalived stay up)',
+      // systemd restarts Nginx within a second and the host stays up: only the VIP's move tells the on-call
+      alerts: [GATEWAY_VIP_MOVED],
       goal: { seconds: 2, boundBy: `nginx.service's ExecStopPost flips the track file; Keepalived (inotify) goes to FAULT and its priority-0 advert hands the VIP over within the skew; ${USERS_SPACING}` },
       prepare: prepare(true),
       async fault(v) {

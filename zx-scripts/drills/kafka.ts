@@ -205,6 +205,7 @@ export function kafkaDrills(inventory: Inventory, inventoryDir = defaultInventor
     {
       name: 'kafka-rolling-restart',
       description: 'ansible/kafka-rolling-restart.yml: every broker restarted in turn (controlled shutdown), under load',
+      quiet: 'a planned restart: one broker at a time, its leaderships moved away first, the next only once every partition is in sync again',
       goal: { seconds: 8, boundBy: "controlled shutdown moves leadership before a broker stops, but a write that waited for the stopping broker's acknowledgement waits out the writers' request timeout (5 s); the writer then starts a new producer (TLS, SCRAM login and a new producer id, up to 2 s on the lab's busy CPUs) and retries on the new leader (+ metadata refresh and retry backoff, up to 1 s)" },
       prepare: () => Promise.resolve({ host: 'all brokers' }),
       async fault() {

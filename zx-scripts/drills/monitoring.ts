@@ -144,7 +144,14 @@ export async function alertState(inventory: Inventory, names: readonly string[])
 export function onCallInbox(inventory: Inventory): AlertInbox | undefined {
   const has = (group: string): boolean => inventory.hosts.some((h) => h.groups.includes(group));
   if (!has('monitoring') || !has('mail_sink')) return undefined;
-  return { mark: () => sinkCount(inventory), mails: (after) => alertMailsAfter(inventory, after), explain: (names) => alertState(inventory, names) };
+  return {
+    mark: () => sinkCount(inventory),
+    mails: (after) => alertMailsAfter(inventory, after),
+    explain: (names) => alertState(inventory, names),
+    // the lab's two CPUs miss the order SLO under the drills' load (docs/monitoring.md): making the order path
+    // cheaper is issue 31's; until then a planned operation is not failed for the burn alerts
+    underLoad: { names: ['OrderSLOFastBurn', 'OrderSLOSlowBurn'], why: 'the lab misses the order SLO under the drills\' load (issue 31)' },
+  };
 }
 
 /*
@@ -160,9 +167,36 @@ const expected = (name: string, forSeconds: number): ExpectedAlert => ({ name, f
 export const HOST_DOWN = expected('HostDown', 30);
 /** ExporterDown (for 30 s): a component's metrics endpoint gone while its host answers. */
 export const EXPORTER_DOWN = expected('ExporterDown', 30);
+/** ExporterDown for a hung component: its endpoint accepts the scrape and fails it only at the scrape timeout (5 s). */
+export const EXPORTER_HUNG = expected('ExporterDown', 30 + 5);
 /** RedisDown (for 15 s): a Redis server its exporter cannot reach (the process killed or hung). */
 export const REDIS_DOWN = expected('RedisDown', 15);
 /** EtcdNoQuorum (for 15 s): fewer etcd members with a leader than a majority. */
 export const ETCD_NO_QUORUM = expected('EtcdNoQuorum', 15);
 /** EmailsNotSent: sends retried and none accepted over a 1 min window, for 30 s: 90 s of the provider refusing. */
 export const EMAILS_NOT_SENT = expected('EmailsNotSent', 90);
+/**
+ * WalArchivingFailing (for 2 min): the primary's last archive attempt failed and none succeeded since. pgBackRest's
+ * asynchronous archive-push reports a failure once its archive-timeout (60 s) has passed without the push; the lab's
+ * database hosts read their archiver every 15 s (pgbackrest_metrics_archiver_every); the resolution waits for the
+ * repository host's boot (about 10 s) and the queue's push as well.
+ */
+const archiving = expected('WalArchivingFailing', 60 + 15 + 120);
+export const WAL_ARCHIVING_FAILING: ExpectedAlert = { ...archiving, resolves: archiving.resolves + 15 };
+/** PostgresNoLeader (for 15 s): no member runs as the primary (a whole cluster restored). */
+export const POSTGRES_NO_LEADER = expected('PostgresNoLeader', 15);
+/** EtcdMemberNoLeader (for 30 s): an etcd member that answers but is cut off from the others. */
+export const ETCD_MEMBER_NO_LEADER = expected('EtcdMemberNoLeader', 30);
+
+/*
+ * An alert that marks a change rather than a state (no `for`; its rule compares with a minute ago): it fires within
+ * a scrape, an evaluation and group_wait of the change, and ends by itself a minute after it, whatever the heal does;
+ * counted from the heal (the change came before it), the minute + an evaluation + group_interval, then the mail.
+ */
+const changed = (name: string): ExpectedAlert => ({ name, fires: 5 + 5 + 5 + 15, resolves: 60 + 5 + 10 + 15 });
+/** PostgresLeaderChanged: another member promoted (the timeline moved on). */
+export const POSTGRES_LEADER_CHANGED = changed('PostgresLeaderChanged');
+/** PostgresRestarted: a member's postmaster started again (a crash Patroni restarted). */
+export const POSTGRES_RESTARTED = changed('PostgresRestarted');
+/** GatewayVipMoved: the virtual IP came to or left a gateway. */
+export const GATEWAY_VIP_MOVED = changed('GatewayVipMoved');

@@ -7,7 +7,7 @@ import { defaultInventory, killHost, startHost } from '../lab/lab.ts';
 import type { Drill, DrillTarget, Load, Whole } from './framework.ts';
 import { agentLoad, PG_AGENT } from './agent.ts';
 import { agent } from './pg.ts';
-import { EXPORTER_DOWN, HOST_DOWN } from './monitoring.ts';
+import { ETCD_MEMBER_NO_LEADER, EXPORTER_DOWN, HOST_DOWN, POSTGRES_LEADER_CHANGED, POSTGRES_RESTARTED } from './monitoring.ts';
 
 const LOAD_HOST = 'app1';
 const PATRONI = 'patronictl -c /etc/patroni/config.yml';
@@ -175,6 +175,8 @@ export function postgresDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'pg-switchover',
       description: 'planned switchover of the Patroni leader to a synchronous (quorum) standby',
+      // planned, and still the on-call hears of it: a primary that moves for any reason is worth a look
+      alerts: [POSTGRES_LEADER_CHANGED],
       // The sum of its steps, as the members' logs show them (a 7.3 s run on the lab, 2026-12-07): the old leader's
       // checkpoint and fast shutdown (0.5-1 s), the candidate taking the leader key in its next HA loop (up to
       // loop_wait, 3 s) and promoting (about 1 s), then strict mode commits nothing until a standby streams from the
@@ -209,6 +211,8 @@ export function postgresDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'pg-postgres-kill',
       description: 'SIGKILL of the PostgreSQL postmaster on the primary (Patroni and the host stay up)',
+      // Patroni restarts it within seconds and no failover happens: only the restart tells the on-call of the crash
+      alerts: [POSTGRES_RESTARTED],
       goal: { seconds: 15, boundBy: "Patroni's loop_wait 3 s (it notices and restarts PostgreSQL) + crash recovery" },
       prepare,
       async fault(v) {
@@ -244,6 +248,8 @@ EOF`);
     {
       name: 'pg-sync-standby-then-primary',
       description: 'power cut of a synchronous standby, then of the primary: the third member must have every acknowledged write',
+      // the promotion comes up to the goal's 35 s after the fault began (the standby's loss, then the primary's ttl)
+      alerts: [HOST_DOWN, { ...POSTGRES_LEADER_CHANGED, fires: POSTGRES_LEADER_CHANGED.fires + 35 }],
       goal: { seconds: 35, boundBy: "the primary's loss: Patroni ttl 20 s + the leader race's 2 s REST timeout to the dead primary + promotion + one HA loop (loop_wait 3 s: the new leader's quorum still names the dead replica until then) + HAProxy check, while the first victim boots and rejoins as the new leader's standby (strict mode commits nothing without one); the standby's loss costs nothing (ANY 1: the third member's flush is enough)" },
       prepare,
       async fault(v) {
@@ -268,6 +274,8 @@ EOF`);
       name: 'pg-primary-etcd-cutoff',
       description: 'the primary cut off from etcd only (its own etcd member from the others, itself from their client ports); PostgreSQL and the REST API still reach every member',
       goal: { seconds: 30, boundBy: "failsafe_mode: the primary keeps running while every member answers its REST API; else Patroni ttl 20 s + loop_wait 3 s + promotion + HAProxy check" },
+      // the users feel nothing (failsafe_mode), so the on-call must: the cut-off member's etcd has no leader
+      alerts: [ETCD_MEMBER_NO_LEADER],
       prepare,
       async fault(v) {
         await sh(v.primary, etcdCutoff(inventory, v.primary));

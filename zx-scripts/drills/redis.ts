@@ -172,9 +172,9 @@ export function redisDrills(inventory: Inventory): Drill<Victim>[] {
       name: 'redis-master-pause',
       description: 'SIGSTOP of the Redis master (a hung process: its connections stay open), SIGCONT once writes succeed elsewhere',
       goal: { seconds: 6, boundBy: `${FAILOVER}; clients destroy a connection silent for 1 s (socketTimeout: a paused master's sockets never close)` },
-      // names no alert yet: a hung master should raise RedisDown (roles/redis_exporter means its connection timeout to
-      // make a hung Redis read as redis_up 0), but on the lab none was pending 45 s after the SIGSTOP; only ExporterDown
-      // came, later (2026-12-07). The exporter's timeout does not bound a TLS session that stops answering: to be fixed
+      // a hung master fails the exporter's scrape of it (its TLS handshake waits 10 s) while the exporter answers for
+      // the Sentinel: RedisDown, as for a dead one
+      alerts: [REDIS_DOWN],
       async prepare() {
         const master = await redisMaster(inventory);
         return { host: master, master };

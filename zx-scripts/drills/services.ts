@@ -10,7 +10,7 @@ import { gatewayTarget, sendsHeldBy, USERS_SPACING, vipMovedSince, vrrpTransitio
 import { NORMAL } from '@oms/mail-sink/behaviour';
 import { sinkApi, sinkCount } from './mail.ts';
 import { running, sh } from './postgres.ts';
-import { EMAILS_NOT_SENT, HOST_DOWN } from './monitoring.ts';
+import { EMAILS_NOT_SENT, EXPORTER_HUNG, HOST_DOWN } from './monitoring.ts';
 
 /** The loopback /readyz of each service on an app host (roles/order_service, roles/notification_service). */
 const READY = { 'order-service': 9101, 'notification-service': 9102 } as const;
@@ -133,6 +133,9 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'notification-pause',
       description: `the notification service on ${first} frozen (SIGSTOP) mid-send for longer than its consumer session, then woken (SIGCONT)`,
+      // the other host's service takes its partitions over and nothing is late: a hung process shows only as its
+      // metrics endpoint not answering
+      alerts: [EXPORTER_HUNG],
       goal: { seconds: 1.5, boundBy: `nothing: orders never wait for email (events wait in Kafka); ${USERS_SPACING}` },
       prepare: victim(first),
       async after(v) {
@@ -161,6 +164,7 @@ export function servicesDrills(inventory: Inventory, inventoryDir = defaultInven
     {
       name: 'app-rolling-deploy',
       description: 'a configuration change deployed (deploy-services.yml: one app host at a time, drained at the gateways), then deployed back',
+      quiet: 'a planned deploy: one app host at a time, drained at the gateways first and back only once ready',
       goal: { seconds: 2.5, boundBy: `a host is out of the upstream before its services restart, and back only once ready; but each gateway reload closes the users' idle connections and all of them reconnect (TLS) at once, about 1 s on the lab's 2 CPUs; ${USERS_SPACING}` },
       prepare: victim(apps.join(',')),
       after: vipStayed,

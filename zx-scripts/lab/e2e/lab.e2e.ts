@@ -20,7 +20,7 @@ import { vipHolder } from '../../drills/gateway.ts';
 import { leader } from '../../drills/postgres.ts';
 import { redisMaster } from '../../drills/redis.ts';
 import { backupTests } from './backup.ts';
-import { monitoringTests } from './monitoring.ts';
+import { monitoringQuietTests, monitoringTests } from './monitoring.ts';
 import { journalTests } from './journal.ts';
 import { dataZoneTests } from './data-zone.ts';
 import { gatewayTests } from './gateway.ts';
@@ -403,6 +403,7 @@ describe('the single-machine lab', { timeout: (ALL_DRILLS ? 180 : 78) * MINUTES 
   tlsTests();
   monitoringTests();
   journalTests();
+  monitoringQuietTests();
   dataZoneTests();
   backupTests();
   kafkaTests();

@@ -1,7 +1,9 @@
 // Monitoring on the lab: Prometheus on mon1 scrapes every exporter over mutual TLS and every target is up; an exporter
 // (each job's) refuses a scrape without a client certificate and is not reachable from other hosts; the kit's alert rules are
 // loaded and none has fired since Prometheus started; an alert handed to Alertmanager reaches the on-call's mailbox at
-// the mail sink. Runs inside lab.e2e.ts, on its lab.
+// the mail sink; the dashboards render. Later (monitoringQuietTests, just before the first drill): the idle lab
+// raised no alert for 10 minutes, then a certificate about to expire reaches the on-call, and (full suite) the users'
+// plain load raises none. Runs inside lab.e2e.ts, on its lab.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
@@ -185,6 +187,52 @@ export function monitoringTests(): void {
     t.diagnostic(`firing mail ${((fired - sent) / 1000).toFixed(1)} s after the alert, resolved mail ${((resolved - fired) / 1000).toFixed(1)} s later`);
   });
 
+  it('monitoring: the dashboards\' console pages render on the monitoring host; the overview shows each cluster\'s leader', async (t) => {
+    const dashboards = parseDashboards(readFileSync(join(repoRoot, 'dashboards', 'dashboards.yml'), 'utf8'));
+    const panelsOf = (html: string): Map<string, string> => new Map(html.split('<section class="panel"').slice(1)
+      .map((section) => [/<h2>(.*?)<\/h2>/.exec(section)?.[1] ?? '?', section]));
+    for (const d of dashboards) {
+      const page = await consolePage(inventory, d.uid);
+      assert.equal(page.exitCode, 0, `${d.uid}: ${page.stderr} ${page.stdout.slice(0, 300)}`);
+      assert.equal(panelsOf(page.stdout).size, d.panels.length, `${d.uid}: every panel rendered`);
+      if (d.uid !== 'oms-overview') continue;
+      const panels = panelsOf(page.stdout);
+      // what the lab as provisioned must show: one leader or holder each (the order panels need orders)
+      for (const title of ['PostgreSQL leader', 'Redis master', 'Kafka active controller', 'ZooKeeper leader', 'Gateway holding the VIP']) {
+        const section = panels.get(title) ?? '';
+        assert.equal((section.match(/<tr>/g) ?? []).length, 1, `${title}: one row: ${section}`);
+        assert.doesNotMatch(section, /no data/, title);
+      }
+      assert.match(panels.get('Targets down') ?? '', /<td class="v">0<\/td>/, 'no target down');
+      // a share of no requests is no figure: the standby gateway (no traffic) is left out, not shown as NaN
+      const errors = panels.get('Server errors at the gateways (share of requests, 5 min)') ?? '';
+      assert.doesNotMatch(errors, /NaN/, `the gateways' error share: ${errors}`);
+      t.diagnostic(`${String(dashboards.length)} console pages; overview: ${['PostgreSQL leader', 'Redis master', 'Kafka active controller', 'ZooKeeper leader', 'Gateway holding the VIP']
+        .map((title) => `${title} ${/<td>(\w+)<\/td>/.exec(panels.get(title) ?? '')?.[1] ?? '?'}`).join(', ')}`);
+    }
+  });
+}
+
+/*
+ * After the tests that touch the lab without a fault (TLS, monitoring, journal) and before the first drill: the lab
+ * must have raised no alert for 10 minutes. Then the tests that raise alerts on purpose.
+ */
+export function monitoringQuietTests(): void {
+  // no false positive on an idle, healthy lab: from Prometheus' start (the end of site.yml) through the tests that
+  // probe the lab without a fault, no alert fired; the test waits for what is missing of the 10 minutes
+  const QUIET_MINUTES = 10;
+  it(`monitoring: the idle lab raises no alert for ${String(QUIET_MINUTES)} minutes (from Prometheus' start to the first drill)`, { timeout: (QUIET_MINUTES + 2) * MINUTES }, async (t) => {
+    const start = await prometheusStart(inventory);
+    const missing = Math.max(0, start + QUIET_MINUTES * 60 - Date.now() / 1000);
+    if (missing > 0) await sleep(missing * 1000);
+    const quiet = await alertsSince(inventory, start);
+    const minutes = (quiet.seconds / 60).toFixed(1);
+    assert.ok(quiet.seconds >= QUIET_MINUTES * 60, `the window covers ${minutes} minutes`);
+    assert.deepEqual(quiet.alerts.filter((a) => a.endsWith(' firing')), [], `alerts fired on the idle lab in the ${minutes} minutes since Prometheus started`);
+    const pending = quiet.alerts.filter((a) => a.endsWith(' pending'));
+    t.diagnostic(`no alert fired in the ${minutes} minutes since Prometheus started (${(missing / 60).toFixed(1)} of them waited for idle)${pending.length > 0 ? `; pending for a while: ${pending.join(', ')}` : ', none pending'}`);
+  });
+
   it('monitoring: every host reports when each certificate it holds expires, as the controller issued it; one under 21 days reaches the on-call', { timeout: 5 * MINUTES }, async (t) => {
     const pki = labPki();
     const notAfter = (file: string): number => new Date(new X509Certificate(readFileSync(file)).validTo).getTime() / 1000;
@@ -246,30 +294,5 @@ export function monitoringTests(): void {
     const p99 = figure(summary, 'order_ms', 'p(99)');
     t.diagnostic(`${String(LOAD_MINUTES)} min of load (reports/load/${run}): ${String(orders)} orders acknowledged, order p99 ${p99.toFixed(0)} ms; alerts fired: ${fired.join(', ') || 'none'}; pending for a while: ${pending.join(', ') || 'none'}`);
     assert.deepEqual(fired, [], `alerts fired under the users' plain load (${String(LOAD_MINUTES)} minutes, no fault)`);
-  });
-
-  it('monitoring: the dashboards\' console pages render on the monitoring host; the overview shows each cluster\'s leader', async (t) => {
-    const dashboards = parseDashboards(readFileSync(join(repoRoot, 'dashboards', 'dashboards.yml'), 'utf8'));
-    const panelsOf = (html: string): Map<string, string> => new Map(html.split('<section class="panel"').slice(1)
-      .map((section) => [/<h2>(.*?)<\/h2>/.exec(section)?.[1] ?? '?', section]));
-    for (const d of dashboards) {
-      const page = await consolePage(inventory, d.uid);
-      assert.equal(page.exitCode, 0, `${d.uid}: ${page.stderr} ${page.stdout.slice(0, 300)}`);
-      assert.equal(panelsOf(page.stdout).size, d.panels.length, `${d.uid}: every panel rendered`);
-      if (d.uid !== 'oms-overview') continue;
-      const panels = panelsOf(page.stdout);
-      // what the lab as provisioned must show: one leader or holder each (the order panels need orders)
-      for (const title of ['PostgreSQL leader', 'Redis master', 'Kafka active controller', 'ZooKeeper leader', 'Gateway holding the VIP']) {
-        const section = panels.get(title) ?? '';
-        assert.equal((section.match(/<tr>/g) ?? []).length, 1, `${title}: one row: ${section}`);
-        assert.doesNotMatch(section, /no data/, title);
-      }
-      assert.match(panels.get('Targets down') ?? '', /<td class="v">0<\/td>/, 'no target down');
-      // a share of no requests is no figure: the standby gateway (no traffic) is left out, not shown as NaN
-      const errors = panels.get('Server errors at the gateways (share of requests, 5 min)') ?? '';
-      assert.doesNotMatch(errors, /NaN/, `the gateways' error share: ${errors}`);
-      t.diagnostic(`${String(dashboards.length)} console pages; overview: ${['PostgreSQL leader', 'Redis master', 'Kafka active controller', 'ZooKeeper leader', 'Gateway holding the VIP']
-        .map((title) => `${title} ${/<td>(\w+)<\/td>/.exec(panels.get(title) ?? '')?.[1] ?? '?'}`).join(', ')}`);
-    }
   });
 }
