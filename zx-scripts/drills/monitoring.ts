@@ -183,8 +183,6 @@ export const EMAILS_NOT_SENT = expected('EmailsNotSent', 90);
  */
 const archiving = expected('WalArchivingFailing', 60 + 15 + 120);
 export const WAL_ARCHIVING_FAILING: ExpectedAlert = { ...archiving, resolves: archiving.resolves + 15 };
-/** PostgresNoLeader (for 15 s): no member runs as the primary (a whole cluster restored). */
-export const POSTGRES_NO_LEADER = expected('PostgresNoLeader', 15);
 /** EtcdMemberNoLeader (for 30 s): an etcd member that answers but is cut off from the others. */
 export const ETCD_MEMBER_NO_LEADER = expected('EtcdMemberNoLeader', 30);
 
