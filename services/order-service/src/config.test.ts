@@ -37,6 +37,14 @@ describe('configuration', () => {
     });
   });
 
+  it('the identity provider\'s keys: a key set or one public key, not both or neither', () => {
+    const auth = { issuer: sample.auth.issuer, audience: sample.auth.audience };
+    assert.equal(parseConfig({ ...sample, auth: { ...auth, keySet: '/etc/oms/order-service/jwt-key-set.json' } }).auth.keySet, '/etc/oms/order-service/jwt-key-set.json');
+    for (const keys of [{}, { keySet: '/a.json', publicKey: '/b.pem' }]) {
+      assert.throws(() => parseConfig({ ...sample, auth: { ...auth, ...keys } }), /auth: give keySet \(a JWKS file\) or publicKey \(a PEM file\), not both or neither/);
+    }
+  });
+
   it('a missing or non-JSON file is a clear error', () => {
     const dir = mkdtempSync(join(tmpdir(), 'oms-config-'));
     assert.throws(() => loadConfig(join(dir, 'missing.json')), /cannot read the configuration .*missing\.json/);

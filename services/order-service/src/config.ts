@@ -32,12 +32,14 @@ export const configSchema = z.strictObject({
     ttlJitterSeconds: z.number().int().min(0).default(60),
   }),
   kafka: kafkaSchema.extend({ topic: topicSchema }),
+  /** the identity provider's keys: its key set (a JWKS file, read again when it changes) or one PEM public key */
   auth: z.strictObject({
-    publicKey: fileSchema,
+    keySet: fileSchema.optional(),
+    publicKey: fileSchema.optional(),
     issuer: z.string().min(1),
     audience: z.string().min(1),
     clockSkewSeconds: z.number().int().min(0).max(300).default(30),
-  }),
+  }).refine((a) => (a.keySet === undefined) !== (a.publicKey === undefined), { message: 'give keySet (a JWKS file) or publicKey (a PEM file), not both or neither' }),
   payments: z.strictObject({
     /** the provider's answer must come within this time, else the order waits for the recovery sweep */
     timeoutMs: z.number().int().min(100).max(60_000).default(3000),

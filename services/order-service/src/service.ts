@@ -11,7 +11,7 @@ import { keepConnected, sentinelClient } from '@oms/service-common/redis';
 import { listen } from '@oms/service-common/http';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { publicKeyFromPem } from './auth/jwt.ts';
+import { KeySet, publicKeyFromPem } from './auth/jwt.ts';
 import { CatalogCache } from './catalog/cache.ts';
 import type { Config } from './config.ts';
 import { createApp } from './http/app.ts';
@@ -46,6 +46,11 @@ const file = (path: string): string => readFileSync(path, 'utf8');
 export async function startService(config: Config, log: Logger, options: { payments?: PaymentProvider } = {}): Promise<RunningService> {
   const metrics = createMetrics();
   const payments = options.payments ?? new SimulatedProvider();
+  // read first: a key set that is missing or broken stops the service before it connects anywhere
+  const keys = config.auth.keySet === undefined
+    ? KeySet.of(publicKeyFromPem(file(config.auth.publicKey ?? '')))
+    : KeySet.fromFile(config.auth.keySet, (level, message) => { log[level]({ keySet: config.auth.keySet }, message); });
+  log.info({ keys: keys.ids() }, 'verifying bearer tokens with these keys');
 
   const pool = createPool(config.postgres, 'order-service', log);
 
@@ -69,7 +74,7 @@ export async function startService(config: Config, log: Logger, options: { payme
 
   const app = createApp({
     pool, payments, paymentTimeoutMs: config.payments.timeoutMs, catalog, metrics, log,
-    jwt: { publicKey: publicKeyFromPem(file(config.auth.publicKey)), issuer: config.auth.issuer, audience: config.auth.audience, clockSkewSeconds: config.auth.clockSkewSeconds },
+    jwt: { keys, issuer: config.auth.issuer, audience: config.auth.audience, clockSkewSeconds: config.auth.clockSkewSeconds },
     ready: async () => {
       if (!accepting) return { ready: false, checks: { service: 'stopping or starting' } };
       try {

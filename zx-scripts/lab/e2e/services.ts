@@ -2,7 +2,9 @@
 // units, and the mission's smoke test: an order placed at the virtual IP comes back as exactly one email per event at
 // the provider. Runs inside lab.e2e.ts.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GATEWAY_AGENT, runAgent } from '../../drills/agent.ts';
@@ -11,6 +13,8 @@ import type { Answer } from '../../drills/gateway-agent.ts';
 import { emailsForOrder, type SinkMessage } from '../../drills/mail.ts';
 import { DEFAULT_THRESHOLDS, DEFAULT_USERS, PACE } from '../../load/k6.ts';
 import { repoRoot } from '../lab.ts';
+import { LAB_IDP, labIdpKey } from '../catalog.ts';
+import { keySetOf, mintToken } from '@oms/order-service/auth/jwt';
 import { ALL_DRILLS, assertOk, bin, inHost, inventory, it, MINUTES, recap, run, runDrillsTest } from './harness.ts';
 
 const apps = inventory.hosts.filter((h) => h.groups.includes('app_servers')).map((h) => h.name);
@@ -64,6 +68,52 @@ export function servicesTests(): void {
     assert.notEqual(refused.code, 0);
     assert.match(refused.stdout + refused.stderr, /notification_service_inbox_retention_days \(5 days\) must be longer than the retention of oms\.order-events \(7/);
     for (const [host, counts] of recap(refused.stdout)) assert.equal(counts.changed, 0, `${host} was changed`);
+  });
+
+  // The identity provider rotates its signing key: it publishes the new key beside the old, signs with the new one,
+  // then withdraws the old. deploy-services.yml copies the key set; the order service reads it again (no restart)
+  it('services: a rotated signing key of the identity provider is taken once published and the old one refused once withdrawn, with no restart', { timeout: 10 * MINUTES }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'oms-e2e-jwks-'));
+    const next = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    const labPublic = createPublicKey(createPrivateKey(readFileSync(labIdpKey(), 'utf8'))).export({ type: 'spki', format: 'pem' }).toString();
+    const token = (privateKeyPem: string): string => mintToken({ privateKeyPem, issuer: LAB_IDP.issuer, audience: LAB_IDP.audience, subject: 'e2e-rotation', role: 'customer', email: 'e2e-rotation@shop.example', ttlSeconds: 600 });
+    const [oldToken, newToken] = [token(readFileSync(labIdpKey(), 'utf8')), token(next.privateKey)];
+    const mainPids = async (): Promise<string[]> => Promise.all(apps.map(async (h) => (await inHost(h, 'systemctl', 'show', 'order-service', '--property', 'MainPID', '--value')).stdout.trim()));
+    // the key set as a file on the controller, deployed the way an operator does after the provider's rotation
+    const publish = async (name: string, keys: string[] | null): Promise<string> => {
+      const extra = keys === null ? [] : (() => {
+        const file = join(dir, `${name}.jwks.json`);
+        writeFileSync(file, keySetOf(keys));
+        return ['-e', JSON.stringify({ order_service_lab_idp_key: '', order_service_jwt_key_set_file: file })];
+      })();
+      const deployed = await run(bin('ansible-playbook'), ['ansible/deploy-services.yml', '--limit', 'app_servers', ...extra]);
+      assertOk(deployed, `deploy-services.yml with the key set ${name}`);
+      // the service looks at the file at most once a second
+      await sleep(1500);
+      return [...recap(deployed.stdout).entries()].map(([host, c]) => `${host} changed=${String(c.changed)}`).join(', ');
+    };
+    // a request through the VIP reaches either app host: several of each
+    const statuses = async (bearer: string): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < 6; i++) out.push((await runAgent<Answer>(GATEWAY_AGENT, inventory, 'client', ['probe', '--path', '/api/v1/orders', '--header', `authorization: Bearer ${bearer}`])).status);
+      return out;
+    };
+    const before = await mainPids();
+    try {
+      assert.deepEqual(await statuses(newToken), [401, 401, 401, 401, 401, 401], 'a key not yet published');
+      const both = await publish('both', [labPublic, next.publicKey]);
+      assert.deepEqual(await statuses(newToken), [200, 200, 200, 200, 200, 200], 'the new key, published');
+      assert.deepEqual(await statuses(oldToken), [200, 200, 200, 200, 200, 200], 'the old key, still published');
+      const withdrawn = await publish('new-only', [next.publicKey]);
+      assert.deepEqual(await statuses(oldToken), [401, 401, 401, 401, 401, 401], 'the old key, withdrawn');
+      assert.deepEqual(await statuses(newToken), [200, 200, 200, 200, 200, 200], 'the new key');
+      assert.deepEqual(await mainPids(), before, 'no order service restarted');
+      t.diagnostic(`both keys published (${both}), then the old one withdrawn (${withdrawn}); order-service PIDs unchanged: ${before.join(', ')}`);
+    } finally {
+      await publish('the lab\'s own', null);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.deepEqual(await statuses(oldToken), [200, 200, 200, 200, 200, 200], 'the lab\'s own key set is back');
   });
 
   it('services: an order placed at the VIP becomes exactly one email per event at the provider', async (t) => {
