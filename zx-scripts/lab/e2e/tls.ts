@@ -68,4 +68,42 @@ export function tlsTests(): void {
     assert.deepEqual(tls.filter((l) => l.tls12 !== 'refused').map((l) => `${l.host}:${String(l.port)} completed a ${l.tls12} handshake`), [], 'listeners that accept TLS 1.2');
     for (const l of found.filter(plainAllowed)) assert.equal(l.tls13, 'none', `${l.host}:${String(l.port)} is listed as not TLS but speaks it`);
   });
+  // Least privilege on keys: every private key on every host (PEM keys, PKCS#12 and Java key stores), who owns it
+  // and who may read it. None is readable by other users; Nginx's workers read none (the master reads them as root);
+  // a service's own keys are readable by its user alone.
+  it('keys: every private key on every host is readable only by its owner and the daemons that use it; Nginx\'s workers read none', async (t) => {
+    const hosts = inventory.hosts.filter((h) => running(h.name));
+    const LIST = `find /etc /opt /usr/local /var/lib -xdev -type f -size -256k \\( -name '*.key' -o -name '*.pem' -o -name '*.p12' -o -name '*.jks' -o -name 'ssh_host_*_key' \\) 2>/dev/null |
+      while read -r f; do
+        case "$f" in *.p12|*.jks) ;; *) grep -q 'PRIVATE KEY-----' "$f" || continue ;; esac
+        g=$(stat -c %G "$f"); printf '%s %s %s %s %s\\n' "$f" "$(stat -c %U "$f")" "$g" "$(stat -c %a "$f")" "$(getent group "$g" | cut -d: -f4 | tr -d ' ')"
+      done
+      for p in $(pgrep -x nginx); do u=$(ps -o user= -p "$p"); [ "$u" = root ] || echo "nginx-worker $(ps -o supgrp= -p "$p" | tr -d ' ')"; done`;
+    const rows: string[] = [];
+    const problems: string[] = [];
+    for (const h of hosts) {
+      const r = await inHost(h.name, 'sh', '-c', LIST);
+      assertOk(r, `the key listing on ${h.name}`);
+      for (const line of r.stdout.trim().split('\n').filter(Boolean)) {
+        const [path = '', owner = '', group = '', mode = '', members = ''] = line.split(' ');
+        if (path === 'nginx-worker') {
+          if (owner.split(',').includes('ssl-cert')) problems.push(`${h.name}: an Nginx worker runs with the key group (groups ${owner})`);
+          continue;
+        }
+        const bits = parseInt(mode, 8);
+        const readers = [owner, ...(bits & 0o040 ? [`group ${group}${members ? ` (${members})` : ''}`] : [])];
+        rows.push(`${h.name} ${path} ${owner}:${group} ${mode} read by ${readers.join(', ')}`);
+        if (bits & 0o007) problems.push(`${h.name}: ${path} (${mode}) is open to every user`);
+        if (bits & 0o020) problems.push(`${h.name}: ${path} (${mode}) is writable by its group`);
+        if (bits & 0o040 && members.split(',').includes('www-data')) problems.push(`${h.name}: ${path} is readable by www-data (group ${group})`);
+        const service = /^\/etc\/oms\/([a-z-]+)\//.exec(path)?.[1];
+        if (service !== undefined && service !== 'pki' && (owner !== 'root' || group !== service || mode !== '640' || (members !== '' && members !== service))) {
+          problems.push(`${h.name}: ${path} is ${owner}:${group} ${mode} (members ${members || 'none'}): a service's key must be root:${service} 640, its group the service alone`);
+        }
+      }
+    }
+    t.diagnostic(`${String(rows.length)} private keys on ${String(hosts.length)} hosts: ${rows.join('; ')}`);
+    assert.ok(rows.length >= hosts.length, `every host holds its key (found ${String(rows.length)})`);
+    assert.deepEqual(problems, [], 'keys readable beyond the daemons that use them');
+  });
 }
