@@ -455,7 +455,7 @@ describe('the drill framework', () => {
       const loaded = planned();
       const busy = await runDrill({ ...loaded.drill, quiet: 'a planned restart' }, loaded.target, {
         ...options,
-        alertInbox: { ...inbox([{ afterMs: 200, status: 'firing', alertname: 'OrderSLOSlowBurn' }]), underLoad: { names: ['OrderSLOSlowBurn'], why: 'a slow lab' } },
+        alertInbox: { ...inbox([{ afterMs: 200, status: 'firing', alertname: 'OrderSLOSlowBurn' }]), underLoad: ['OrderSLOSlowBurn'] },
       });
       assert.equal(busy.passed, true, `an alert the system raises under load alone fails no planned operation: ${busy.problems.join('; ')}`);
       assert.deepEqual(busy.otherAlerts, ['OrderSLOSlowBurn'], 'and the report still names it');

@@ -106,10 +106,10 @@ export interface AlertInbox {
    */
   explain?(names: readonly string[]): Promise<string>;
   /**
-   * alerts this system raises under a drill's load whatever the fault, and why: a planned operation (a drill's
-   * `quiet`) is not failed for them, and the report still names them
+   * alerts this system raises under a drill's load whatever the fault: a planned operation (a drill's `quiet`) is
+   * not failed for them, and the report still names them
    */
-  underLoad?: { names: readonly string[]; why: string };
+  underLoad?: readonly string[];
 }
 
 /** The expected alerts' outcomes, the other alerts seen, and why the inbox could not be read when it could not. */
@@ -562,7 +562,7 @@ async function drillOnce<Ctx>(drill: Drill<Ctx>, target: DrillTarget, options: D
     ? await awaitAlerts(options.alertInbox, alertMark, [], faultAt, healedAt)
       .catch((error: unknown): AlertsSeen => ({ outcomes: [], others: [], error: `the alert inbox failed: ${String(error)}` }))
     : undefined;
-  const paged = quietSeen?.others.filter((name) => !(options.alertInbox?.underLoad?.names ?? []).includes(name)) ?? [];
+  const paged = quietSeen?.others.filter((name) => !(options.alertInbox?.underLoad ?? []).includes(name)) ?? [];
   if (paged.length > 0) problems.push(`a planned operation that pages no one (${quiet ?? ''}) paged: ${paged.join(', ')}`);
   const alerts = alertsSeen ? await alertsSeen : quietSeen;
   if (alerts) problems.push(...(alerts.error === undefined ? alertProblems(alerts.outcomes) : [alerts.error]));

@@ -111,6 +111,8 @@ export class KeySet {
   private checkedAt = 0;
   private stamp: string;
   private brokenStamp = '';
+  /** the last problem reported (a file's stamp, or 'unreadable'): each is reported once */
+  private lastReported = '';
 
   private constructor(private readonly path: string | null, keys: SetKey[], stamp: string,
     private readonly onEvent: KeySetEvents, private readonly checkEveryMs: number) {
@@ -174,7 +176,6 @@ export class KeySet {
     }
   }
 
-  private lastReported = '';
   private report(what: string, message: string): void {
     if (what === this.lastReported) return;
     this.lastReported = what;
