@@ -52,8 +52,9 @@ async function main(argv: string[]): Promise<number> {
   if (names.length === 0) throw new UsageError('name a drill, all, or list');
   if (names[0] === 'list') {
     // each drill with what its fault must raise at the on-call, or why a planned operation pages no one
-    const pages = (d: Drill<unknown>): string => (d.quiet !== undefined ? `pages no one: ${d.quiet}` : `alerts: ${(d.alerts ?? []).map((a) => a.name).join(', ') || 'none named'}`);
-    if (json) console.log(JSON.stringify(drills.map((d) => ({ name: d.name, description: d.description, alerts: (d.alerts ?? []).map((a) => a.name), ...(d.quiet !== undefined ? { quiet: d.quiet } : {}) })), null, 2));
+    const alertNames = (d: Drill<unknown>): string[] => (d.alerts ?? []).map((a) => a.name);
+    const pages = (d: Drill<unknown>): string => (d.quiet !== undefined ? `pages no one: ${d.quiet}` : `alerts: ${alertNames(d).join(', ') || 'none named'}`);
+    if (json) console.log(JSON.stringify(drills.map((d) => ({ name: d.name, description: d.description, alerts: alertNames(d), ...(d.quiet !== undefined ? { quiet: d.quiet } : {}) })), null, 2));
     else for (const d of drills) console.log(`${d.name.padEnd(30)} ${d.description} [${pages(d)}]`);
     return 0;
   }

@@ -1,6 +1,6 @@
 // Monitoring on the lab: Prometheus on mon1 scrapes every exporter over mutual TLS and every target is up; an exporter
 // (each job's) refuses a scrape without a client certificate and is not reachable from other hosts; the kit's alert rules are
-// loaded and none has fired since Prometheus started; an alert handed to Alertmanager reaches the on-call's mailbox at
+// loaded; an alert handed to Alertmanager reaches the on-call's mailbox at
 // the mail sink; the dashboards render. Later (monitoringQuietTests, just before the first drill): the idle lab
 // raised no alert for 10 minutes, then a certificate about to expire reaches the on-call, and (full suite) the users'
 // plain load raises none. Runs inside lab.e2e.ts, on its lab.
@@ -46,7 +46,7 @@ async function alertMailAt(after: number, alertname: string, status: 'firing' | 
 }
 
 export function monitoringTests(): void {
-  it('monitoring: Prometheus scrapes every exporter over mutual TLS (all up), only it can, the rules load and none fires', async (t) => {
+  it('monitoring: Prometheus scrapes every exporter over mutual TLS (all up), only it can, every alert rule loads', async (t) => {
     const expected = new Map<string, string[]>([
       ['node', watched],
       ['prometheus', groupHosts(inventory, 'monitoring').map((h) => h.name)],
@@ -155,14 +155,7 @@ export function monitoringTests(): void {
 
     const rules = (await loadedAlertRules(inventory)).sort();
     assert.deepEqual(rules, alertsOf().sort(), 'Prometheus loaded every alert rule of roles/prometheus/files/rules');
-    // no false positive: since Prometheus started (the end of site.yml), through its re-run and the probes of the
-    // tests before this one, no alert has fired. A pending alert reaches no one: one scrape that times out (5 s on
-    // the lab) while Ansible runs on all 16 hosts at once makes ExporterDown and HostDown pending on every host for
-    // an evaluation, as a CI run on a saturated machine showed; those are reported, not failed
-    const quiet = await alertsSince(inventory, await prometheusStart(inventory));
-    const minutes = (quiet.seconds / 60).toFixed(1);
-    assert.deepEqual(quiet.alerts.filter((a) => a.endsWith(' firing')), [], `alerts fired on the lab as provisioned, in the ${minutes} minutes since Prometheus started`);
-    const pending = quiet.alerts.filter((a) => a.endsWith(' pending'));
+    // that none has fired since Prometheus started is checked once, over 10 idle minutes (monitoringQuietTests)
     // the figures of the monitoring host itself: its daemons' CPU and memory, and the series Prometheus holds
     const cpu = await instantQuery(inventory, 'sum by (job) (rate(process_cpu_seconds_total{job=~"prometheus|alertmanager"}[2m]))');
     const rss = await instantQuery(inventory, 'sum by (job) (process_resident_memory_bytes{job=~"prometheus|alertmanager"})');
@@ -170,7 +163,7 @@ export function monitoringTests(): void {
     const of = (samples: Sample[], job: string): number => samples.find((x) => x.metric.job === job)?.value ?? NaN;
     t.diagnostic(['prometheus', 'alertmanager'].map((job) => `${job} ${(of(cpu, job) * 100).toFixed(1)} % of a CPU, ${(of(rss, job) / 2 ** 20).toFixed(0)} MiB resident`).join('; ') +
       `; ${String(series[0]?.value ?? '?')} series in Prometheus' head`);
-    t.diagnostic(`${String(rules.length)} alert rules loaded; no alert fired in the ${minutes} minutes since Prometheus started${pending.length > 0 ? ` (pending for a while: ${pending.join(', ')})` : ', none pending'}; monitoring host ${monitoringHost(inventory).name}`);
+    t.diagnostic(`${String(rules.length)} alert rules loaded; monitoring host ${monitoringHost(inventory).name}`);
   });
 
   it('monitoring: an alert handed to Alertmanager reaches the on-call at the mail sink, and so does its resolution', { timeout: 3 * MINUTES }, async (t) => {
@@ -219,7 +212,10 @@ export function monitoringTests(): void {
  */
 export function monitoringQuietTests(): void {
   // no false positive on an idle, healthy lab: from Prometheus' start (the end of site.yml) through the tests that
-  // probe the lab without a fault, no alert fired; the test waits for what is missing of the 10 minutes
+  // probe the lab without a fault, no alert fired; the test waits for what is missing of the 10 minutes. A pending
+  // alert reaches no one: one scrape that times out (5 s on the lab) while Ansible runs on all 16 hosts at once makes
+  // ExporterDown and HostDown pending on every host for an evaluation, as a CI run on a saturated machine showed;
+  // those are reported, not failed
   const QUIET_MINUTES = 10;
   it(`monitoring: the idle lab raises no alert for ${String(QUIET_MINUTES)} minutes (from Prometheus' start to the first drill)`, { timeout: (QUIET_MINUTES + 2) * MINUTES }, async (t) => {
     const start = await prometheusStart(inventory);

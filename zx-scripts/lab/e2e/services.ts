@@ -81,11 +81,10 @@ export function servicesTests(): void {
     const mainPids = async (): Promise<string[]> => Promise.all(apps.map(async (h) => (await inHost(h, 'systemctl', 'show', 'order-service', '--property', 'MainPID', '--value')).stdout.trim()));
     // the key set as a file on the controller, deployed the way an operator does after the provider's rotation
     const publish = async (name: string, keys: string[] | null): Promise<string> => {
-      const extra = keys === null ? [] : (() => {
-        const file = join(dir, `${name}.jwks.json`);
-        writeFileSync(file, keySetOf(keys));
-        return ['-e', JSON.stringify({ order_service_lab_idp_key: '', order_service_jwt_key_set_file: file })];
-      })();
+      const file = join(dir, `${name}.jwks.json`);
+      if (keys !== null) writeFileSync(file, keySetOf(keys));
+      // null: the inventory's own key set (the lab's provider)
+      const extra = keys === null ? [] : ['-e', JSON.stringify({ order_service_lab_idp_key: '', order_service_jwt_key_set_file: file })];
       const deployed = await run(bin('ansible-playbook'), ['ansible/deploy-services.yml', '--limit', 'app_servers', ...extra]);
       assertOk(deployed, `deploy-services.yml with the key set ${name}`);
       // the service looks at the file at most once a second
